@@ -1,0 +1,463 @@
+//! The typed schema of `tocsin.yaml` (SPEC §11). Unknown keys are errors.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use tocsin_domain::{DurationSpec, Grouping, OutsideSupportHours, Role, Severity};
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default database.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tocsin.db";
+/// Default request body limit (5 MiB).
+pub const DEFAULT_BODY_LIMIT: usize = 5 * 1024 * 1024;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: Server,
+    #[serde(default)]
+    pub database: Database,
+    #[serde(default)]
+    pub api_tokens: Vec<ApiToken>,
+    #[serde(default)]
+    pub providers: Providers,
+    #[serde(default)]
+    pub teams: Vec<Team>,
+    #[serde(default)]
+    pub users: Vec<User>,
+    #[serde(default)]
+    pub support_hours: Vec<SupportHours>,
+    #[serde(default)]
+    pub schedules: Vec<Schedule>,
+    #[serde(default)]
+    pub escalation_policies: Vec<EscalationPolicy>,
+    #[serde(default)]
+    pub services: Vec<Service>,
+    #[serde(default)]
+    pub sources: Vec<Source>,
+    #[serde(default)]
+    pub heartbeats: Vec<Heartbeat>,
+    #[serde(default)]
+    pub status_page: Option<StatusPage>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// `host:port` to listen on (default 127.0.0.1:8080).
+    pub listen: Option<String>,
+    /// Base of every link Tocsin sends (default `http://{listen}`).
+    pub public_url: Option<String>,
+    /// Largest accepted request body in bytes (default 5 MiB).
+    pub body_limit_bytes: Option<usize>,
+    /// How long in-flight requests may take to finish at shutdown (default 10s).
+    pub shutdown_timeout: Option<DurationSpec>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// `sqlite://path` (default `sqlite://tocsin.db`) or `postgres://…`.
+    pub url: Option<String>,
+    /// Connection pool size (PostgreSQL; default 10).
+    pub max_connections: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    pub name: String,
+    pub token: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Providers {
+    pub smtp: Option<Smtp>,
+    pub twilio: Option<Twilio>,
+    pub slack: Option<Slack>,
+    pub ntfy: Option<Ntfy>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    #[default]
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    pub from: String,
+    #[serde(default)]
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+fn default_smtp_port() -> u16 {
+    25
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Twilio {
+    pub account_sid: String,
+    pub auth_token: String,
+    pub from: String,
+    #[serde(default = "default_twilio_base")]
+    pub api_base: String,
+}
+
+fn default_twilio_base() -> String {
+    "https://api.twilio.com".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slack {
+    pub bot_token: Option<String>,
+    pub signing_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ntfy {
+    #[serde(default = "default_ntfy_base")]
+    pub base_url: String,
+    pub token: Option<String>,
+}
+
+fn default_ntfy_base() -> String {
+    "https://ntfy.sh".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Team {
+    pub id: String,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub teams: Vec<String>,
+    #[serde(default = "default_user_role")]
+    pub role: Role,
+    #[serde(default)]
+    pub contacts: Vec<Contact>,
+    #[serde(default)]
+    pub notify: NotifyRules,
+}
+
+fn default_user_role() -> Role {
+    Role::Responder
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContactType {
+    Email,
+    Sms,
+    Voice,
+    Push,
+    Slack,
+    Webhook,
+}
+
+impl ContactType {
+    /// The field a contact of this type must carry.
+    pub fn required_field(self) -> &'static str {
+        match self {
+            ContactType::Email => "address",
+            ContactType::Sms | ContactType::Voice => "number",
+            ContactType::Push => "topic",
+            ContactType::Slack => "webhook_url",
+            ContactType::Webhook => "url",
+        }
+    }
+}
+
+/// One way to reach a user. Which field is required depends on `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: ContactType,
+    pub address: Option<String>,
+    pub number: Option<String>,
+    pub topic: Option<String>,
+    pub webhook_url: Option<String>,
+    pub url: Option<String>,
+    /// Slack user or channel id for bot messages.
+    pub channel: Option<String>,
+    /// HMAC secret for `webhook` contacts.
+    pub secret: Option<String>,
+}
+
+impl Contact {
+    pub fn value(&self) -> Option<&str> {
+        match self.kind {
+            ContactType::Email => self.address.as_deref(),
+            ContactType::Sms | ContactType::Voice => self.number.as_deref(),
+            ContactType::Push => self.topic.as_deref(),
+            ContactType::Slack => self.webhook_url.as_deref().or(self.channel.as_deref()),
+            ContactType::Webhook => self.url.as_deref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyRules {
+    #[serde(default)]
+    pub high: Vec<NotifyRule>,
+    #[serde(default)]
+    pub low: Vec<NotifyRule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyRule {
+    pub contact: String,
+    pub after: DurationSpec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupportHours {
+    pub id: String,
+    pub timezone: String,
+    /// Day spec (`mon-fri`, `sat`, `mon,wed`) → `HH:MM-HH:MM`.
+    pub weekly: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    pub id: String,
+    pub name: Option<String>,
+    pub timezone: String,
+    #[serde(default)]
+    pub layers: Vec<Layer>,
+    #[serde(default)]
+    pub overrides: Vec<Override>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    pub name: Option<String>,
+    pub users: Vec<String>,
+    pub rotation: DurationSpec,
+    /// Local time of one handoff, `YYYY-MM-DDTHH:MM`.
+    pub handoff: String,
+    #[serde(default)]
+    pub restrict: Vec<Restriction>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Restriction {
+    /// `mon-fri`, `sat,sun`, …; every day when left out.
+    pub days: Option<String>,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Override {
+    pub user: String,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationPolicy {
+    pub id: String,
+    pub name: Option<String>,
+    pub team: Option<String>,
+    pub routing_key: Option<String>,
+    #[serde(default)]
+    pub repeat: u32,
+    pub levels: Vec<Level>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Level {
+    /// `user:ID` or `schedule:ID`.
+    pub notify: Vec<String>,
+    pub escalate_after: DurationSpec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub id: String,
+    pub name: Option<String>,
+    pub team: Option<String>,
+    pub escalation_policy: Option<String>,
+    #[serde(default)]
+    pub public: bool,
+    pub auto_incident_from: Option<Severity>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceType {
+    Prometheus,
+    Pagerduty,
+    Opsgenie,
+    Ilert,
+}
+
+impl SourceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceType::Prometheus => "prometheus",
+            SourceType::Pagerduty => "pagerduty",
+            SourceType::Opsgenie => "opsgenie",
+            SourceType::Ilert => "ilert",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    pub id: String,
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: SourceType,
+    /// The secret key; when left out, Tocsin generates one on first start and
+    /// keeps it in the database.
+    pub key: Option<String>,
+    pub escalation_policy: String,
+    pub service: Option<String>,
+    #[serde(default)]
+    pub grouping: Grouping,
+    #[serde(default)]
+    pub severity_map: BTreeMap<String, Severity>,
+    #[serde(default = "default_severity")]
+    pub default_severity: Severity,
+    #[serde(default = "default_high_from")]
+    pub high_priority_from: Severity,
+    pub support_hours: Option<String>,
+    #[serde(default)]
+    pub outside_support_hours: OutsideSupportHours,
+    pub templates: Option<SourceTemplates>,
+}
+
+fn default_severity() -> Severity {
+    Severity::Sev2
+}
+
+fn default_high_from() -> Severity {
+    Severity::Sev1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceTemplates {
+    pub summary: Option<String>,
+    pub details: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    pub id: String,
+    pub name: Option<String>,
+    pub key: Option<String>,
+    pub interval: DurationSpec,
+    #[serde(default = "default_grace")]
+    pub grace: DurationSpec,
+    pub escalation_policy: String,
+    pub service: Option<String>,
+}
+
+fn default_grace() -> DurationSpec {
+    DurationSpec::from_secs(60)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusPage {
+    pub title: Option<String>,
+    pub prometheus_url: Option<String>,
+    #[serde(default)]
+    pub charts: Vec<Chart>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chart {
+    pub service: String,
+    pub title: String,
+    pub query: String,
+    pub unit: Option<String>,
+}
+
+impl Config {
+    pub fn listen(&self) -> &str {
+        self.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN)
+    }
+
+    pub fn database_url(&self) -> &str {
+        self.database.url.as_deref().unwrap_or(DEFAULT_DATABASE_URL)
+    }
+
+    pub fn body_limit(&self) -> usize {
+        self.server.body_limit_bytes.unwrap_or(DEFAULT_BODY_LIMIT)
+    }
+
+    pub fn policy(&self, id: &str) -> Option<&EscalationPolicy> {
+        self.escalation_policies.iter().find(|p| p.id == id)
+    }
+
+    pub fn service(&self, id: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.id == id)
+    }
+
+    /// One line describing what the file declares.
+    pub fn summary(&self) -> String {
+        let n = |count: usize, one: &str, many: &str| {
+            format!("{count} {}", if count == 1 { one } else { many })
+        };
+        [
+            n(self.teams.len(), "team", "teams"),
+            n(self.users.len(), "user", "users"),
+            n(self.schedules.len(), "schedule", "schedules"),
+            n(
+                self.escalation_policies.len(),
+                "escalation policy",
+                "escalation policies",
+            ),
+            n(self.services.len(), "service", "services"),
+            n(self.sources.len(), "source", "sources"),
+            n(self.heartbeats.len(), "heartbeat", "heartbeats"),
+            n(self.support_hours.len(), "support-hours calendar", "support-hours calendars"),
+            n(self.api_tokens.len(), "API token", "API tokens"),
+        ]
+        .join(", ")
+    }
+}

@@ -1,0 +1,412 @@
+//! Checks that need the whole file: ids, references, formats.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+use chrono::{NaiveDateTime, NaiveTime, Weekday};
+
+use crate::Problem;
+use crate::model::*;
+
+/// Shortest secret accepted for source keys and API tokens (128 bits as hex).
+pub const MIN_SECRET_LEN: usize = 16;
+
+pub(crate) fn validate(c: &Config) -> Result<(), Vec<Problem>> {
+    let mut v = Validator::default();
+    v.check(c);
+    if v.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(v.problems)
+    }
+}
+
+#[derive(Default)]
+struct Validator {
+    problems: Vec<Problem>,
+}
+
+impl Validator {
+    fn err(&mut self, path: impl Into<String>, msg: impl Into<String>) {
+        self.problems.push(Problem::new(path, msg));
+    }
+
+    fn ids<'a>(&mut self, kind: &str, ids: impl Iterator<Item = &'a str>) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        for (i, id) in ids.enumerate() {
+            let path = format!("{kind}[{i}].id");
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                self.err(
+                    &path,
+                    format!("`{id}` is not a valid id; use letters, digits, `-`, `_` and `.`"),
+                );
+            }
+            if !seen.insert(id.to_owned()) {
+                self.err(path, format!("duplicate id `{id}`; ids must be unique among {kind}"));
+            }
+        }
+        seen
+    }
+
+    fn reference(&mut self, path: String, kind: &str, id: &str, known: &BTreeSet<String>) {
+        if !known.contains(id) {
+            let list = if known.is_empty() {
+                format!("none are defined under {kind}")
+            } else {
+                format!(
+                    "expected one of: {}",
+                    known.iter().cloned().collect::<Vec<_>>().join(", ")
+                )
+            };
+            self.err(path, format!("unknown {kind} id `{id}`; {list}"));
+        }
+    }
+
+    fn timezone(&mut self, path: String, tz: &str) {
+        if tz.parse::<chrono_tz::Tz>().is_err() {
+            self.err(
+                path,
+                format!("`{tz}` is not an IANA time zone; expected a name like Europe/Berlin or UTC"),
+            );
+        }
+    }
+
+    fn secret(&mut self, path: String, what: &str, value: &str) {
+        if value.len() < MIN_SECRET_LEN {
+            self.err(
+                path,
+                format!(
+                    "{what} is {} characters long; use at least {MIN_SECRET_LEN} random characters (for example the output of `openssl rand -hex 16`)",
+                    value.len()
+                ),
+            );
+        }
+    }
+
+    fn check(&mut self, c: &Config) {
+        if let Some(l) = &c.server.listen
+            && l.parse::<SocketAddr>().is_err()
+        {
+            self.err(
+                "server.listen",
+                format!("`{l}` is not a listen address; expected host:port such as 127.0.0.1:8080"),
+            );
+        }
+        if let Some(u) = &c.server.public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            self.err(
+                "server.public_url",
+                format!("`{u}` is not an http(s) URL; expected e.g. https://tocsin.example.com"),
+            );
+        }
+        if let Some(u) = &c.database.url
+            && !(u.starts_with("sqlite:") || u.starts_with("postgres:") || u.starts_with("postgresql:"))
+        {
+            self.err(
+                "database.url",
+                format!("`{}` is not a database URL; expected sqlite://FILE or postgres://USER:PASS@HOST/DB", redact_url(u)),
+            );
+        }
+        if c.server.body_limit_bytes == Some(0) {
+            self.err("server.body_limit_bytes", "must be greater than 0");
+        }
+
+        let mut token_names = BTreeSet::new();
+        for (i, t) in c.api_tokens.iter().enumerate() {
+            if !token_names.insert(t.name.clone()) {
+                self.err(format!("api_tokens[{i}].name"), format!("duplicate token name `{}`", t.name));
+            }
+            self.secret(format!("api_tokens[{i}].token"), "the token", &t.token);
+        }
+
+        let teams = self.ids("teams", c.teams.iter().map(|t| t.id.as_str()));
+        let users = self.ids("users", c.users.iter().map(|u| u.id.as_str()));
+        let hours = self.ids("support_hours", c.support_hours.iter().map(|s| s.id.as_str()));
+        let schedules = self.ids("schedules", c.schedules.iter().map(|s| s.id.as_str()));
+        let policies = self.ids(
+            "escalation_policies",
+            c.escalation_policies.iter().map(|p| p.id.as_str()),
+        );
+        let services = self.ids("services", c.services.iter().map(|s| s.id.as_str()));
+        self.ids("sources", c.sources.iter().map(|s| s.id.as_str()));
+        self.ids("heartbeats", c.heartbeats.iter().map(|h| h.id.as_str()));
+
+        for (i, u) in c.users.iter().enumerate() {
+            for (j, t) in u.teams.iter().enumerate() {
+                self.reference(format!("users[{i}].teams[{j}]"), "teams", t, &teams);
+            }
+            if let Some(tz) = &u.timezone {
+                self.timezone(format!("users[{i}].timezone"), tz);
+            }
+            let mut contacts = BTreeSet::new();
+            for (j, ct) in u.contacts.iter().enumerate() {
+                if !contacts.insert(ct.id.clone()) {
+                    self.err(
+                        format!("users[{i}].contacts[{j}].id"),
+                        format!("duplicate contact id `{}` for user `{}`", ct.id, u.id),
+                    );
+                }
+                if ct.value().is_none_or(str::is_empty) {
+                    self.err(
+                        format!("users[{i}].contacts[{j}]"),
+                        format!(
+                            "a contact of type {:?} needs `{}`",
+                            ct.kind,
+                            ct.kind.required_field()
+                        )
+                        .to_lowercase(),
+                    );
+                }
+            }
+            for (prio, rules) in [("high", &u.notify.high), ("low", &u.notify.low)] {
+                for (j, r) in rules.iter().enumerate() {
+                    if !contacts.contains(&r.contact) {
+                        self.reference(
+                            format!("users[{i}].notify.{prio}[{j}].contact"),
+                            "contacts of this user",
+                            &r.contact,
+                            &contacts,
+                        );
+                    }
+                }
+            }
+        }
+
+        for (i, h) in c.support_hours.iter().enumerate() {
+            self.timezone(format!("support_hours[{i}].timezone"), &h.timezone);
+            if h.weekly.is_empty() {
+                self.err(format!("support_hours[{i}].weekly"), "needs at least one `days: HH:MM-HH:MM` entry");
+            }
+            for (days, window) in &h.weekly {
+                let path = format!("support_hours[{i}].weekly.{days}");
+                if let Err(e) = parse_days(days) {
+                    self.err(&path, e);
+                }
+                if let Err(e) = parse_window(window) {
+                    self.err(path, e);
+                }
+            }
+        }
+
+        for (i, s) in c.schedules.iter().enumerate() {
+            self.timezone(format!("schedules[{i}].timezone"), &s.timezone);
+            for (j, l) in s.layers.iter().enumerate() {
+                let p = format!("schedules[{i}].layers[{j}]");
+                if l.users.is_empty() {
+                    self.err(format!("{p}.users"), "a layer needs at least one user");
+                }
+                for (k, u) in l.users.iter().enumerate() {
+                    self.reference(format!("{p}.users[{k}]"), "users", u, &users);
+                }
+                if l.rotation.as_secs() == 0 {
+                    self.err(format!("{p}.rotation"), "must be longer than 0 (e.g. 12h, 1d, 1w)");
+                }
+                if let Err(e) = parse_local_datetime(&l.handoff) {
+                    self.err(format!("{p}.handoff"), e);
+                }
+                for (k, r) in l.restrict.iter().enumerate() {
+                    let rp = format!("{p}.restrict[{k}]");
+                    if let Some(d) = &r.days
+                        && let Err(e) = parse_days(d)
+                    {
+                        self.err(format!("{rp}.days"), e);
+                    }
+                    if let Err(e) = parse_hhmm(&r.from) {
+                        self.err(format!("{rp}.from"), e);
+                    }
+                    if let Err(e) = parse_hhmm(&r.to) {
+                        self.err(format!("{rp}.to"), e);
+                    }
+                }
+            }
+            for (j, o) in s.overrides.iter().enumerate() {
+                let p = format!("schedules[{i}].overrides[{j}]");
+                self.reference(format!("{p}.user"), "users", &o.user, &users);
+                match (parse_local_datetime(&o.from), parse_local_datetime(&o.to)) {
+                    (Ok(from), Ok(to)) if from >= to => {
+                        self.err(format!("{p}.to"), "must be after `from`");
+                    }
+                    (Err(e), _) => self.err(format!("{p}.from"), e),
+                    (_, Err(e)) => self.err(format!("{p}.to"), e),
+                    _ => {}
+                }
+            }
+        }
+
+        let mut routing_keys: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, p) in c.escalation_policies.iter().enumerate() {
+            if let Some(t) = &p.team {
+                self.reference(format!("escalation_policies[{i}].team"), "teams", t, &teams);
+            }
+            if let Some(k) = &p.routing_key {
+                if let Some(prev) = routing_keys.insert(k, i) {
+                    self.err(
+                        format!("escalation_policies[{i}].routing_key"),
+                        format!("routing key `{k}` is already used by escalation_policies[{prev}]"),
+                    );
+                }
+            }
+            if p.levels.is_empty() {
+                self.err(format!("escalation_policies[{i}].levels"), "needs at least one level");
+            }
+            for (j, l) in p.levels.iter().enumerate() {
+                if l.notify.is_empty() {
+                    self.err(
+                        format!("escalation_policies[{i}].levels[{j}].notify"),
+                        "needs at least one target (user:ID or schedule:ID)",
+                    );
+                }
+                for (k, target) in l.notify.iter().enumerate() {
+                    let path = format!("escalation_policies[{i}].levels[{j}].notify[{k}]");
+                    match target.split_once(':') {
+                        Some(("user", id)) => self.reference(path, "users", id, &users),
+                        Some(("schedule", id)) => self.reference(path, "schedules", id, &schedules),
+                        _ => self.err(
+                            path,
+                            format!("`{target}` is not a target; expected user:ID or schedule:ID"),
+                        ),
+                    }
+                }
+            }
+        }
+
+        for (i, s) in c.services.iter().enumerate() {
+            if let Some(p) = &s.escalation_policy {
+                self.reference(format!("services[{i}].escalation_policy"), "escalation_policies", p, &policies);
+            }
+            if let Some(t) = &s.team {
+                self.reference(format!("services[{i}].team"), "teams", t, &teams);
+            }
+        }
+
+        let mut keys: BTreeMap<&str, String> = BTreeMap::new();
+        for (i, s) in c.sources.iter().enumerate() {
+            let p = format!("sources[{i}]");
+            self.reference(format!("{p}.escalation_policy"), "escalation_policies", &s.escalation_policy, &policies);
+            if let Some(svc) = &s.service {
+                self.reference(format!("{p}.service"), "services", svc, &services);
+            }
+            if let Some(h) = &s.support_hours {
+                self.reference(format!("{p}.support_hours"), "support_hours", h, &hours);
+            }
+            if let Some(k) = &s.key {
+                self.secret(format!("{p}.key"), "the key", k);
+                if let Some(prev) = keys.insert(k, p.clone()) {
+                    self.err(format!("{p}.key"), format!("the same key is already used by {prev}; every source needs its own"));
+                }
+            }
+            if let Some(t) = &s.templates
+                && let Err(e) = tocsin_wire::Templates::compile(t.summary.as_deref(), t.details.as_deref())
+            {
+                let (which, msg) = e.0.split_once(": ").unwrap_or(("summary", e.0.as_str()));
+                self.err(format!("{p}.templates.{which}"), format!("template does not compile: {msg}"));
+            }
+        }
+        for (i, h) in c.heartbeats.iter().enumerate() {
+            let p = format!("heartbeats[{i}]");
+            self.reference(format!("{p}.escalation_policy"), "escalation_policies", &h.escalation_policy, &policies);
+            if let Some(svc) = &h.service {
+                self.reference(format!("{p}.service"), "services", svc, &services);
+            }
+            if h.interval.as_secs() == 0 {
+                self.err(format!("{p}.interval"), "must be longer than 0 (e.g. 1m)");
+            }
+            if let Some(k) = &h.key {
+                self.secret(format!("{p}.key"), "the key", k);
+                if let Some(prev) = keys.insert(k, p.clone()) {
+                    self.err(format!("{p}.key"), format!("the same key is already used by {prev}; every source and heartbeat needs its own"));
+                }
+            }
+        }
+        if let Some(sp) = &c.status_page {
+            for (i, ch) in sp.charts.iter().enumerate() {
+                self.reference(format!("status_page.charts[{i}].service"), "services", &ch.service, &services);
+            }
+        }
+    }
+}
+
+/// Hide the password of a database URL.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:<redacted>{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// `mon-fri`, `sat,sun`, `mon`, `fri-mon` (wrapping) → weekdays.
+pub fn parse_days(spec: &str) -> Result<Vec<Weekday>, String> {
+    let day = |s: &str| -> Result<Weekday, String> {
+        match s.trim().to_ascii_lowercase().get(..3) {
+            Some("mon") => Ok(Weekday::Mon),
+            Some("tue") => Ok(Weekday::Tue),
+            Some("wed") => Ok(Weekday::Wed),
+            Some("thu") => Ok(Weekday::Thu),
+            Some("fri") => Ok(Weekday::Fri),
+            Some("sat") => Ok(Weekday::Sat),
+            Some("sun") => Ok(Weekday::Sun),
+            _ => Err(format!(
+                "`{spec}` is not a day list; expected days like mon-fri, sat,sun or mon"
+            )),
+        }
+    };
+    let mut out = Vec::new();
+    for part in spec.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (mut d, end) = (day(a)?, day(b)?);
+                loop {
+                    if !out.contains(&d) {
+                        out.push(d);
+                    }
+                    if d == end {
+                        break;
+                    }
+                    d = d.succ();
+                }
+            }
+            None => {
+                let d = day(part)?;
+                if !out.contains(&d) {
+                    out.push(d);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `HH:MM` (24:00 allowed as end of day).
+pub fn parse_hhmm(s: &str) -> Result<NaiveTime, String> {
+    if s.trim() == "24:00" {
+        return Ok(NaiveTime::MIN);
+    }
+    NaiveTime::parse_from_str(s.trim(), "%H:%M")
+        .map_err(|_| format!("`{s}` is not a time of day; expected HH:MM such as 09:00"))
+}
+
+/// `HH:MM-HH:MM`.
+pub fn parse_window(s: &str) -> Result<(NaiveTime, NaiveTime), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("`{s}` is not a time window; expected HH:MM-HH:MM such as 09:00-18:00"))?;
+    Ok((parse_hhmm(a)?, parse_hhmm(b)?))
+}
+
+/// A local wall-clock time, `YYYY-MM-DDTHH:MM` (seconds optional).
+pub fn parse_local_datetime(s: &str) -> Result<NaiveDateTime, String> {
+    NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%dT%H:%M")
+        .or_else(|_| NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%dT%H:%M:%S"))
+        .map_err(|_| format!("`{s}` is not a local date and time; expected YYYY-MM-DDTHH:MM such as 2026-01-05T09:00"))
+}

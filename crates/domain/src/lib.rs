@@ -1,0 +1,17 @@
+//! Tocsin's domain: the vocabulary of the product and the decisions that do
+//! not need IO. Nothing here reads a clock, a file or a socket; callers pass
+//! the current time in.
+
+pub mod alert;
+pub mod duration;
+pub mod ingest;
+pub mod secret;
+pub mod types;
+
+pub use alert::{AlertStatus, Link, Member, MemberStatus, TimelineKind};
+pub use duration::DurationSpec;
+pub use ingest::{AlertEvent, Decision, ExistingAlert, MergeResult, RoutingHint, decide};
+pub use secret::{SecretKey, TokenDigest};
+pub use types::{
+    DedupKey, Grouping, OutsideSupportHours, ParseError, Priority, Role, Severity, SeverityMap,
+};
