@@ -109,12 +109,10 @@ pub(crate) fn expand_str(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Resul
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
-                return Err(format!("`${{{expr}}}` is not a valid environment variable reference"));
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "`${{{expr}}}` is not a valid environment variable reference"
+                ));
             }
             match (env(name), default) {
                 (Some(v), _) if !v.is_empty() || default.is_none() => out.push_str(&v),

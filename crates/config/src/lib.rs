@@ -81,12 +81,8 @@ pub fn from_str(
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Vec<Problem>> {
-    let mut tree: yaml_serde::Value = yaml_serde::from_str(text).map_err(|e| {
-        vec![Problem::new(
-            "",
-            format!("not valid YAML: {e}"),
-        )]
-    })?;
+    let mut tree: yaml_serde::Value = yaml_serde::from_str(text)
+        .map_err(|e| vec![Problem::new("", format!("not valid YAML: {e}"))])?;
     if tree.is_null() {
         tree = yaml_serde::Value::Mapping(yaml_serde::Mapping::new());
     }

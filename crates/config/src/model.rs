@@ -455,7 +455,11 @@ impl Config {
             n(self.services.len(), "service", "services"),
             n(self.sources.len(), "source", "sources"),
             n(self.heartbeats.len(), "heartbeat", "heartbeats"),
-            n(self.support_hours.len(), "support-hours calendar", "support-hours calendars"),
+            n(
+                self.support_hours.len(),
+                "support-hours calendar",
+                "support-hours calendars",
+            ),
             n(self.api_tokens.len(), "API token", "API tokens"),
         ]
         .join(", ")

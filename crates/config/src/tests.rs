@@ -21,7 +21,10 @@ fn parse(text: &str) -> Result<Config, Vec<Problem>> {
 fn problems(text: &str) -> Vec<String> {
     match parse(text) {
         Ok(_) => panic!("expected errors for:\n{text}"),
-        Err(p) => p.iter().map(|p| format!("{}: {}", p.path, p.message)).collect(),
+        Err(p) => p
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect(),
     }
 }
 
@@ -43,11 +46,23 @@ fn spec_example_is_valid() {
         .replace("/run/secrets/twilio", secret.to_str().unwrap());
     let c = parse(&text).unwrap_or_else(|p| panic!("{p:?}"));
     assert_eq!(c.users.len(), 3);
-    assert_eq!(c.providers.twilio.as_ref().unwrap().auth_token, "twilio-secret");
-    assert_eq!(c.sources[0].key.as_deref(), Some("prom-key-0123456789abcdef"));
-    assert_eq!(c.escalation_policies[0].levels[1].escalate_after.as_secs(), 600);
+    assert_eq!(
+        c.providers.twilio.as_ref().unwrap().auth_token,
+        "twilio-secret"
+    );
+    assert_eq!(
+        c.sources[0].key.as_deref(),
+        Some("prom-key-0123456789abcdef")
+    );
+    assert_eq!(
+        c.escalation_policies[0].levels[1].escalate_after.as_secs(),
+        600
+    );
     assert_eq!(c.heartbeats[0].grace.as_secs(), 120);
-    assert!(c.summary().starts_with("1 team, 3 users, 1 schedule, 1 escalation policy"));
+    assert!(
+        c.summary()
+            .starts_with("1 team, 3 users, 1 schedule, 1 escalation policy")
+    );
 }
 
 #[test]
@@ -65,7 +80,10 @@ fn minimal_is_valid_and_defaults_apply() {
     assert_eq!(c.database_url(), DEFAULT_DATABASE_URL);
     assert_eq!(c.body_limit(), 5 * 1024 * 1024);
     assert_eq!(c.sources[0].default_severity, tocsin_domain::Severity::Sev2);
-    assert_eq!(c.sources[0].high_priority_from, tocsin_domain::Severity::Sev1);
+    assert_eq!(
+        c.sources[0].high_priority_from,
+        tocsin_domain::Severity::Sev1
+    );
     assert_eq!(c.sources[0].grouping, tocsin_domain::Grouping::Group);
     assert_eq!(parse("").unwrap().sources.len(), 0);
 }
@@ -83,7 +101,10 @@ fn bad_reference_names_the_key_path() {
 
 #[test]
 fn unknown_key_is_an_error_with_its_path() {
-    let text = MINIMAL.replace("escalation_policy: p1}", "escalation_policy: p1, colour: red}");
+    let text = MINIMAL.replace(
+        "escalation_policy: p1}",
+        "escalation_policy: p1, colour: red}",
+    );
     let p = problems(&text);
     assert!(p[0].starts_with("sources[0]"), "{p:?}");
     assert!(p[0].contains("unknown field `colour`"), "{p:?}");
@@ -92,7 +113,10 @@ fn unknown_key_is_an_error_with_its_path() {
 #[test]
 fn bad_duration_and_severity_say_what_was_expected() {
     let p = problems(&MINIMAL.replace("escalate_after: 5m", "escalate_after: 5 minutes"));
-    assert!(p[0].starts_with("escalation_policies[0].levels[0].escalate_after"), "{p:?}");
+    assert!(
+        p[0].starts_with("escalation_policies[0].levels[0].escalate_after"),
+        "{p:?}"
+    );
     assert!(p[0].contains("expected a number with a unit"), "{p:?}");
     let p = problems(&MINIMAL.replace(
         "escalation_policy: p1}",
@@ -104,23 +128,48 @@ fn bad_duration_and_severity_say_what_was_expected() {
 
 #[test]
 fn env_expansion_and_missing_variables() {
-    let text = format!("{MINIMAL}api_tokens: [{{name: ci, token: \"${{TOCSIN_API_TOKEN}}\", role: admin}}]\n");
-    assert_eq!(parse(&text).unwrap().api_tokens[0].token, "api-token-0123456789abcdef");
+    let text = format!(
+        "{MINIMAL}api_tokens: [{{name: ci, token: \"${{TOCSIN_API_TOKEN}}\", role: admin}}]\n"
+    );
+    assert_eq!(
+        parse(&text).unwrap().api_tokens[0].token,
+        "api-token-0123456789abcdef"
+    );
     let text = text.replace("TOCSIN_API_TOKEN", "NOPE_NOT_SET");
     let p = problems(&text);
-    assert!(p[0].starts_with("api_tokens[0].token: environment variable NOPE_NOT_SET is not set"), "{p:?}");
-    assert_eq!(expand::expand_str("a$$b${X:-d}", &|_| None).unwrap(), "a$bd");
+    assert!(
+        p[0].starts_with("api_tokens[0].token: environment variable NOPE_NOT_SET is not set"),
+        "{p:?}"
+    );
+    assert_eq!(
+        expand::expand_str("a$$b${X:-d}", &|_| None).unwrap(),
+        "a$bd"
+    );
 }
 
 #[test]
 fn secret_files_are_read_and_checked() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("k"), "file-key-0123456789abcdef\n").unwrap();
-    let text = MINIMAL.replace("escalation_policy: p1}", "escalation_policy: p1, key_file: k}");
+    let text = MINIMAL.replace(
+        "escalation_policy: p1}",
+        "escalation_policy: p1, key_file: k}",
+    );
     let c = from_str(&text, dir.path(), &env).unwrap();
-    assert_eq!(c.sources[0].key.as_deref(), Some("file-key-0123456789abcdef"));
-    let p = from_str(&text.replace("key_file: k", "key_file: missing"), dir.path(), &env).unwrap_err();
-    assert!(p[0].path == "sources[0].key_file" && p[0].message.contains("cannot read secret file"), "{p:?}");
+    assert_eq!(
+        c.sources[0].key.as_deref(),
+        Some("file-key-0123456789abcdef")
+    );
+    let p = from_str(
+        &text.replace("key_file: k", "key_file: missing"),
+        dir.path(),
+        &env,
+    )
+    .unwrap_err();
+    assert!(
+        p[0].path == "sources[0].key_file" && p[0].message.contains("cannot read secret file"),
+        "{p:?}"
+    );
     let both = text.replace("key_file: k", "key_file: k, key: x");
     let p = from_str(&both, dir.path(), &env).unwrap_err();
     assert!(p[0].message.contains("not both"), "{p:?}");
@@ -128,12 +177,19 @@ fn secret_files_are_read_and_checked() {
 
 #[test]
 fn short_keys_duplicate_ids_and_bad_formats() {
-    let text = format!(
-        "{MINIMAL}  - {{id: prom, type: prometheus, escalation_policy: p1, key: short}}\n"
-    );
+    let text =
+        format!("{MINIMAL}  - {{id: prom, type: prometheus, escalation_policy: p1, key: short}}\n");
     let p = problems(&text);
-    assert!(p.iter().any(|p| p.starts_with("sources[1].id: duplicate id `prom`")), "{p:?}");
-    assert!(p.iter().any(|p| p.starts_with("sources[1].key: the key is 5 characters long")), "{p:?}");
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("sources[1].id: duplicate id `prom`")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("sources[1].key: the key is 5 characters long")),
+        "{p:?}"
+    );
 
     let text = format!(
         "{MINIMAL}schedules: [{{id: s, timezone: Mars/Base, layers: [{{users: [alice], rotation: 1w, handoff: soon, restrict: [{{days: funday, from: \"08:00\", to: \"25:00\"}}]}}]}}]\n"
@@ -145,7 +201,10 @@ fn short_keys_duplicate_ids_and_bad_formats() {
         "schedules[0].layers[0].restrict[0].days: `funday` is not a day list",
         "schedules[0].layers[0].restrict[0].to: `25:00` is not a time of day",
     ] {
-        assert!(p.iter().any(|p| p.starts_with(want)), "missing {want}: {p:?}");
+        assert!(
+            p.iter().any(|p| p.starts_with(want)),
+            "missing {want}: {p:?}"
+        );
     }
 }
 
@@ -156,7 +215,10 @@ fn template_syntax_errors_are_rejected_with_path() {
         "escalation_policy: p1, templates: {summary: \"{{ broken\"}}",
     );
     let p = problems(&text);
-    assert!(p[0].starts_with("sources[0].templates.summary: template does not compile"), "{p:?}");
+    assert!(
+        p[0].starts_with("sources[0].templates.summary: template does not compile"),
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -171,9 +233,15 @@ fn error_display_names_the_file() {
 #[test]
 fn day_lists() {
     use chrono::Weekday::*;
-    assert_eq!(validate::parse_days("mon-fri").unwrap(), vec![Mon, Tue, Wed, Thu, Fri]);
+    assert_eq!(
+        validate::parse_days("mon-fri").unwrap(),
+        vec![Mon, Tue, Wed, Thu, Fri]
+    );
     assert_eq!(validate::parse_days("sat,sun").unwrap(), vec![Sat, Sun]);
-    assert_eq!(validate::parse_days("fri-mon").unwrap(), vec![Fri, Sat, Sun, Mon]);
+    assert_eq!(
+        validate::parse_days("fri-mon").unwrap(),
+        vec![Fri, Sat, Sun, Mon]
+    );
 }
 
 #[test]

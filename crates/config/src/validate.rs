@@ -46,7 +46,10 @@ impl Validator {
                 );
             }
             if !seen.insert(id.to_owned()) {
-                self.err(path, format!("duplicate id `{id}`; ids must be unique among {kind}"));
+                self.err(
+                    path,
+                    format!("duplicate id `{id}`; ids must be unique among {kind}"),
+                );
             }
         }
         seen
@@ -70,7 +73,9 @@ impl Validator {
         if tz.parse::<chrono_tz::Tz>().is_err() {
             self.err(
                 path,
-                format!("`{tz}` is not an IANA time zone; expected a name like Europe/Berlin or UTC"),
+                format!(
+                    "`{tz}` is not an IANA time zone; expected a name like Europe/Berlin or UTC"
+                ),
             );
         }
     }
@@ -105,7 +110,9 @@ impl Validator {
             );
         }
         if let Some(u) = &c.database.url
-            && !(u.starts_with("sqlite:") || u.starts_with("postgres:") || u.starts_with("postgresql:"))
+            && !(u.starts_with("sqlite:")
+                || u.starts_with("postgres:")
+                || u.starts_with("postgresql:"))
         {
             self.err(
                 "database.url",
@@ -119,14 +126,20 @@ impl Validator {
         let mut token_names = BTreeSet::new();
         for (i, t) in c.api_tokens.iter().enumerate() {
             if !token_names.insert(t.name.clone()) {
-                self.err(format!("api_tokens[{i}].name"), format!("duplicate token name `{}`", t.name));
+                self.err(
+                    format!("api_tokens[{i}].name"),
+                    format!("duplicate token name `{}`", t.name),
+                );
             }
             self.secret(format!("api_tokens[{i}].token"), "the token", &t.token);
         }
 
         let teams = self.ids("teams", c.teams.iter().map(|t| t.id.as_str()));
         let users = self.ids("users", c.users.iter().map(|u| u.id.as_str()));
-        let hours = self.ids("support_hours", c.support_hours.iter().map(|s| s.id.as_str()));
+        let hours = self.ids(
+            "support_hours",
+            c.support_hours.iter().map(|s| s.id.as_str()),
+        );
         let schedules = self.ids("schedules", c.schedules.iter().map(|s| s.id.as_str()));
         let policies = self.ids(
             "escalation_policies",
@@ -180,7 +193,10 @@ impl Validator {
         for (i, h) in c.support_hours.iter().enumerate() {
             self.timezone(format!("support_hours[{i}].timezone"), &h.timezone);
             if h.weekly.is_empty() {
-                self.err(format!("support_hours[{i}].weekly"), "needs at least one `days: HH:MM-HH:MM` entry");
+                self.err(
+                    format!("support_hours[{i}].weekly"),
+                    "needs at least one `days: HH:MM-HH:MM` entry",
+                );
             }
             for (days, window) in &h.weekly {
                 let path = format!("support_hours[{i}].weekly.{days}");
@@ -204,7 +220,10 @@ impl Validator {
                     self.reference(format!("{p}.users[{k}]"), "users", u, &users);
                 }
                 if l.rotation.as_secs() == 0 {
-                    self.err(format!("{p}.rotation"), "must be longer than 0 (e.g. 12h, 1d, 1w)");
+                    self.err(
+                        format!("{p}.rotation"),
+                        "must be longer than 0 (e.g. 12h, 1d, 1w)",
+                    );
                 }
                 if let Err(e) = parse_local_datetime(&l.handoff) {
                     self.err(format!("{p}.handoff"), e);
@@ -243,16 +262,19 @@ impl Validator {
             if let Some(t) = &p.team {
                 self.reference(format!("escalation_policies[{i}].team"), "teams", t, &teams);
             }
-            if let Some(k) = &p.routing_key {
-                if let Some(prev) = routing_keys.insert(k, i) {
-                    self.err(
-                        format!("escalation_policies[{i}].routing_key"),
-                        format!("routing key `{k}` is already used by escalation_policies[{prev}]"),
-                    );
-                }
+            if let Some(k) = &p.routing_key
+                && let Some(prev) = routing_keys.insert(k, i)
+            {
+                self.err(
+                    format!("escalation_policies[{i}].routing_key"),
+                    format!("routing key `{k}` is already used by escalation_policies[{prev}]"),
+                );
             }
             if p.levels.is_empty() {
-                self.err(format!("escalation_policies[{i}].levels"), "needs at least one level");
+                self.err(
+                    format!("escalation_policies[{i}].levels"),
+                    "needs at least one level",
+                );
             }
             for (j, l) in p.levels.iter().enumerate() {
                 if l.notify.is_empty() {
@@ -277,7 +299,12 @@ impl Validator {
 
         for (i, s) in c.services.iter().enumerate() {
             if let Some(p) = &s.escalation_policy {
-                self.reference(format!("services[{i}].escalation_policy"), "escalation_policies", p, &policies);
+                self.reference(
+                    format!("services[{i}].escalation_policy"),
+                    "escalation_policies",
+                    p,
+                    &policies,
+                );
             }
             if let Some(t) = &s.team {
                 self.reference(format!("services[{i}].team"), "teams", t, &teams);
@@ -287,7 +314,12 @@ impl Validator {
         let mut keys: BTreeMap<&str, String> = BTreeMap::new();
         for (i, s) in c.sources.iter().enumerate() {
             let p = format!("sources[{i}]");
-            self.reference(format!("{p}.escalation_policy"), "escalation_policies", &s.escalation_policy, &policies);
+            self.reference(
+                format!("{p}.escalation_policy"),
+                "escalation_policies",
+                &s.escalation_policy,
+                &policies,
+            );
             if let Some(svc) = &s.service {
                 self.reference(format!("{p}.service"), "services", svc, &services);
             }
@@ -297,19 +329,33 @@ impl Validator {
             if let Some(k) = &s.key {
                 self.secret(format!("{p}.key"), "the key", k);
                 if let Some(prev) = keys.insert(k, p.clone()) {
-                    self.err(format!("{p}.key"), format!("the same key is already used by {prev}; every source needs its own"));
+                    self.err(
+                        format!("{p}.key"),
+                        format!(
+                            "the same key is already used by {prev}; every source needs its own"
+                        ),
+                    );
                 }
             }
             if let Some(t) = &s.templates
-                && let Err(e) = tocsin_wire::Templates::compile(t.summary.as_deref(), t.details.as_deref())
+                && let Err(e) =
+                    tocsin_wire::Templates::compile(t.summary.as_deref(), t.details.as_deref())
             {
                 let (which, msg) = e.0.split_once(": ").unwrap_or(("summary", e.0.as_str()));
-                self.err(format!("{p}.templates.{which}"), format!("template does not compile: {msg}"));
+                self.err(
+                    format!("{p}.templates.{which}"),
+                    format!("template does not compile: {msg}"),
+                );
             }
         }
         for (i, h) in c.heartbeats.iter().enumerate() {
             let p = format!("heartbeats[{i}]");
-            self.reference(format!("{p}.escalation_policy"), "escalation_policies", &h.escalation_policy, &policies);
+            self.reference(
+                format!("{p}.escalation_policy"),
+                "escalation_policies",
+                &h.escalation_policy,
+                &policies,
+            );
             if let Some(svc) = &h.service {
                 self.reference(format!("{p}.service"), "services", svc, &services);
             }
@@ -325,7 +371,12 @@ impl Validator {
         }
         if let Some(sp) = &c.status_page {
             for (i, ch) in sp.charts.iter().enumerate() {
-                self.reference(format!("status_page.charts[{i}].service"), "services", &ch.service, &services);
+                self.reference(
+                    format!("status_page.charts[{i}].service"),
+                    "services",
+                    &ch.service,
+                    &services,
+                );
             }
         }
     }
@@ -398,9 +449,9 @@ pub fn parse_hhmm(s: &str) -> Result<NaiveTime, String> {
 
 /// `HH:MM-HH:MM`.
 pub fn parse_window(s: &str) -> Result<(NaiveTime, NaiveTime), String> {
-    let (a, b) = s
-        .split_once('-')
-        .ok_or_else(|| format!("`{s}` is not a time window; expected HH:MM-HH:MM such as 09:00-18:00"))?;
+    let (a, b) = s.split_once('-').ok_or_else(|| {
+        format!("`{s}` is not a time window; expected HH:MM-HH:MM such as 09:00-18:00")
+    })?;
     Ok((parse_hhmm(a)?, parse_hhmm(b)?))
 }
 

@@ -97,7 +97,13 @@ impl fmt::Display for DurationSpec {
         if rest == 0 {
             return f.write_str("0s");
         }
-        for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+        for (unit, size) in [
+            ("w", 604_800),
+            ("d", 86_400),
+            ("h", 3600),
+            ("m", 60),
+            ("s", 1),
+        ] {
             if rest >= size {
                 write!(f, "{}{unit}", rest / size)?;
                 rest %= size;
@@ -127,7 +133,10 @@ mod tests {
     fn rejects_garbage_with_a_helpful_message() {
         for bad in ["", "5", "m", "5x", "1.5h", "-1m", "99999999999999999999w"] {
             let err = bad.parse::<DurationSpec>().unwrap_err();
-            assert!(err.0.contains("expected a number with a unit"), "{bad}: {err}");
+            assert!(
+                err.0.contains("expected a number with a unit"),
+                "{bad}: {err}"
+            );
         }
     }
 

@@ -130,12 +130,10 @@ pub fn merge(stored: &[Member], incoming: &[Member], event_resolved: bool) -> Me
             (MemberStatus::Resolved, MemberStatus::Firing) => {
                 m.ends_at.is_some_and(|end| s.starts_at > end)
             }
-            (MemberStatus::Resolved, MemberStatus::Resolved) => {
-                match (m.ends_at, s.ends_at) {
-                    (Some(new), Some(old)) => new < old,
-                    _ => false,
-                }
-            }
+            (MemberStatus::Resolved, MemberStatus::Resolved) => match (m.ends_at, s.ends_at) {
+                (Some(new), Some(old)) => new < old,
+                _ => false,
+            },
         };
         if is_stale {
             stale += 1;
@@ -151,15 +149,13 @@ pub fn merge(stored: &[Member], incoming: &[Member], event_resolved: bool) -> Me
     }
 
     let event_end = incoming.iter().filter_map(|m| m.ends_at).max();
-    if event_resolved {
-        if let Some(end) = event_end {
-            for (fp, s) in by_fp.iter_mut() {
-                if !mentioned.contains(fp) && s.is_firing() && s.starts_at <= end {
-                    s.status = MemberStatus::Resolved;
-                    s.ends_at = Some(end);
-                    state_changed = true;
-                    content_changed = true;
-                }
+    if event_resolved && let Some(end) = event_end {
+        for (fp, s) in by_fp.iter_mut() {
+            if !mentioned.contains(fp) && s.is_firing() && s.starts_at <= end {
+                s.status = MemberStatus::Resolved;
+                s.ends_at = Some(end);
+                state_changed = true;
+                content_changed = true;
             }
         }
     }
@@ -223,8 +219,10 @@ pub fn decide(
     let fresh = event.members.iter().filter(|m| m.is_firing()).any(|m| {
         let Some(r) = last_resolved else { return true };
         match r.members.iter().find(|s| s.fingerprint == m.fingerprint) {
-            Some(s) => !(s.status == MemberStatus::Resolved
-                && s.ends_at.is_some_and(|end| end >= m.starts_at)),
+            Some(s) => {
+                !(s.status == MemberStatus::Resolved
+                    && s.ends_at.is_some_and(|end| end >= m.starts_at))
+            }
             None => true,
         }
     });
@@ -365,12 +363,7 @@ mod tests {
     fn stale_resolve_does_not_close_a_newer_firing() {
         // `a` fired again at 20; a resolve of its earlier run (ended at 9) arrives late.
         let open = existing(5, vec![firing("a", 20)]);
-        let d = decide(
-            Some(&open),
-            None,
-            &event(vec![resolved("a", 0, 9)]),
-            t(25),
-        );
+        let d = decide(Some(&open), None, &event(vec![resolved("a", 0, 9)]), t(25));
         assert_eq!(d, Decision::Stale { alert_id: Some(5) });
     }
 

@@ -5,12 +5,14 @@
 pub mod alert;
 pub mod duration;
 pub mod ingest;
+pub mod routing;
 pub mod secret;
 pub mod types;
 
 pub use alert::{AlertStatus, Link, Member, MemberStatus, TimelineKind};
 pub use duration::DurationSpec;
 pub use ingest::{AlertEvent, Decision, ExistingAlert, MergeResult, RoutingHint, decide};
+pub use routing::{Route, Router, SourceRouting};
 pub use secret::{SecretKey, TokenDigest};
 pub use types::{
     DedupKey, Grouping, OutsideSupportHours, ParseError, Priority, Role, Severity, SeverityMap,

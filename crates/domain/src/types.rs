@@ -293,7 +293,10 @@ mod tests {
     fn dedup_key_rejects_empty_and_huge() {
         assert!(DedupKey::new("").is_err());
         assert!(DedupKey::new("x".repeat(2000)).is_err());
-        assert_eq!(DedupKey::new("k").map(|k| k.to_string()), Ok("k".to_owned()));
+        assert_eq!(
+            DedupKey::new("k").map(|k| k.to_string()),
+            Ok("k".to_owned())
+        );
     }
 
     #[test]

@@ -144,7 +144,10 @@ pub fn map(
     now: DateTime<Utc>,
 ) -> Result<Vec<AlertEvent>, WireError> {
     if hook.alerts.is_empty() {
-        return Err(WireError::new("alerts", "the list is empty; nothing to record"));
+        return Err(WireError::new(
+            "alerts",
+            "the list is empty; nothing to record",
+        ));
     }
     match settings.grouping {
         Grouping::Group => {
@@ -243,9 +246,9 @@ fn build(
         };
         match t.summary(&ctx) {
             Some(Ok(s)) if !s.is_empty() => summary = s,
-            Some(Ok(_)) => notes.push(
-                "summary template rendered nothing; used the default summary".to_owned(),
-            ),
+            Some(Ok(_)) => {
+                notes.push("summary template rendered nothing; used the default summary".to_owned())
+            }
             Some(Err(e)) => notes.push(format!(
                 "summary template failed ({e}); used the default summary"
             )),
@@ -302,7 +305,11 @@ fn build(
         priority,
         routing,
         detected_at: alerts.iter().map(|a| a.starts_at).min().unwrap_or(now),
-        resolved_at: alerts.iter().filter(|a| !a.is_firing()).filter_map(|a| a.end()).max(),
+        resolved_at: alerts
+            .iter()
+            .filter(|a| !a.is_firing())
+            .filter_map(|a| a.end())
+            .max(),
         notes,
         members,
     }

@@ -1,0 +1,61 @@
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is overloaded; try again later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The database URL or options are wrong.
+    #[error("storage configuration: {0}")]
+    Config(String),
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// Anything else (a bug, corrupt data).
+    #[error("storage error: {0}")]
+    Internal(String),
+}
+
+impl StoreError {
+    pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+        e.as_database_error()
+            .is_some_and(|d| d.is_unique_violation())
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
+            sqlx::Error::Configuration(_) => StoreError::Config(e.to_string()),
+            sqlx::Error::Database(d) => {
+                // PostgreSQL: class 08 (connection), 53 (resources), 57P (shutdown).
+                // SQLite: 5 (BUSY), 6 (LOCKED), 10 (IOERR), 13 (FULL), 14 (CANTOPEN).
+                let code = d.code().map(|c| c.into_owned()).unwrap_or_default();
+                let transient = code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57P")
+                    || matches!(
+                        code.as_str(),
+                        "5" | "6" | "10" | "13" | "14" | "261" | "517"
+                    );
+                if transient {
+                    StoreError::Unavailable(e.to_string())
+                } else {
+                    StoreError::Internal(e.to_string())
+                }
+            }
+            _ => StoreError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Internal(format!("stored JSON: {e}"))
+    }
+}

@@ -1,0 +1,106 @@
+//! Tocsin's storage. One [`Store`] trait; [`SqliteStore`] (default, a single
+//! file in WAL mode) and [`PgStore`] (several nodes) implement it with the
+//! same SQL, written once in `imp.rs`. Only this crate knows SQL.
+//!
+//! Times are stored as milliseconds since the Unix epoch and structured
+//! fields as JSON text, so both backends share one schema shape.
+
+mod error;
+mod imp;
+mod model;
+mod postgres;
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tocsin_domain::AlertStatus;
+
+pub use error::StoreError;
+pub use model::*;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Everything Tocsin keeps.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Succeeds when the database answers a query.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Make the stored objects of `kind` exactly `objects`: create, update
+    /// (when the spec changed) and remove.
+    async fn sync_objects(
+        &self,
+        kind: &str,
+        objects: &[ProvisionedObject],
+        now: DateTime<Utc>,
+    ) -> Result<SyncReport, StoreError>;
+
+    /// All stored objects of `kind`.
+    async fn objects(&self, kind: &str) -> Result<Vec<ProvisionedObject>, StoreError>;
+
+    /// The key of a source: `configured` when the config file sets one (it is
+    /// stored), else the stored key, else `generated` (stored for next time).
+    async fn source_key(
+        &self,
+        source_id: &str,
+        configured: Option<&str>,
+        generated: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, StoreError>;
+
+    /// Apply events from one source in one transaction: dedupe, order,
+    /// create, update or resolve, and append to timelines. Returns when
+    /// committed.
+    async fn ingest(
+        &self,
+        source_id: &str,
+        actor: &Actor,
+        events: &[RoutedEvent],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<IngestResult>, StoreError>;
+
+    /// Alerts matching `filter`, newest first.
+    async fn list_alerts(&self, filter: &AlertFilter) -> Result<AlertPage, StoreError>;
+
+    async fn get_alert(&self, id: i64) -> Result<Option<Alert>, StoreError>;
+
+    async fn timeline(&self, alert_id: i64) -> Result<Vec<TimelineEntry>, StoreError>;
+
+    /// Accept or resolve an alert on behalf of a person or token.
+    async fn transition(
+        &self,
+        alert_id: i64,
+        action: Transition,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<TransitionResult, StoreError>;
+
+    /// Add a comment to the timeline. `None` when the alert does not exist.
+    async fn comment(
+        &self,
+        alert_id: i64,
+        actor: &Actor,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TimelineEntry>, StoreError>;
+
+    /// Number of alerts in each status.
+    async fn count_by_status(&self) -> Result<Vec<(AlertStatus, i64)>, StoreError>;
+}
+
+/// Open the store a database URL names (`sqlite://…` or `postgres://…`) and
+/// apply its migrations.
+pub async fn connect(url: &str, max_connections: u32) -> Result<Box<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Box::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Box::new(PgStore::connect(url, max_connections).await?))
+    } else {
+        Err(StoreError::Config(
+            "the database URL must start with sqlite:// or postgres://".into(),
+        ))
+    }
+}

@@ -1,0 +1,164 @@
+//! What the store takes and returns.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tocsin_domain::{AlertEvent, AlertStatus, Link, Member, Priority, Severity, TimelineKind};
+
+/// One object provisioned from the config file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProvisionedObject {
+    pub id: String,
+    pub spec: serde_json::Value,
+}
+
+/// What a sync changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    pub created: usize,
+    pub updated: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+}
+
+/// Who did something, and through which channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Actor {
+    /// `source:prometheus`, `token:ci`, `system`, …
+    pub name: String,
+    /// `prometheus webhook`, `api`, …
+    pub channel: String,
+}
+
+impl Actor {
+    pub fn new(name: impl Into<String>, channel: impl Into<String>) -> Self {
+        Actor {
+            name: name.into(),
+            channel: channel.into(),
+        }
+    }
+}
+
+/// An event with its routing decided.
+#[derive(Debug, Clone)]
+pub struct RoutedEvent {
+    pub event: AlertEvent,
+    pub policy_id: String,
+    pub service_id: Option<String>,
+    /// How the policy was chosen (goes on the timeline of a new alert).
+    pub route_note: String,
+}
+
+/// What ingesting one event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestOutcome {
+    Created,
+    Updated,
+    Resolved,
+    Duplicate,
+    Stale,
+    Ignored,
+}
+
+impl IngestOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestOutcome::Created => "created",
+            IngestOutcome::Updated => "updated",
+            IngestOutcome::Resolved => "resolved",
+            IngestOutcome::Duplicate => "duplicate",
+            IngestOutcome::Stale => "stale",
+            IngestOutcome::Ignored => "ignored",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IngestResult {
+    pub alert_id: Option<i64>,
+    pub status: Option<AlertStatus>,
+    pub outcome: IngestOutcome,
+}
+
+/// A stored alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    pub id: i64,
+    pub source_id: String,
+    pub dedup_key: String,
+    pub status: AlertStatus,
+    pub severity: Severity,
+    pub priority: Priority,
+    pub summary: String,
+    pub details: String,
+    pub labels: BTreeMap<String, String>,
+    pub links: Vec<Link>,
+    pub members: Vec<Member>,
+    pub policy_id: Option<String>,
+    pub service_id: Option<String>,
+    pub detected_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub seen_count: i64,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub accepted_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+}
+
+/// One entry of an alert's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimelineEntry {
+    pub id: i64,
+    pub alert_id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub actor: String,
+    pub channel: String,
+    pub message: String,
+}
+
+/// Filters of the alert list. All given filters must match.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    pub status: Option<AlertStatus>,
+    pub source_id: Option<String>,
+    pub service_id: Option<String>,
+    pub severity: Option<Severity>,
+    /// Label pairs the alert (any of its members) must carry.
+    pub labels: Vec<(String, String)>,
+    /// Only alerts with an id below this (the cursor of the previous page).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertPage {
+    pub alerts: Vec<Alert>,
+    /// Pass as `before_id` to get the next page; `None` on the last page.
+    pub next_before_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Accept,
+    Resolve,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransitionResult {
+    /// The alert changed.
+    Done(Box<Alert>),
+    /// The alert was already in that state (or an accept on a resolved alert).
+    Unchanged(Box<Alert>),
+    /// Accepting a resolved alert is not possible.
+    Conflict(Box<Alert>),
+    NotFound,
+}
+
+pub(crate) fn timeline_kind(k: TimelineKind) -> &'static str {
+    k.as_str()
+}
