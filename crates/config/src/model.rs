@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tocsin_domain::{DurationSpec, Grouping, OutsideSupportHours, Role, Severity};
 
 /// Default listen address.
@@ -12,7 +12,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://tocsin.db";
 /// Default request body limit (5 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 5 * 1024 * 1024;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -43,7 +43,7 @@ pub struct Config {
     pub status_page: Option<StatusPage>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Server {
     /// `host:port` to listen on (default 127.0.0.1:8080).
@@ -56,7 +56,7 @@ pub struct Server {
     pub shutdown_timeout: Option<DurationSpec>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Database {
     /// `sqlite://path` (default `sqlite://tocsin.db`) or `postgres://…`.
@@ -65,15 +65,16 @@ pub struct Database {
     pub max_connections: Option<u32>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiToken {
     pub name: String,
+    #[serde(skip_serializing)]
     pub token: String,
     pub role: Role,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Providers {
     pub smtp: Option<Smtp>,
@@ -82,7 +83,7 @@ pub struct Providers {
     pub ntfy: Option<Ntfy>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SmtpTls {
     #[default]
@@ -91,7 +92,7 @@ pub enum SmtpTls {
     Tls,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Smtp {
     pub host: String,
@@ -101,6 +102,7 @@ pub struct Smtp {
     #[serde(default)]
     pub tls: SmtpTls,
     pub username: Option<String>,
+    #[serde(skip_serializing)]
     pub password: Option<String>,
 }
 
@@ -108,10 +110,11 @@ fn default_smtp_port() -> u16 {
     25
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Twilio {
     pub account_sid: String,
+    #[serde(skip_serializing)]
     pub auth_token: String,
     pub from: String,
     #[serde(default = "default_twilio_base")]
@@ -122,18 +125,21 @@ fn default_twilio_base() -> String {
     "https://api.twilio.com".to_owned()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Slack {
+    #[serde(skip_serializing)]
     pub bot_token: Option<String>,
+    #[serde(skip_serializing)]
     pub signing_secret: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ntfy {
     #[serde(default = "default_ntfy_base")]
     pub base_url: String,
+    #[serde(skip_serializing)]
     pub token: Option<String>,
 }
 
@@ -141,14 +147,14 @@ fn default_ntfy_base() -> String {
     "https://ntfy.sh".to_owned()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Team {
     pub id: String,
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     pub id: String,
@@ -169,7 +175,7 @@ fn default_user_role() -> Role {
     Role::Responder
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ContactType {
     Email,
@@ -194,7 +200,7 @@ impl ContactType {
 }
 
 /// One way to reach a user. Which field is required depends on `type`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
     pub id: String,
@@ -203,11 +209,13 @@ pub struct Contact {
     pub address: Option<String>,
     pub number: Option<String>,
     pub topic: Option<String>,
+    #[serde(skip_serializing)]
     pub webhook_url: Option<String>,
     pub url: Option<String>,
     /// Slack user or channel id for bot messages.
     pub channel: Option<String>,
     /// HMAC secret for `webhook` contacts.
+    #[serde(skip_serializing)]
     pub secret: Option<String>,
 }
 
@@ -223,7 +231,7 @@ impl Contact {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyRules {
     #[serde(default)]
@@ -232,14 +240,14 @@ pub struct NotifyRules {
     pub low: Vec<NotifyRule>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyRule {
     pub contact: String,
     pub after: DurationSpec,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SupportHours {
     pub id: String,
@@ -248,7 +256,7 @@ pub struct SupportHours {
     pub weekly: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     pub id: String,
@@ -260,7 +268,7 @@ pub struct Schedule {
     pub overrides: Vec<Override>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Layer {
     pub name: Option<String>,
@@ -272,7 +280,7 @@ pub struct Layer {
     pub restrict: Vec<Restriction>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Restriction {
     /// `mon-fri`, `sat,sun`, …; every day when left out.
@@ -281,7 +289,7 @@ pub struct Restriction {
     pub to: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Override {
     pub user: String,
@@ -289,7 +297,7 @@ pub struct Override {
     pub to: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationPolicy {
     pub id: String,
@@ -301,7 +309,7 @@ pub struct EscalationPolicy {
     pub levels: Vec<Level>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Level {
     /// `user:ID` or `schedule:ID`.
@@ -309,7 +317,7 @@ pub struct Level {
     pub escalate_after: DurationSpec,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     pub id: String,
@@ -321,7 +329,7 @@ pub struct Service {
     pub auto_incident_from: Option<Severity>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceType {
     Prometheus,
@@ -341,7 +349,7 @@ impl SourceType {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
     pub id: String,
@@ -350,6 +358,7 @@ pub struct Source {
     pub kind: SourceType,
     /// The secret key; when left out, Tocsin generates one on first start and
     /// keeps it in the database.
+    #[serde(skip_serializing)]
     pub key: Option<String>,
     pub escalation_policy: String,
     pub service: Option<String>,
@@ -375,18 +384,19 @@ fn default_high_from() -> Severity {
     Severity::Sev1
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceTemplates {
     pub summary: Option<String>,
     pub details: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     pub id: String,
     pub name: Option<String>,
+    #[serde(skip_serializing)]
     pub key: Option<String>,
     pub interval: DurationSpec,
     #[serde(default = "default_grace")]
@@ -399,7 +409,7 @@ fn default_grace() -> DurationSpec {
     DurationSpec::from_secs(60)
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatusPage {
     pub title: Option<String>,
@@ -408,7 +418,7 @@ pub struct StatusPage {
     pub charts: Vec<Chart>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Chart {
     pub service: String,

@@ -1,0 +1,355 @@
+//! The `tocsin` binary: command line, configuration and start-up. All the
+//! work happens in the library crates.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use clap::{Parser, Subcommand, ValueEnum};
+use tocsin_config::Config;
+use tocsin_store::{ProvisionedObject, Store};
+
+const ABOUT: &str = "Tocsin: self-hosted on-call and incident alerting.
+
+Prometheus Alertmanager posts alerts to Tocsin's webhook; Tocsin stores them
+durably, deduplicates them, routes them to an escalation policy and keeps a
+timeline of everything that happens to each alert. Storage is embedded SQLite
+by default, or PostgreSQL for several nodes.";
+
+const AFTER_HELP: &str = "Quick start:
+  tocsin serve --config examples/tocsin.yaml   # prints each source's webhook URL
+  tocsin check-config tocsin.yaml              # validate a config file
+
+Every flag can also be set with the TOCSIN_* environment variable shown.";
+
+#[derive(Parser)]
+#[command(name = "tocsin", version, about = ABOUT, after_help = AFTER_HELP)]
+struct Cli {
+    /// Log format: human-readable text or one JSON object per line.
+    #[arg(long, global = true, env = "TOCSIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: apply migrations, provision the config file's objects
+    /// into storage, print the webhook URLs and serve until SIGTERM/SIGINT.
+    Serve {
+        /// The tocsin.yaml to apply at start.
+        #[arg(long, short, env = "TOCSIN_CONFIG")]
+        config: PathBuf,
+        /// Listen address (host:port); overrides server.listen.
+        #[arg(long, env = "TOCSIN_LISTEN")]
+        listen: Option<String>,
+        /// Database URL (sqlite://FILE or postgres://…); overrides database.url.
+        #[arg(long, env = "TOCSIN_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// Base URL of links Tocsin prints and sends; overrides server.public_url
+        /// (default: http://LISTEN-ADDRESS).
+        #[arg(long, env = "TOCSIN_PUBLIC_URL")]
+        public_url: Option<String>,
+    },
+    /// Validate a config file: syntax, keys, references, durations,
+    /// templates. Exits non-zero and lists every problem when it is invalid.
+    CheckConfig {
+        /// The tocsin.yaml to check.
+        file: PathBuf,
+    },
+    /// Apply database migrations and exit (serve also does this at start).
+    Migrate {
+        /// Take database.url from this config file.
+        #[arg(long, short, env = "TOCSIN_CONFIG")]
+        config: Option<PathBuf>,
+        /// Database URL; overrides the config file.
+        #[arg(long, env = "TOCSIN_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOCSIN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Migrate {
+            config,
+            database_url,
+        } => {
+            let config = match &config {
+                Some(path) => Some(load_config(path)?),
+                None => None,
+            };
+            let url = database_url
+                .or_else(|| config.as_ref().map(|c| c.database_url().to_owned()))
+                .unwrap_or_else(|| tocsin_config::DEFAULT_DATABASE_URL.to_owned());
+            let store = open_store(&url, config.as_ref()).await?;
+            println!(
+                "migrations applied to the {} database {}",
+                store.backend(),
+                tocsin_config::validate::redact_url(&url)
+            );
+            Ok(())
+        }
+        Command::Serve {
+            config,
+            listen,
+            database_url,
+            public_url,
+        } => serve(&config, listen, database_url, public_url).await,
+    }
+}
+
+fn load_config(path: &Path) -> Result<Config> {
+    tocsin_config::load(path).map_err(|e| {
+        let n = e.problems.len();
+        anyhow::anyhow!(
+            "{e}\n{n} problem{} in {}; fix {} and try again (`tocsin check-config {}` checks without starting)",
+            if n == 1 { "" } else { "s" },
+            path.display(),
+            if n == 1 { "it" } else { "them" },
+            path.display()
+        )
+    })
+}
+
+fn check_config(file: &Path) -> Result<()> {
+    let config = load_config(file)?;
+    println!("ok: {}: {}", file.display(), config.summary());
+    Ok(())
+}
+
+async fn open_store(url: &str, config: Option<&Config>) -> Result<Box<dyn Store>> {
+    let max = config
+        .and_then(|c| c.database.max_connections)
+        .unwrap_or(10);
+    tocsin_store::connect(url, max).await.with_context(|| {
+        format!(
+            "cannot open the database {}",
+            tocsin_config::validate::redact_url(url)
+        )
+    })
+}
+
+/// A new random source key: 128 bits, hex.
+fn generate_key() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// Write the config file's objects into storage, so that every node and the
+/// API see the same set.
+async fn provision(store: &dyn Store, config: &Config) -> Result<()> {
+    fn objects<T: serde::Serialize>(
+        items: &[T],
+        id: impl Fn(&T) -> &str,
+    ) -> Result<Vec<ProvisionedObject>> {
+        items
+            .iter()
+            .map(|i| {
+                Ok(ProvisionedObject {
+                    id: id(i).to_owned(),
+                    spec: serde_json::to_value(i)?,
+                })
+            })
+            .collect()
+    }
+    let now = Utc::now();
+    let kinds = [
+        ("teams", objects(&config.teams, |t| &t.id)?),
+        ("users", objects(&config.users, |u| &u.id)?),
+        ("support_hours", objects(&config.support_hours, |s| &s.id)?),
+        ("schedules", objects(&config.schedules, |s| &s.id)?),
+        (
+            "escalation_policies",
+            objects(&config.escalation_policies, |p| &p.id)?,
+        ),
+        ("services", objects(&config.services, |s| &s.id)?),
+        ("sources", objects(&config.sources, |s| &s.id)?),
+        ("heartbeats", objects(&config.heartbeats, |h| &h.id)?),
+        ("api_tokens", objects(&config.api_tokens, |t| &t.name)?),
+    ];
+    for (kind, objs) in kinds {
+        let r = store
+            .sync_objects(kind, &objs, now)
+            .await
+            .with_context(|| format!("provisioning {kind} from the config file"))?;
+        if r.created + r.updated + r.removed > 0 {
+            tracing::info!(
+                kind,
+                created = r.created,
+                updated = r.updated,
+                removed = r.removed,
+                unchanged = r.unchanged,
+                "provisioned"
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn serve(
+    config_path: &Path,
+    listen: Option<String>,
+    database_url: Option<String>,
+    public_url: Option<String>,
+) -> Result<()> {
+    let config = load_config(config_path)?;
+    let listen = listen.unwrap_or_else(|| config.listen().to_owned());
+    let url = database_url.unwrap_or_else(|| config.database_url().to_owned());
+    let store: Arc<dyn Store> = Arc::from(open_store(&url, Some(&config)).await?);
+    provision(store.as_ref(), &config).await?;
+
+    let mut keys = HashMap::new();
+    for s in &config.sources {
+        let key = store
+            .source_key(&s.id, s.key.as_deref(), &generate_key(), Utc::now())
+            .await
+            .with_context(|| format!("loading the key of source `{}`", s.id))?;
+        keys.insert(s.id.clone(), key);
+    }
+    let state = tocsin_web::AppState::new(&config, store.clone(), &keys)?;
+    let app = tocsin_web::app(state);
+
+    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| {
+        format!("cannot listen on {listen}; is another process using it? Set server.listen, --listen or TOCSIN_LISTEN")
+    })?;
+    let addr = listener.local_addr()?;
+    let public_url = public_url
+        .or_else(|| config.server.public_url.clone())
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let public_url = public_url.trim_end_matches('/');
+
+    // The one place keys are printed: the operator needs to paste them.
+    println!(
+        "Tocsin {} listening on http://{addr}",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!(
+        "storage: {} {}",
+        store.backend(),
+        tocsin_config::validate::redact_url(&url)
+    );
+    for s in &config.sources {
+        if let Some(key) = keys.get(&s.id) {
+            println!(
+                "source {} ({}, grouping: {}): {public_url}/api/v1/events/prometheus/{key}",
+                s.id,
+                s.kind.as_str(),
+                match s.grouping {
+                    tocsin_domain::Grouping::Group => "group",
+                    tocsin_domain::Grouping::Alert => "alert",
+                }
+            );
+        }
+    }
+    tracing::info!(%addr, storage = store.backend(), sources = config.sources.len(), "serving");
+
+    let shutdown_grace = config
+        .server
+        .shutdown_timeout
+        .map(|d| d.as_duration())
+        .unwrap_or(Duration::from_secs(10));
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let notify = stopping.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new connections; finishing in-flight requests");
+        notify.notify_waiters();
+    });
+    tokio::select! {
+        r = server => r.context("the HTTP server failed")?,
+        _ = async {
+            stopping.notified().await;
+            tokio::time::sleep(shutdown_grace).await;
+        } => {
+            tracing::warn!(?shutdown_grace, "in-flight requests did not finish in time; exiting");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_are_128_bit_hex() {
+        let a = generate_key();
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, generate_key());
+    }
+
+    #[test]
+    fn cli_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,224 @@
+//! The alert API: list, show (with timeline), accept, resolve, comment.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::json;
+use tocsin_domain::{AlertStatus, Severity};
+use tocsin_store::{Alert, AlertFilter, TimelineEntry, Transition, TransitionResult};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 500;
+const MAX_COMMENT_BYTES: usize = 64 * 1024;
+
+fn parse_filter(raw: Option<&str>) -> Result<AlertFilter, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("query string: {e}")))?;
+    let mut f = AlertFilter {
+        limit: DEFAULT_LIMIT,
+        ..Default::default()
+    };
+    for (k, v) in pairs {
+        match k.as_str() {
+            "status" => {
+                f.status = Some(v.parse::<AlertStatus>().map_err(|e| {
+                    ApiError::bad_request(format!("query parameter `status`: {e}"))
+                })?)
+            }
+            "source" => f.source_id = Some(v),
+            "service" => f.service_id = Some(v),
+            "severity" => {
+                f.severity = Some(v.parse::<Severity>().map_err(|e| {
+                    ApiError::bad_request(format!("query parameter `severity`: {e}"))
+                })?)
+            }
+            "label" => {
+                let (n, val) = v.split_once('=').ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "query parameter `label`: `{v}` is not name=value"
+                    ))
+                })?;
+                f.labels.push((n.to_owned(), val.to_owned()));
+            }
+            "limit" => {
+                let n: u32 = v.parse().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "query parameter `limit`: `{v}` is not a number from 1 to {MAX_LIMIT}"
+                    ))
+                })?;
+                if !(1..=MAX_LIMIT).contains(&n) {
+                    return Err(ApiError::bad_request(format!(
+                        "query parameter `limit`: must be from 1 to {MAX_LIMIT}"
+                    )));
+                }
+                f.limit = n;
+            }
+            "cursor" => {
+                f.before_id = Some(v.parse().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "query parameter `cursor`: `{v}` is not a cursor; pass next_cursor from the previous page"
+                    ))
+                })?)
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{other}`; expected status, source, service, severity, label, limit or cursor"
+                )));
+            }
+        }
+    }
+    Ok(f)
+}
+
+/// `GET /api/v1/alerts`
+pub async fn list(
+    State(st): State<AppState>,
+    _caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let filter = parse_filter(raw.as_deref())?;
+    let page =
+        st.0.store
+            .list_alerts(&filter)
+            .await
+            .map_err(|e| ApiError::from_store("list alerts", e))?;
+    Ok(Json(json!({
+        "alerts": page.alerts,
+        "next_cursor": page.next_before_id.map(|id| id.to_string()),
+    })))
+}
+
+fn parse_id(id: &str) -> Result<i64, ApiError> {
+    id.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        ApiError::bad_request(format!("`{id}` is not an alert id (a positive number)"))
+    })
+}
+
+#[derive(Serialize)]
+struct AlertWithTimeline {
+    #[serde(flatten)]
+    alert: Alert,
+    timeline: Vec<TimelineEntry>,
+}
+
+/// `GET /api/v1/alerts/{id}`
+pub async fn show(
+    State(st): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let store = &st.0.store;
+    let alert = store
+        .get_alert(id)
+        .await
+        .map_err(|e| ApiError::from_store("show alert", e))?
+        .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))?;
+    let timeline = store
+        .timeline(id)
+        .await
+        .map_err(|e| ApiError::from_store("alert timeline", e))?;
+    Ok(Json(json!(AlertWithTimeline { alert, timeline })))
+}
+
+async fn transition(
+    st: AppState,
+    caller: Caller,
+    id: String,
+    action: Transition,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.must_act()?;
+    let id = parse_id(&id)?;
+    let r =
+        st.0.store
+            .transition(id, action, &caller.actor(), Utc::now())
+            .await
+            .map_err(|e| ApiError::from_store("alert transition", e))?;
+    match r {
+        TransitionResult::Done(a) | TransitionResult::Unchanged(a) => Ok(Json(json!(a))),
+        TransitionResult::Conflict(a) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "alert {} is {}; a resolved alert cannot be accepted (the next firing opens a new alert)",
+                a.id, a.status
+            ),
+        )),
+        TransitionResult::NotFound => Err(ApiError::not_found(format!("no alert {id}"))),
+    }
+}
+
+/// `POST /api/v1/alerts/{id}/accept`
+pub async fn accept(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    transition(st, caller, id, Transition::Accept).await
+}
+
+/// `POST /api/v1/alerts/{id}/resolve`
+pub async fn resolve(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    transition(st, caller, id, Transition::Resolve).await
+}
+
+/// `POST /api/v1/alerts/{id}/comment` with a text body (or JSON `{"text": …}`).
+pub async fn comment(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    caller.must_act()?;
+    let id = parse_id(&id)?;
+    let bytes = axum::body::to_bytes(body, MAX_COMMENT_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("a comment may be at most {MAX_COMMENT_BYTES} bytes"),
+            )
+        })?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let text = if is_json {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            text: String,
+        }
+        tocsin_wire::WireError::parse_json::<Body>(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("comment: {e}")))?
+            .text
+    } else {
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| ApiError::bad_request("comment: the body is not UTF-8 text"))?
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ApiError::bad_request(
+            "comment: the text is empty; send it as the body (text/plain) or as {\"text\": …}",
+        ));
+    }
+    let entry =
+        st.0.store
+            .comment(id, &caller.actor(), text, Utc::now())
+            .await
+            .map_err(|e| ApiError::from_store("comment", e))?
+            .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))?;
+    Ok((StatusCode::CREATED, Json(json!(entry))))
+}

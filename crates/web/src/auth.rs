@@ -1,0 +1,69 @@
+//! Bearer API tokens with roles. Tokens are compared as SHA-256 digests in
+//! constant time, against every configured token.
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use tocsin_domain::{Role, TokenDigest};
+use tocsin_store::Actor;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The caller, identified by its API token.
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        Actor::new(format!("token:{}", self.name), "api")
+    }
+
+    /// Fail with 403 unless the role may act on alerts.
+    pub fn must_act(&self) -> Result<(), ApiError> {
+        if self.role.may_act() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "token `{}` has role {}; accepting, resolving and commenting need responder or admin",
+                    self.name,
+                    self.role.as_str()
+                ),
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(ApiError::unauthorized)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .ok_or_else(ApiError::unauthorized)?;
+        let digest = TokenDigest::of(token);
+        let mut found = None;
+        for t in &st.0.tokens {
+            if t.digest.ct_eq(&digest) && found.is_none() {
+                found = Some(Caller {
+                    name: t.name.clone(),
+                    role: t.role,
+                });
+            }
+        }
+        found.ok_or_else(ApiError::unauthorized)
+    }
+}

@@ -1,0 +1,156 @@
+//! `POST /api/v1/events/prometheus/{key}` and `POST /webhooks/{key}`:
+//! Alertmanager webhooks (SPEC §2.1, §2.2).
+//!
+//! 202 only after the commit; 400 naming the field; 404 unknown key; 413
+//! over the body limit; 415 not JSON; 503 when storage is down. Never 429:
+//! Alertmanager does not retry it.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use chrono::Utc;
+use serde_json::json;
+use tocsin_domain::SourceRouting;
+use tocsin_store::{Actor, RoutedEvent};
+use tocsin_wire::alertmanager;
+
+use crate::error::ApiError;
+use crate::state::{AppState, SourceRuntime};
+
+pub async fn prometheus(
+    State(st): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let started = Instant::now();
+    let m = &st.0.metrics;
+    let Some(source) = st.source_by_key(&key) else {
+        m.ingested("unknown", "unknown_key", 1);
+        return Err(ApiError::not_found(
+            "no source has this key; copy the webhook URL that `tocsin serve` prints at start-up",
+        ));
+    };
+    let result = receive(&st, source, &headers, body).await;
+    match &result {
+        Ok(_) => m.ingest_time(&source.id, started.elapsed().as_secs_f64()),
+        Err(e) => m.ingested(&source.id, rejection_outcome(e.status), 1),
+    }
+    result
+}
+
+fn rejection_outcome(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::BAD_REQUEST => "invalid",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        _ => "error",
+    }
+}
+
+/// Check the media type and size, and read the body.
+pub(crate) async fn read_json_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        if !(essence == "application/json" || essence.ends_with("+json")) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("Content-Type `{essence}` is not JSON; send application/json"),
+            ));
+        }
+    }
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than the limit of {limit} bytes (server.body_limit_bytes)"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let inner = e.into_inner();
+        if inner
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some()
+        {
+            too_large()
+        } else {
+            ApiError::bad_request(format!("could not read the body: {inner}"))
+        }
+    })
+}
+
+async fn receive(
+    st: &AppState,
+    source: &SourceRuntime,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let bytes = read_json_body(headers, body, st.0.body_limit).await?;
+    let now = Utc::now();
+    let hook = alertmanager::parse(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid Alertmanager webhook: {e}")))?;
+    let events = alertmanager::map(&hook, &source.prometheus, now)
+        .map_err(|e| ApiError::bad_request(format!("invalid Alertmanager webhook: {e}")))?;
+    let routed: Vec<RoutedEvent> = events
+        .into_iter()
+        .map(|event| {
+            let route = st.0.router.route(
+                &event.routing,
+                SourceRouting {
+                    policy_id: &source.policy_id,
+                    service_id: source.service_id.as_deref(),
+                },
+            );
+            RoutedEvent {
+                event,
+                policy_id: route.policy_id,
+                service_id: route.service_id,
+                route_note: route.note,
+            }
+        })
+        .collect();
+    let actor = Actor::new(format!("source:{}", source.id), "prometheus webhook");
+    let results = match tokio::time::timeout(
+        st.0.store_timeout,
+        st.0.store.ingest(&source.id, &actor, &routed, now),
+    )
+    .await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(ApiError::unavailable("ingest", &e)),
+        Err(_) => {
+            return Err(ApiError::unavailable(
+                "ingest",
+                &"storage did not answer in time",
+            ));
+        }
+    };
+    let mut alerts = Vec::with_capacity(results.len());
+    for r in &results {
+        st.0.metrics.ingested(&source.id, r.outcome.as_str(), 1);
+        if let (Some(id), Some(status)) = (r.alert_id, r.status) {
+            alerts.push(json!({"id": id, "status": status}));
+        }
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"status": "accepted", "alerts": alerts})),
+    ))
+}

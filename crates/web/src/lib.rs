@@ -1,0 +1,66 @@
+//! Tocsin's HTTP surface. Only this crate knows HTTP: handlers parse
+//! requests, call the wire parsers, the domain router and the store, and
+//! turn every error into one JSON shape at one boundary ([`ApiError`]).
+
+mod alerts;
+mod auth;
+mod error;
+mod ingest;
+mod metrics;
+mod ops;
+mod redact;
+mod state;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+pub use redact::redact_path;
+pub use state::{AppState, SourceRuntime, StateError};
+
+/// The whole application: every route, with request logging that never shows keys.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/events/prometheus/{key}", post(ingest::prometheus))
+        .route("/webhooks/{key}", post(ingest::prometheus))
+        .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/alerts/{id}", get(alerts::show))
+        .route("/api/v1/alerts/{id}/accept", post(alerts::accept))
+        .route("/api/v1/alerts/{id}/resolve", post(alerts::resolve))
+        .route("/api/v1/alerts/{id}/comment", post(alerts::comment))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<_>| {
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %redact_path(req.uri().path()),
+                    )
+                })
+                .on_request(())
+                .on_response(
+                    |res: &axum::http::Response<_>, latency: Duration, _span: &tracing::Span| {
+                        let status = res.status().as_u16();
+                        let ms = latency.as_secs_f64() * 1000.0;
+                        if status >= 500 {
+                            tracing::warn!(status, latency_ms = ms, "response");
+                        } else if status >= 400 {
+                            tracing::info!(status, latency_ms = ms, "response");
+                        } else {
+                            tracing::debug!(status, latency_ms = ms, "response");
+                        }
+                    },
+                )
+                .on_failure(()),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,62 @@
+//! `/healthz`, `/readyz`, `/metrics` and the JSON fallbacks.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::redact::redact_path;
+use crate::state::AppState;
+
+/// The process is alive.
+pub async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+/// Storage answers.
+pub async fn readyz(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    match tokio::time::timeout(Duration::from_secs(2), st.0.store.ping()).await {
+        Ok(Ok(())) => Ok(Json(
+            json!({"status": "ready", "storage": st.0.store.backend()}),
+        )),
+        Ok(Err(e)) => Err(ApiError::unavailable("readiness check", &e)),
+        Err(_) => Err(ApiError::unavailable(
+            "readiness check",
+            &"no answer within 2s",
+        )),
+    }
+}
+
+pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+    match st.0.store.count_by_status().await {
+        Ok(counts) => {
+            for (status, n) in counts {
+                st.0.metrics.set_alerts(status.as_str(), n);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: could not count alerts"),
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.0.metrics.render(),
+    )
+}
+
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {}", redact_path(uri.path())))
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this path does not accept that method",
+    )
+}

@@ -1,0 +1,143 @@
+//! What handlers share: the store, the sources with their keys, the router,
+//! the API tokens and the metrics. Built once from the validated config.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tocsin_config::{Config, SourceType};
+use tocsin_domain::{Role, Router, SeverityMap, TokenDigest};
+use tocsin_store::Store;
+use tocsin_wire::Templates;
+use tocsin_wire::alertmanager::PrometheusSettings;
+
+use crate::metrics::Metrics;
+
+/// A source ready to receive: its key (as a digest), mapping settings and routing.
+pub struct SourceRuntime {
+    pub id: String,
+    pub kind: SourceType,
+    pub key_digest: TokenDigest,
+    pub policy_id: String,
+    pub service_id: Option<String>,
+    pub prometheus: PrometheusSettings,
+}
+
+pub(crate) struct ApiTokenRuntime {
+    pub name: String,
+    pub digest: TokenDigest,
+    pub role: Role,
+}
+
+pub(crate) struct Inner {
+    pub store: Arc<dyn Store>,
+    pub sources: Vec<SourceRuntime>,
+    pub router: Router,
+    pub tokens: Vec<ApiTokenRuntime>,
+    pub metrics: Metrics,
+    pub body_limit: usize,
+    pub store_timeout: Duration,
+}
+
+/// Shared, cheaply cloned application state.
+#[derive(Clone)]
+pub struct AppState(pub(crate) Arc<Inner>);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "sources[{index}] (`{id}`): no key; the caller must resolve keys before building the state"
+    )]
+    MissingKey { index: usize, id: String },
+    #[error("sources[{index}].templates: {message}")]
+    Template { index: usize, message: String },
+}
+
+impl AppState {
+    /// Build the state. `keys` maps each source id to its effective key
+    /// (from the file, or generated and stored).
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn Store>,
+        keys: &HashMap<String, String>,
+    ) -> Result<Self, StateError> {
+        let mut sources = Vec::new();
+        for (index, s) in config.sources.iter().enumerate() {
+            let key = keys.get(&s.id).ok_or_else(|| StateError::MissingKey {
+                index,
+                id: s.id.clone(),
+            })?;
+            let templates = match &s.templates {
+                Some(t) => Some(
+                    Templates::compile(t.summary.as_deref(), t.details.as_deref()).map_err(
+                        |e| StateError::Template {
+                            index,
+                            message: e.0,
+                        },
+                    )?,
+                ),
+                None => None,
+            };
+            sources.push(SourceRuntime {
+                id: s.id.clone(),
+                kind: s.kind,
+                key_digest: TokenDigest::of(key),
+                policy_id: s.escalation_policy.clone(),
+                service_id: s.service.clone(),
+                prometheus: PrometheusSettings {
+                    grouping: s.grouping,
+                    severity_map: SeverityMap::new(&s.severity_map, s.default_severity),
+                    high_priority_from: Some(s.high_priority_from),
+                    templates,
+                },
+            });
+        }
+        let router = Router {
+            policies_by_routing_key: config
+                .escalation_policies
+                .iter()
+                .filter_map(|p| p.routing_key.clone().map(|k| (k, p.id.clone())))
+                .collect(),
+            services: config
+                .services
+                .iter()
+                .map(|s| (s.id.clone(), s.escalation_policy.clone()))
+                .collect(),
+        };
+        let tokens = config
+            .api_tokens
+            .iter()
+            .map(|t| ApiTokenRuntime {
+                name: t.name.clone(),
+                digest: TokenDigest::of(&t.token),
+                role: t.role,
+            })
+            .collect();
+        Ok(AppState(Arc::new(Inner {
+            store,
+            sources,
+            router,
+            tokens,
+            metrics: Metrics::new(),
+            body_limit: config.body_limit(),
+            store_timeout: Duration::from_secs(8),
+        })))
+    }
+
+    /// The source whose key this is. Every source is compared, in constant
+    /// time, whatever matches.
+    pub(crate) fn source_by_key(&self, key: &str) -> Option<&SourceRuntime> {
+        let digest = TokenDigest::of(key);
+        let mut found = None;
+        for s in &self.0.sources {
+            if s.key_digest.ct_eq(&digest) && found.is_none() {
+                found = Some(s);
+            }
+        }
+        found
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+}
