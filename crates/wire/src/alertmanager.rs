@@ -125,6 +125,13 @@ impl PrometheusSettings {
 
 /// Parse a webhook body; the error names the offending field.
 pub fn parse(body: &[u8]) -> Result<Webhook, WireError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(WireError::new(
+            "",
+            "the body must be a JSON object (an Alertmanager webhook, version 4)",
+        ));
+    }
     let hook: Webhook = WireError::parse_json(body)?;
     for (i, a) in hook.alerts.iter().enumerate() {
         if a.status == AmStatus::Resolved && a.end().is_none() {

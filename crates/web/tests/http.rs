@@ -1,0 +1,630 @@
+//! The HTTP contract of ingest and the alert API, against a real server on
+//! loopback with SQLite storage. Every bad input gets its status code, and
+//! the server keeps serving afterwards.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const KEY: &str = "group-key-0123456789abcdef";
+const ALERT_KEY: &str = "alert-key-0123456789abcdef";
+const ADMIN: &str = "admin-token-0123456789";
+const OBSERVER: &str = "observer-token-0123456789";
+const RESPONDER: &str = "responder-token-0123456789";
+
+const CONFIG: &str = r#"
+server: {body_limit_bytes: 65536}
+api_tokens:
+  - {name: admin, token: admin-token-0123456789, role: admin}
+  - {name: watcher, token: observer-token-0123456789, role: observer}
+  - {name: oncall, token: responder-token-0123456789, role: responder}
+users: [{id: alice, contacts: [{id: mail, type: email, address: a@example.com}], notify: {high: [{contact: mail, after: 0m}]}}]
+escalation_policies:
+  - {id: default, levels: [{notify: ["user:alice"], escalate_after: 5m}]}
+  - {id: harness, routing_key: harness-routing-key, levels: [{notify: ["user:alice"], escalate_after: 5m}]}
+  - {id: payments, levels: [{notify: ["user:alice"], escalate_after: 5m}]}
+services:
+  - {id: payments-svc, name: Payments, escalation_policy: payments}
+sources:
+  - {id: am, type: prometheus, escalation_policy: default, key: group-key-0123456789abcdef}
+  - {id: am-per-alert, type: prometheus, escalation_policy: default, grouping: alert, key: alert-key-0123456789abcdef}
+"#;
+
+struct Server {
+    base: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tocsin_config::from_str(CONFIG, Path::new("."), &|_| None).unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store: Arc<dyn tocsin_store::Store> =
+        Arc::from(tocsin_store::connect(&url, 4).await.unwrap());
+    let keys: HashMap<String, String> = config
+        .sources
+        .iter()
+        .map(|s| (s.id.clone(), s.key.clone().unwrap()))
+        .collect();
+    let state = tocsin_web::AppState::new(&config, store, &keys).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, tocsin_web::app(state)).await });
+    Server {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/../../fixtures/alertmanager/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+impl Server {
+    async fn post(&self, path: &str, ct: Option<&str>, body: Vec<u8>) -> (StatusCode, Value) {
+        let mut req = self.http.post(format!("{}{path}", self.base)).body(body);
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn hook(&self, key: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        self.post(
+            &format!("/api/v1/events/prometheus/{key}"),
+            Some("application/json"),
+            body,
+        )
+        .await
+    }
+
+    async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "text/plain").body(b.to_owned());
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.api(reqwest::Method::GET, path, Some(ADMIN), None)
+            .await
+    }
+
+    async fn alerts(&self, query: &str) -> Vec<Value> {
+        let (s, v) = self.get(&format!("/api/v1/alerts{query}")).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["alerts"].as_array().unwrap().clone()
+    }
+
+    async fn still_serving(&self) {
+        let (s, v) = self.hook(KEY, fixture("firing-single.json")).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    }
+}
+
+fn error_code(v: &Value) -> &str {
+    v["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {v}"))
+}
+
+#[tokio::test]
+async fn group_lifecycle_is_idempotent_and_mapped() {
+    let s = start().await;
+    let (st, v) = s.hook(KEY, fixture("firing-single.json")).await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    assert_eq!(
+        v,
+        json!({"status": "accepted", "alerts": [{"id": 1, "status": "pending"}]})
+    );
+
+    // Retries and repeats: same alert, no second one.
+    for _ in 0..3 {
+        let (st, v) = s
+            .post(
+                &format!("/webhooks/{KEY}"),
+                Some("application/json"),
+                fixture("firing-single.json"),
+            )
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED);
+        assert_eq!(v["alerts"][0]["id"], 1);
+    }
+    s.hook(KEY, fixture("firing-multi.json")).await;
+    s.hook(KEY, fixture("mixed.json")).await;
+    let all = s.alerts("").await;
+    assert_eq!(all.len(), 1);
+    let a = &all[0];
+    assert_eq!(a["summary"], "HarnessConditionFiring: 2 firing");
+    assert_eq!(a["severity"], "SEV0");
+    assert_eq!(a["priority"], "high");
+    assert_eq!(
+        a["policy_id"], "harness",
+        "routing key label picks the policy"
+    );
+    assert_eq!(a["seen_count"], 6);
+    assert_eq!(a["members"].as_array().unwrap().len(), 3);
+
+    let (st, v) = s.hook(KEY, fixture("resolved.json")).await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    assert_eq!(v["alerts"][0]["status"], "resolved");
+    // The resolved notification again: nothing new.
+    s.hook(KEY, fixture("resolved.json")).await;
+    // A late firing from before the resolve: ignored.
+    let (_, v) = s.hook(KEY, fixture("mixed.json")).await;
+    assert_eq!(v["alerts"][0]["status"], "resolved");
+    assert_eq!(s.alerts("").await.len(), 1);
+
+    let (_, detail) = s.get("/api/v1/alerts/1").await;
+    assert_eq!(detail["resolved_at"], "2026-11-21T05:02:43.226Z");
+    assert_eq!(detail["detected_at"], "2026-11-21T05:02:34.226Z");
+    let kinds: Vec<&str> = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "created", "routed", "updated", "updated", "resolved", "ignored"
+        ]
+    );
+    assert_eq!(detail["timeline"][0]["actor"], "source:am");
+    assert_eq!(detail["timeline"][0]["channel"], "prometheus webhook");
+}
+
+#[tokio::test]
+async fn per_alert_grouping_and_fallback_routing() {
+    let s = start().await;
+    let (st, v) = s.hook(ALERT_KEY, fixture("mixed.json")).await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    // node-2 is resolved in its first notification: nothing to open for it.
+    assert_eq!(v["alerts"].as_array().unwrap().len(), 2, "{v}");
+    let (_, v) = s.hook(ALERT_KEY, fixture("resolved.json")).await;
+    let statuses: Vec<&str> = v["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["resolved", "resolved"]);
+
+    // An unknown routing key falls back to the source's policy, recorded.
+    let mut body: Value = serde_json::from_slice(&fixture("api-firing.json")).unwrap();
+    body["alerts"][0]["labels"]["routing_key"] = json!("no-such-key");
+    let (_, v) = s.hook(KEY, serde_json::to_vec(&body).unwrap()).await;
+    let id = v["alerts"][0]["id"].as_i64().unwrap();
+    let (_, a) = s.get(&format!("/api/v1/alerts/{id}")).await;
+    assert_eq!(a["policy_id"], "default");
+    let routed = a["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "routed")
+        .unwrap();
+    assert!(
+        routed["message"]
+            .as_str()
+            .unwrap()
+            .contains("`no-such-key` matches no escalation policy"),
+        "{routed}"
+    );
+
+    // service_id picks the service and its policy.
+    let mut body: Value = serde_json::from_slice(&fixture("truncated.json")).unwrap();
+    body["alerts"][0]["labels"]["service_id"] = json!("payments-svc");
+    let (_, v) = s.hook(KEY, serde_json::to_vec(&body).unwrap()).await;
+    let id = v["alerts"][0]["id"].as_i64().unwrap();
+    let (_, a) = s.get(&format!("/api/v1/alerts/{id}")).await;
+    assert_eq!(
+        (a["policy_id"].as_str(), a["service_id"].as_str()),
+        (Some("payments"), Some("payments-svc"))
+    );
+}
+
+#[tokio::test]
+async fn every_bad_input_gets_its_status_and_the_server_keeps_serving() {
+    let s = start().await;
+
+    // 404: unknown key, and the key is not echoed.
+    let (st, v) = s
+        .hook("not-a-real-key-123456", fixture("firing-single.json"))
+        .await;
+    assert_eq!((st, error_code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    assert!(!v.to_string().contains("not-a-real-key"), "{v}");
+    s.still_serving().await;
+
+    // 415: not JSON.
+    let (st, v) = s
+        .post(
+            &format!("/api/v1/events/prometheus/{KEY}"),
+            Some("application/x-www-form-urlencoded"),
+            fixture("firing-single.json"),
+        )
+        .await;
+    assert_eq!(
+        (st, error_code(&v)),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("application/json")
+    );
+    s.still_serving().await;
+
+    // 413: above the body limit (64 KiB here), declared and streamed.
+    let big = vec![b' '; 70_000];
+    let (st, v) = s.hook(KEY, big.clone()).await;
+    assert_eq!(
+        (st, error_code(&v)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
+    let status_line = post_chunked(&s.base, &format!("/webhooks/{KEY}"), &big).await;
+    assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
+    s.still_serving().await;
+
+    // 400: malformed bodies, each naming the field.
+    let cases: Vec<(&[u8], &str)> = vec![
+        (b"{not json", "invalid Alertmanager webhook"),
+        (b"[]", "must be a JSON object"),
+        (br#"{"status":"firing"}"#, "missing field `alerts`"),
+        (br#"{"status":"weird","alerts":[]}"#, "status:"),
+        (br#"{"status":"firing","groupKey":"g","alerts":[{"status":"firing","labels":{},"startsAt":"nope"}]}"#, "alerts[0].startsAt"),
+        (br#"{"status":"firing","groupKey":"g","alerts":[{"status":"firing","labels":"x","startsAt":"2026-01-01T00:00:00Z"}]}"#, "alerts[0].labels"),
+        (br#"{"status":"firing","alerts":[{"status":"firing","labels":{},"startsAt":"2026-01-01T00:00:00Z"}]}"#, "groupKey"),
+        (br#"{"status":"firing","groupKey":"g","alerts":[]}"#, "alerts: the list is empty"),
+    ];
+    for (body, needle) in cases {
+        let (st, v) = s.hook(KEY, body.to_vec()).await;
+        assert_eq!(
+            (st, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "`{msg}` should mention `{needle}`");
+        s.still_serving().await;
+    }
+
+    // Unknown fields (newer Alertmanagers) are fine; missing content type is accepted.
+    let mut body: Value = serde_json::from_slice(&fixture("firing-single.json")).unwrap();
+    body["notification_reason"] = json!("first notification");
+    body["routeLabels"] = json!({"team": "sre"});
+    let (st, _) = s
+        .post(
+            &format!("/webhooks/{KEY}"),
+            None,
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+
+    // Wrong method and unknown path: JSON errors too.
+    let (st, v) = s
+        .api(
+            reqwest::Method::GET,
+            &format!("/webhooks/{KEY}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, error_code(&v)),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+    let (st, v) = s.api(reqwest::Method::GET, "/nope", None, None).await;
+    assert_eq!((st, error_code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    s.still_serving().await;
+}
+
+/// Send a chunked body (no Content-Length) over a raw connection; returns the status line.
+async fn post_chunked(base: &str, path: &str, body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.chunks(8192) {
+        let frame = format!("{:x}\r\n", chunk.len());
+        // The server may answer and close before the whole body is sent.
+        if conn.write_all(frame.as_bytes()).await.is_err()
+            || conn.write_all(chunk).await.is_err()
+            || conn.write_all(b"\r\n").await.is_err()
+        {
+            break;
+        }
+    }
+    let _ = conn.write_all(b"0\r\n\r\n").await;
+    let mut out = Vec::new();
+    let _ = conn.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn api_needs_tokens_and_roles() {
+    let s = start().await;
+    s.hook(KEY, fixture("firing-single.json")).await;
+    use reqwest::Method;
+
+    let (st, v) = s.api(Method::GET, "/api/v1/alerts", None, None).await;
+    assert_eq!(
+        (st, error_code(&v)),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let (st, _) = s
+        .api(
+            Method::GET,
+            "/api/v1/alerts",
+            Some("wrong-token-0123456789"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let res = s
+        .http
+        .get(format!("{}/api/v1/alerts", s.base))
+        .header("authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+
+    // Observers read but may not act.
+    let (st, _) = s
+        .api(Method::GET, "/api/v1/alerts/1", Some(OBSERVER), None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    for action in ["accept", "resolve"] {
+        let (st, v) = s
+            .api(
+                Method::POST,
+                &format!("/api/v1/alerts/1/{action}"),
+                Some(OBSERVER),
+                None,
+            )
+            .await;
+        assert_eq!((st, error_code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+    }
+    let (st, _) = s
+        .api(
+            Method::POST,
+            "/api/v1/alerts/1/comment",
+            Some(OBSERVER),
+            Some("hi"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // Responders act.
+    let (st, v) = s
+        .api(
+            Method::POST,
+            "/api/v1/alerts/1/accept",
+            Some(RESPONDER),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        (v["status"].as_str(), v["accepted_by"].as_str()),
+        (Some("accepted"), Some("token:oncall"))
+    );
+    let (st, v) = s
+        .api(
+            Method::POST,
+            "/api/v1/alerts/1/comment",
+            Some(RESPONDER),
+            Some("  on it  "),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    assert_eq!(
+        (v["kind"].as_str(), v["message"].as_str()),
+        (Some("comment"), Some("on it"))
+    );
+    let res = s
+        .http
+        .post(format!("{}/api/v1/alerts/1/comment", s.base))
+        .bearer_auth(ADMIN)
+        .json(&json!({"text": "json works"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let (st, v) = s
+        .api(
+            Method::POST,
+            "/api/v1/alerts/1/comment",
+            Some(ADMIN),
+            Some("   "),
+        )
+        .await;
+    assert_eq!(
+        (st, error_code(&v)),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+    let (st, v) = s
+        .api(Method::POST, "/api/v1/alerts/1/resolve", Some(ADMIN), None)
+        .await;
+    assert_eq!(
+        (st, v["status"].as_str()),
+        (StatusCode::OK, Some("resolved"))
+    );
+    let (st, v) = s
+        .api(Method::POST, "/api/v1/alerts/1/accept", Some(ADMIN), None)
+        .await;
+    assert_eq!((st, error_code(&v)), (StatusCode::CONFLICT, "conflict"));
+    let (st, v) = s
+        .api(Method::POST, "/api/v1/alerts/999/accept", Some(ADMIN), None)
+        .await;
+    assert_eq!((st, error_code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (st, v) = s
+        .api(Method::GET, "/api/v1/alerts/abc", Some(ADMIN), None)
+        .await;
+    assert_eq!(
+        (st, error_code(&v)),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+
+    let (_, v) = s.get("/api/v1/alerts/1").await;
+    let tl: Vec<(&str, &str)> = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        tl,
+        [
+            ("created", "source:am"),
+            ("routed", "source:am"),
+            ("accepted", "token:oncall"),
+            ("comment", "token:oncall"),
+            ("comment", "token:admin"),
+            ("resolved", "token:admin")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn list_filters_and_pagination() {
+    let s = start().await;
+    s.hook(KEY, fixture("firing-single.json")).await; // 1: SEV0, harness policy
+    s.hook(ALERT_KEY, fixture("api-firing.json")).await; // 2, 3: per alert
+    s.hook(KEY, fixture("truncated.json")).await; // 4
+    s.api(
+        reqwest::Method::POST,
+        "/api/v1/alerts/4/resolve",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+
+    let ids = |v: Vec<Value>| {
+        v.iter()
+            .map(|a| a["id"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(s.alerts("").await), [4, 3, 2, 1]);
+    assert_eq!(ids(s.alerts("?status=resolved").await), [4]);
+    assert_eq!(ids(s.alerts("?source=am-per-alert").await), [3, 2]);
+    assert_eq!(
+        ids(s.alerts("?severity=SEV0&status=pending").await),
+        [3, 2, 1]
+    );
+    assert_eq!(ids(s.alerts("?label=instance%3Dapi-2").await), [3]);
+    assert_eq!(
+        ids(s.alerts("?label=node=node-1&label=cluster=harness").await),
+        [1]
+    );
+
+    let (_, page) = s.get("/api/v1/alerts?limit=3").await;
+    assert_eq!(ids(page["alerts"].as_array().unwrap().clone()), [4, 3, 2]);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, page2) = s
+        .get(&format!("/api/v1/alerts?limit=3&cursor={cursor}"))
+        .await;
+    assert_eq!(ids(page2["alerts"].as_array().unwrap().clone()), [1]);
+    assert!(page2["next_cursor"].is_null());
+
+    for bad in [
+        "?status=open",
+        "?severity=SEV9",
+        "?limit=0",
+        "?limit=x",
+        "?cursor=zz",
+        "?label=novalue",
+        "?colour=red",
+    ] {
+        let (st, v) = s.get(&format!("/api/v1/alerts{bad}")).await;
+        assert_eq!(
+            (st, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let s = start().await;
+    let (st, v) = s.api(reqwest::Method::GET, "/healthz", None, None).await;
+    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let (st, v) = s.api(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        (st, v["storage"].as_str()),
+        (StatusCode::OK, Some("sqlite"))
+    );
+
+    s.hook(KEY, fixture("firing-single.json")).await;
+    s.hook(KEY, fixture("firing-single.json")).await;
+    s.hook(KEY, b"{".to_vec()).await;
+    s.hook("unknown-key-0123456789", fixture("firing-single.json"))
+        .await;
+    let text = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"tocsin_events_ingested_total{source="am",outcome="created"} 1"#,
+        r#"tocsin_events_ingested_total{source="am",outcome="duplicate"} 1"#,
+        r#"tocsin_events_ingested_total{source="am",outcome="invalid"} 1"#,
+        r#"tocsin_events_ingested_total{source="unknown",outcome="unknown_key"} 1"#,
+        r#"tocsin_alerts{status="pending"} 1"#,
+        r#"tocsin_alerts{status="resolved"} 0"#,
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in\n{text}"
+        );
+    }
+}
