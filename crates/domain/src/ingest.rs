@@ -227,9 +227,24 @@ pub fn decide(
         }
     });
     if fresh {
-        Decision::Create {
-            members: event.members.clone(),
-        }
+        // Resolved members the last alert already closed are old news: the
+        // snapshot still carries them for a while after they resolved.
+        let members = event
+            .members
+            .iter()
+            .filter(|m| {
+                m.is_firing()
+                    || !last_resolved.is_some_and(|r| {
+                        r.members.iter().any(|s| {
+                            s.fingerprint == m.fingerprint
+                                && s.starts_at == m.starts_at
+                                && s.status == MemberStatus::Resolved
+                        })
+                    })
+            })
+            .cloned()
+            .collect();
+        Decision::Create { members }
     } else {
         Decision::Stale {
             alert_id: last_resolved.map(|r| r.id),
@@ -350,6 +365,22 @@ mod tests {
         let gone = existing(4, vec![resolved("a", 0, 9)]);
         let d = decide(None, Some(&gone), &event(vec![firing("a", 0)]), t(12));
         assert_eq!(d, Decision::Stale { alert_id: Some(4) });
+    }
+
+    #[test]
+    fn new_alert_leaves_out_members_the_last_one_closed() {
+        let gone = existing(4, vec![resolved("a", 0, 9), resolved("b", 1, 8)]);
+        let ev = event(vec![
+            resolved("a", 0, 9),
+            resolved("b", 1, 8),
+            firing("c", 20),
+            resolved("d", 2, 21),
+        ]);
+        let Decision::Create { members } = decide(None, Some(&gone), &ev, t(22)) else {
+            panic!("expected create")
+        };
+        let fps: Vec<&str> = members.iter().map(|m| m.fingerprint.as_str()).collect();
+        assert_eq!(fps, ["c", "d"]);
     }
 
     #[test]

@@ -1,0 +1,217 @@
+//! Helpers for end-to-end tests: real processes (tocsin, Prometheus,
+//! Alertmanager, PostgreSQL) on loopback, each killed by pid when dropped.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process that is killed (by pid) when dropped.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Start with stdout and stderr both in `log`.
+    pub fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Proc {
+        let out = std::fs::File::create(log).unwrap();
+        Self::spawn_split(name, cmd, out, log)
+    }
+
+    /// Start with stdout to `stdout` and stderr to `log`.
+    pub fn spawn_split(name: &str, cmd: &mut Command, stdout: std::fs::File, log: &Path) -> Proc {
+        let out = stdout;
+        let err = std::fs::File::create(log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc {
+            name: name.to_owned(),
+            child,
+            log: log.to_owned(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then wait for the exit (SIGKILL after 15 s).
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill();
+        }
+    }
+}
+
+/// A free loopback port (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Poll `f` every 200 ms until it returns Some, or panic after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub async fn wait_http_ok(url: &str, timeout: Duration) {
+    let client = reqwest::Client::new();
+    wait_for(url, timeout, || {
+        let client = client.clone();
+        async move {
+            match client.get(url).send().await {
+                Ok(r) if r.status().is_success() => Some(()),
+                _ => None,
+            }
+        }
+    })
+    .await
+}
+
+pub fn require_binary(path: &str, package: &str) -> String {
+    assert!(
+        Path::new(path).exists(),
+        "{path} not found: install the Debian package {package} (scripts/test installs it)"
+    );
+    path.to_owned()
+}
+
+/// A PostgreSQL server of the test's own (scripts/pg-start / pg-stop).
+pub struct Postgres {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub url: String,
+}
+
+impl Postgres {
+    pub fn start(dir: &Path) -> Postgres {
+        let port = free_port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-start");
+        let out = Command::new("bash")
+            .arg(script)
+            .arg(dir)
+            .arg(port.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg-start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        Postgres {
+            dir: dir.to_owned(),
+            port,
+            url,
+        }
+    }
+
+    pub fn stop(&self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-stop");
+        let _ = Command::new("bash").arg(script).arg(&self.dir).status();
+    }
+
+    /// Start the stopped server again on the same port and data directory.
+    pub fn restart(&self) {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .max()
+            .unwrap();
+        let pg_ctl = bin.join("pg_ctl");
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=300",
+            self.port,
+            self.dir.display()
+        );
+        let data = self.dir.join("data");
+        let log = self.dir.join("server.log");
+        let status = if is_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&pg_ctl)
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(&log)
+                .args(["-w", "-t", "60", "-o", &opts, "start"])
+                .stdout(Stdio::null())
+                .status()
+        } else {
+            Command::new(&pg_ctl)
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(&log)
+                .args(["-w", "-t", "60", "-o", &opts, "start"])
+                .stdout(Stdio::null())
+                .status()
+        };
+        assert!(status.unwrap().success(), "restarting PostgreSQL failed");
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
