@@ -20,11 +20,21 @@ fn example() -> String {
 
 #[test]
 fn check_config_accepts_the_example_and_summarises_it() {
-    let out = tocsin().args(["check-config", &example()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tocsin()
+        .args(["check-config", &example()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.starts_with("ok: "), "{stdout}");
-    assert!(stdout.contains("1 team, 2 users, 1 schedule, 1 escalation policy, 1 service, 2 sources"), "{stdout}");
+    assert!(
+        stdout.contains("1 team, 2 users, 1 schedule, 1 escalation policy, 1 service, 2 sources"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -35,24 +45,49 @@ fn check_config_lists_every_problem_and_fails() {
         .unwrap()
         .replace("\"user:bob\"", "\"user:nobody\"")
         .replace("escalate_after: 5m", "escalate_after: soon")
-        .replace("escalation_policy: sre-default\n    grouping: alert", "escalation_policy: nope\n    grouping: alert");
+        .replace(
+            "escalation_policy: sre-default\n    grouping: alert",
+            "escalation_policy: nope\n    grouping: alert",
+        );
     std::fs::write(&bad, text).unwrap();
-    let out = tocsin().args(["check-config", bad.to_str().unwrap()]).output().unwrap();
+    let out = tocsin()
+        .args(["check-config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     // serde stops at the first type error; fix it and the reference errors show.
-    assert!(err.contains("bad.yaml: escalation_policies[0].levels[0].escalate_after: `soon` is not a duration"), "{err}");
+    assert!(
+        err.contains(
+            "bad.yaml: escalation_policies[0].levels[0].escalate_after: `soon` is not a duration"
+        ),
+        "{err}"
+    );
 
-    let text = std::fs::read_to_string(&bad).unwrap().replace("escalate_after: soon", "escalate_after: 5m");
+    let text = std::fs::read_to_string(&bad)
+        .unwrap()
+        .replace("escalate_after: soon", "escalate_after: 5m");
     std::fs::write(&bad, text).unwrap();
-    let out = tocsin().args(["check-config", bad.to_str().unwrap()]).output().unwrap();
+    let out = tocsin()
+        .args(["check-config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("escalation_policies[0].levels[1].notify[0]: unknown users id `nobody`"), "{err}");
-    assert!(err.contains("sources[1].escalation_policy: unknown escalation_policies id `nope`"), "{err}");
+    assert!(
+        err.contains("escalation_policies[0].levels[1].notify[0]: unknown users id `nobody`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("sources[1].escalation_policy: unknown escalation_policies id `nope`"),
+        "{err}"
+    );
     assert!(err.contains("2 problems in"), "{err}");
 
-    let out = tocsin().args(["check-config", "/nonexistent/tocsin.yaml"]).output().unwrap();
+    let out = tocsin()
+        .args(["check-config", "/nonexistent/tocsin.yaml"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the file"));
 }
@@ -60,13 +95,28 @@ fn check_config_lists_every_problem_and_fails() {
 #[test]
 fn version_and_help_explain_themselves() {
     let out = tocsin().arg("--version").output().unwrap();
-    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), format!("tocsin {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("tocsin {}", env!("CARGO_PKG_VERSION"))
+    );
     let help = String::from_utf8(tocsin().arg("--help").output().unwrap().stdout).unwrap();
-    for word in ["serve", "check-config", "migrate", "Alertmanager", "TOCSIN_LOG_FORMAT"] {
+    for word in [
+        "serve",
+        "check-config",
+        "migrate",
+        "Alertmanager",
+        "TOCSIN_LOG_FORMAT",
+    ] {
         assert!(help.contains(word), "--help lacks {word}:\n{help}");
     }
-    let help = String::from_utf8(tocsin().args(["serve", "--help"]).output().unwrap().stdout).unwrap();
-    for word in ["TOCSIN_LISTEN", "TOCSIN_DATABASE_URL", "TOCSIN_CONFIG", "TOCSIN_PUBLIC_URL"] {
+    let help =
+        String::from_utf8(tocsin().args(["serve", "--help"]).output().unwrap().stdout).unwrap();
+    for word in [
+        "TOCSIN_LISTEN",
+        "TOCSIN_DATABASE_URL",
+        "TOCSIN_CONFIG",
+        "TOCSIN_PUBLIC_URL",
+    ] {
         assert!(help.contains(word), "serve --help lacks {word}:\n{help}");
     }
 }
@@ -75,9 +125,18 @@ fn version_and_help_explain_themselves() {
 fn migrate_creates_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("m.db").display());
-    let out = tocsin().args(["migrate", "--database-url", &url]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied to the sqlite database"));
+    let out = tocsin()
+        .args(["migrate", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("migrations applied to the sqlite database")
+    );
     assert!(dir.path().join("m.db").exists());
 }
 
@@ -89,19 +148,43 @@ async fn serve_prints_ready_to_paste_urls_and_keeps_generated_keys() {
     let run = |n: usize| {
         let out = std::fs::File::create(dir.path().join(format!("out{n}"))).unwrap();
         let mut cmd = tocsin();
-        cmd.args(["serve", "--config", &example(), "--listen", &format!("127.0.0.1:{port}"), "--database-url", &db])
-            .env("TOCSIN_LOG_FORMAT", "json");
+        cmd.args([
+            "serve",
+            "--config",
+            &example(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &db,
+        ])
+        .env("TOCSIN_LOG_FORMAT", "json");
         Proc::spawn_split("tocsin", &mut cmd, out, &dir.path().join(format!("err{n}")))
     };
     let banner = |n: usize| std::fs::read_to_string(dir.path().join(format!("out{n}"))).unwrap();
 
     let mut p = run(0);
-    wait_http_ok(&format!("http://127.0.0.1:{port}/readyz"), Duration::from_secs(30)).await;
+    wait_http_ok(
+        &format!("http://127.0.0.1:{port}/readyz"),
+        Duration::from_secs(30),
+    )
+    .await;
     p.terminate();
     let first = banner(0);
-    assert!(first.contains(&format!("listening on http://127.0.0.1:{port}")), "{first}");
-    let url_line = first.lines().find(|l| l.starts_with("source prometheus ")).unwrap().to_owned();
-    assert!(url_line.contains(&format!("http://127.0.0.1:{port}/api/v1/events/prometheus/")), "{url_line}");
+    assert!(
+        first.contains(&format!("listening on http://127.0.0.1:{port}")),
+        "{first}"
+    );
+    let url_line = first
+        .lines()
+        .find(|l| l.starts_with("source prometheus "))
+        .unwrap()
+        .to_owned();
+    assert!(
+        url_line.contains(&format!(
+            "http://127.0.0.1:{port}/api/v1/events/prometheus/"
+        )),
+        "{url_line}"
+    );
     let key = url_line.rsplit('/').next().unwrap();
     assert_eq!(key.len(), 32, "a generated key is 128 bits of hex");
 
@@ -113,7 +196,14 @@ async fn serve_prints_ready_to_paste_urls_and_keeps_generated_keys() {
 
     // The generated key survives a restart.
     let mut p = run(1);
-    wait_http_ok(&format!("http://127.0.0.1:{port}/readyz"), Duration::from_secs(30)).await;
+    wait_http_ok(
+        &format!("http://127.0.0.1:{port}/readyz"),
+        Duration::from_secs(30),
+    )
+    .await;
     p.terminate();
-    assert!(banner(1).contains(&url_line), "the key changed across restarts");
+    assert!(
+        banner(1).contains(&url_line),
+        "the key changed across restarts"
+    );
 }
