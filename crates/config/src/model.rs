@@ -9,6 +9,8 @@ use tocsin_domain::{DurationSpec, Grouping, OutsideSupportHours, Role, Severity}
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default database.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tocsin.db";
+/// Default retention of resolved alerts, in days.
+pub const DEFAULT_RETENTION_DAYS: u64 = 90;
 /// Default request body limit (5 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 5 * 1024 * 1024;
 
@@ -63,6 +65,9 @@ pub struct Database {
     pub url: Option<String>,
     /// Connection pool size (PostgreSQL; default 10).
     pub max_connections: Option<u32>,
+    /// Resolved alerts older than this are deleted, with their timelines
+    /// (default 90d; `0s` keeps them forever).
+    pub retention: Option<DurationSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -434,6 +439,15 @@ impl Config {
 
     pub fn database_url(&self) -> &str {
         self.database.url.as_deref().unwrap_or(DEFAULT_DATABASE_URL)
+    }
+
+    /// How long resolved alerts are kept; `None` keeps them forever.
+    pub fn retention(&self) -> Option<DurationSpec> {
+        match self.database.retention {
+            Some(d) if d.as_secs() == 0 => None,
+            Some(d) => Some(d),
+            None => Some(DurationSpec::from_secs(DEFAULT_RETENTION_DAYS * 86_400)),
+        }
     }
 
     pub fn body_limit(&self) -> usize {

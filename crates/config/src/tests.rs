@@ -79,6 +79,11 @@ fn minimal_is_valid_and_defaults_apply() {
     assert_eq!(c.listen(), DEFAULT_LISTEN);
     assert_eq!(c.database_url(), DEFAULT_DATABASE_URL);
     assert_eq!(c.body_limit(), 5 * 1024 * 1024);
+    assert_eq!(c.retention().map(|d| d.as_secs()), Some(90 * 86_400));
+    let keep = parse(&format!("{MINIMAL}database: {{retention: 0s}}\n")).unwrap();
+    assert_eq!(keep.retention(), None);
+    let short = parse(&format!("{MINIMAL}database: {{retention: 7d}}\n")).unwrap();
+    assert_eq!(short.retention().map(|d| d.as_secs()), Some(7 * 86_400));
     assert_eq!(c.sources[0].default_severity, tocsin_domain::Severity::Sev2);
     assert_eq!(
         c.sources[0].high_priority_from,

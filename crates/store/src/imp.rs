@@ -656,6 +656,21 @@ macro_rules! impl_store {
                 Ok(Some(entry))
             }
 
+            async fn prune_resolved(
+                &self,
+                resolved_before: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> Result<u64, $crate::StoreError> {
+                let r = sqlx::query(
+                    "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts WHERE status = 'resolved' AND resolved_at < $1 ORDER BY id LIMIT $2)",
+                )
+                .bind($crate::imp::ms(resolved_before))
+                .bind(i64::from(limit))
+                .execute(&self.write)
+                .await?;
+                Ok(r.rows_affected())
+            }
+
             async fn count_by_status(&self) -> Result<Vec<(tocsin_domain::AlertStatus, i64)>, $crate::StoreError> {
                 use sqlx::Row;
                 let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM alerts GROUP BY status")

@@ -87,6 +87,14 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Option<TimelineEntry>, StoreError>;
 
+    /// Delete up to `limit` alerts resolved before `resolved_before`, with
+    /// their labels and timelines. Returns how many were deleted.
+    async fn prune_resolved(
+        &self,
+        resolved_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
+
     /// Number of alerts in each status.
     async fn count_by_status(&self) -> Result<Vec<(AlertStatus, i64)>, StoreError>;
 }

@@ -582,6 +582,24 @@ async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>)
     out
 }
 
+async fn retention_prunes_old_resolved_alerts(s: &dyn Store) {
+    let old = ingest(s, &[routed("old", vec![member("a", true, 0, None)])], 1).await[0].alert_id.unwrap();
+    ingest(s, &[routed("old", vec![member("a", false, 0, Some(10))])], 11).await;
+    let recent = ingest(s, &[routed("recent", vec![member("b", true, 0, None)])], 1).await[0].alert_id.unwrap();
+    ingest(s, &[routed("recent", vec![member("b", false, 0, Some(100))])], 101).await;
+    let open = ingest(s, &[routed("open", vec![member("c", true, 0, None)])], 1).await[0].alert_id.unwrap();
+
+    assert_eq!(s.prune_resolved(t(50), 1000).await.unwrap(), 1);
+    assert!(s.get_alert(old).await.unwrap().is_none());
+    assert!(s.timeline(old).await.unwrap().is_empty(), "the timeline goes with the alert");
+    assert!(s.get_alert(recent).await.unwrap().is_some());
+    assert!(s.get_alert(open).await.unwrap().is_some(), "open alerts are never pruned");
+    assert_eq!(s.prune_resolved(t(50), 1000).await.unwrap(), 0);
+    // A label search does not find pruned alerts.
+    let page = s.list_alerts(&AlertFilter { labels: vec![("fp".into(), "a".into())], limit: 10, ..Default::default() }).await.unwrap();
+    assert!(page.alerts.is_empty());
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {
@@ -606,6 +624,7 @@ macro_rules! suite {
             case!(objects_sync);
             case!(source_keys);
             case!(concurrent_deliveries_open_one_alert);
+            case!(retention_prunes_old_resolved_alerts);
         }
     };
     (@open sqlite) => { Some(sqlite().await) };

@@ -286,6 +286,9 @@ async fn serve(
         }
     }
     tracing::info!(%addr, storage = store.backend(), sources = config.sources.len(), "serving");
+    if let Some(keep) = config.retention() {
+        tokio::spawn(prune_forever(store.clone(), keep.as_chrono()));
+    }
 
     let shutdown_grace = config
         .server
@@ -310,6 +313,35 @@ async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Delete resolved alerts older than `keep`: a minute after start, then hourly.
+async fn prune_forever(store: Arc<dyn Store>, keep: chrono::TimeDelta) {
+    const BATCH: u32 = 1000;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let before = Utc::now() - keep;
+        let mut total = 0u64;
+        loop {
+            match store.prune_resolved(before, BATCH).await {
+                Ok(n) => {
+                    total += n;
+                    if n < u64::from(BATCH) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention: pruning resolved alerts failed; will try again");
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            tracing::info!(deleted = total, %before, "retention: pruned resolved alerts");
+        }
+    }
 }
 
 async fn shutdown_signal() {
