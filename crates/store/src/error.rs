@@ -22,16 +22,26 @@ impl StoreError {
     }
 }
 
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        match &e {
+impl StoreError {
+    /// The same classification as `From<sqlx::Error>`, for a batch of
+    /// requests that all failed on one error.
+    pub(crate) fn from_message(e: &sqlx::Error, msg: &str) -> Self {
+        match StoreError::classify(e) {
+            Class::Unavailable => StoreError::Unavailable(msg.to_owned()),
+            Class::Config => StoreError::Config(msg.to_owned()),
+            Class::Internal => StoreError::Internal(msg.to_owned()),
+        }
+    }
+
+    fn classify(e: &sqlx::Error) -> Class {
+        match e {
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed
-            | sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
-            sqlx::Error::Configuration(_) => StoreError::Config(e.to_string()),
+            | sqlx::Error::Protocol(_) => Class::Unavailable,
+            sqlx::Error::Configuration(_) => Class::Config,
             sqlx::Error::Database(d) => {
                 // PostgreSQL: class 08 (connection), 53 (resources), 57P (shutdown).
                 // SQLite: 5 (BUSY), 6 (LOCKED), 10 (IOERR), 13 (FULL), 14 (CANTOPEN).
@@ -44,13 +54,26 @@ impl From<sqlx::Error> for StoreError {
                         "5" | "6" | "10" | "13" | "14" | "261" | "517"
                     );
                 if transient {
-                    StoreError::Unavailable(e.to_string())
+                    Class::Unavailable
                 } else {
-                    StoreError::Internal(e.to_string())
+                    Class::Internal
                 }
             }
-            _ => StoreError::Internal(e.to_string()),
+            _ => Class::Internal,
         }
+    }
+}
+
+enum Class {
+    Unavailable,
+    Config,
+    Internal,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        let msg = e.to_string();
+        StoreError::from_message(&e, &msg)
     }
 }
 

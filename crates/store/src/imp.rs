@@ -48,7 +48,18 @@ pub(crate) fn member_counts(members: &[tocsin_domain::Member]) -> String {
 }
 
 macro_rules! impl_store {
-    ($store:ty, $db:ty, backend = $backend:literal, for_update = $for_update:literal) => {
+    (
+        $store:ty,
+        $db:ty,
+        backend = $backend:literal,
+        for_update = $for_update:literal,
+        lookup = $lookup:literal,
+        reserve_ids = $reserve_ids:literal,
+        insert_alerts = $insert_alerts:literal,
+        update_alerts = $update_alerts:literal,
+        insert_labels = $insert_labels:literal,
+        insert_timeline = $insert_timeline:literal
+    ) => {
         impl $store {
             fn alert_from_row(
                 row: &<$db as sqlx::Database>::Row,
@@ -96,273 +107,107 @@ macro_rules! impl_store {
                 })
             }
 
-            async fn add_timeline(
+            /// Append timeline rows with one statement of fixed text (rows
+            /// travel as a JSON array, so it is prepared once per connection).
+            async fn insert_timeline(
                 tx: &mut sqlx::Transaction<'static, $db>,
-                alert_id: i64,
-                now: chrono::DateTime<chrono::Utc>,
-                actor: &$crate::Actor,
-                entries: &[(tocsin_domain::TimelineKind, String)],
+                rows: &[$crate::plan::TimelineRow],
             ) -> Result<(), sqlx::Error> {
-                if entries.is_empty() {
+                if rows.is_empty() {
                     return Ok(());
                 }
-                let mut sql = String::from(
-                    "INSERT INTO alert_timeline (alert_id, at, actor, channel, kind, message) VALUES ",
-                );
-                for i in 0..entries.len() {
-                    if i > 0 {
-                        sql.push_str(", ");
-                    }
-                    let k = 5 + 2 * i;
-                    sql.push_str(&format!("($1, $2, $3, $4, ${k}, ${})", k + 1));
-                }
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(alert_id)
-                    .bind($crate::imp::ms(now))
-                    .bind(&actor.name)
-                    .bind(&actor.channel);
-                for (kind, msg) in entries {
-                    q = q.bind($crate::model::timeline_kind(*kind)).bind(msg);
-                }
-                q.execute(&mut **tx).await?;
-                Ok(())
-            }
-
-            async fn add_labels(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                alert_id: i64,
-                labels: &std::collections::BTreeSet<(String, String)>,
-            ) -> Result<(), sqlx::Error> {
-                // Chunks keep the statement under SQLite's bound-variable limit.
-                let pairs: Vec<&(String, String)> = labels.iter().collect();
-                for chunk in pairs.chunks(200) {
-                    let mut sql =
-                        String::from("INSERT INTO alert_labels (alert_id, name, value) VALUES ");
-                    for i in 0..chunk.len() {
-                        if i > 0 {
-                            sql.push_str(", ");
-                        }
-                        sql.push_str(&format!("($1, ${}, ${})", 2 + 2 * i, 3 + 2 * i));
-                    }
-                    sql.push_str(" ON CONFLICT DO NOTHING");
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(alert_id);
-                    for (n, v) in chunk {
-                        q = q.bind(n).bind(v);
-                    }
-                    q.execute(&mut **tx).await?;
-                }
-                Ok(())
-            }
-
-            async fn ingest_once(
-                &self,
-                source_id: &str,
-                actor: &$crate::Actor,
-                events: &[$crate::RoutedEvent],
-                now: chrono::DateTime<chrono::Utc>,
-            ) -> Result<Vec<$crate::IngestResult>, sqlx::Error> {
-                use sqlx::Row;
-                use tocsin_domain::{AlertStatus, Decision, ExistingAlert, TimelineKind};
-                use $crate::imp::{dec, enc, member_counts, ms, parse};
-                use $crate::{IngestOutcome, IngestResult};
-
-                let mut tx = self.write.begin().await?;
-                let mut results = Vec::with_capacity(events.len());
-                for routed in events {
-                    let ev = &routed.event;
-                    let key = ev.dedup_key.as_str();
-                    let open_row = sqlx::query(concat!(
-                        "SELECT id, status, members FROM alerts WHERE source_id = $1 AND dedup_key = $2 AND status <> 'resolved'",
-                        $for_update
-                    ))
-                    .bind(source_id)
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
+                sqlx::query($insert_timeline)
+                    .bind($crate::imp::enc(&rows)?)
+                    .execute(&mut **tx)
                     .await?;
-                    let mut open_status = AlertStatus::Pending;
-                    let open = match open_row {
-                        Some(r) => {
-                            open_status = parse(r.try_get::<&str, _>("status")?)?;
-                            Some(ExistingAlert {
-                                id: r.try_get("id")?,
-                                members: dec(r.try_get::<&str, _>("members")?)?,
-                            })
-                        }
-                        None => None,
-                    };
-                    let last_resolved = if open.is_none() {
-                        sqlx::query(
-                            "SELECT id, members FROM alerts WHERE source_id = $1 AND dedup_key = $2 AND status = 'resolved' ORDER BY id DESC LIMIT 1",
-                        )
-                        .bind(source_id)
-                        .bind(key)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .map(|r| -> Result<ExistingAlert, sqlx::Error> {
-                            Ok(ExistingAlert {
-                                id: r.try_get("id")?,
-                                members: dec(r.try_get::<&str, _>("members")?)?,
-                            })
-                        })
-                        .transpose()?
-                    } else {
-                        None
-                    };
+                Ok(())
+            }
 
-                    let result = match tocsin_domain::decide(open.as_ref(), last_resolved.as_ref(), ev, now) {
-                        Decision::Create { members } => {
-                            let id: i64 = sqlx::query(
-                                "INSERT INTO alerts (source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at) \
-                                 VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13) RETURNING id",
-                            )
-                            .bind(source_id)
-                            .bind(key)
-                            .bind(ev.severity.as_str())
-                            .bind(ev.priority.as_str())
-                            .bind(&ev.summary)
-                            .bind(&ev.details)
-                            .bind(enc(&ev.labels)?)
-                            .bind(enc(&ev.links)?)
-                            .bind(enc(&members)?)
-                            .bind(&routed.policy_id)
-                            .bind(&routed.service_id)
-                            .bind(ms(ev.detected_at))
-                            .bind(ms(now))
-                            .fetch_one(&mut *tx)
-                            .await?
-                            .try_get("id")?;
-                            Self::add_labels(&mut tx, id, &ev.all_labels).await?;
-                            let mut entries = vec![
-                                (
-                                    TimelineKind::Created,
-                                    format!(
-                                        "created: {} ({}, {} priority; {})",
-                                        ev.summary,
-                                        ev.severity,
-                                        ev.priority,
-                                        member_counts(&members)
-                                    ),
-                                ),
-                                (TimelineKind::Routed, routed.route_note.clone()),
-                            ];
-                            entries.extend(ev.notes.iter().map(|n| (TimelineKind::Note, n.clone())));
-                            Self::add_timeline(&mut tx, id, now, actor, &entries).await?;
-                            IngestResult {
-                                alert_id: Some(id),
-                                status: Some(AlertStatus::Pending),
-                                outcome: IngestOutcome::Created,
-                            }
-                        }
-                        Decision::Update {
-                            alert_id,
-                            merge,
-                            resolve_at,
-                        } => {
-                            let status = if resolve_at.is_some() {
-                                AlertStatus::Resolved
-                            } else {
-                                open_status
-                            };
-                            sqlx::query(
-                                "UPDATE alerts SET status = $1, severity = $2, priority = $3, summary = $4, details = $5, labels = $6, links = $7, members = $8, \
-                                 updated_at = $9, last_seen_at = $9, seen_count = seen_count + 1, resolved_at = $10, resolved_by = $11 WHERE id = $12",
-                            )
-                            .bind(status.as_str())
-                            .bind(ev.severity.as_str())
-                            .bind(ev.priority.as_str())
-                            .bind(&ev.summary)
-                            .bind(&ev.details)
-                            .bind(enc(&ev.labels)?)
-                            .bind(enc(&ev.links)?)
-                            .bind(enc(&merge.members)?)
-                            .bind(ms(now))
-                            .bind(resolve_at.map(ms))
-                            .bind(resolve_at.map(|_| actor.name.clone()))
-                            .bind(alert_id)
-                            .execute(&mut *tx)
-                            .await?;
-                            Self::add_labels(&mut tx, alert_id, &ev.all_labels).await?;
-                            let mut entries = Vec::new();
-                            if let Some(at) = resolve_at {
-                                entries.push((
-                                    TimelineKind::Resolved,
-                                    format!(
-                                        "resolved by the source: every alert has resolved (latest end {})",
-                                        at.to_rfc3339()
-                                    ),
-                                ));
-                            } else if merge.state_changed {
-                                entries.push((
-                                    TimelineKind::Updated,
-                                    format!("updated: {}", member_counts(&merge.members)),
-                                ));
-                            }
-                            Self::add_timeline(&mut tx, alert_id, now, actor, &entries).await?;
-                            IngestResult {
-                                alert_id: Some(alert_id),
-                                status: Some(status),
-                                outcome: if resolve_at.is_some() {
-                                    IngestOutcome::Resolved
-                                } else {
-                                    IngestOutcome::Updated
-                                },
-                            }
-                        }
-                        Decision::Duplicate { alert_id } => {
-                            sqlx::query(
-                                "UPDATE alerts SET last_seen_at = $1, seen_count = seen_count + 1 WHERE id = $2",
-                            )
-                            .bind(ms(now))
-                            .bind(alert_id)
-                            .execute(&mut *tx)
-                            .await?;
-                            let status = if open.is_some() {
-                                open_status
-                            } else {
-                                AlertStatus::Resolved
-                            };
-                            IngestResult {
-                                alert_id: Some(alert_id),
-                                status: Some(status),
-                                outcome: IngestOutcome::Duplicate,
-                            }
-                        }
-                        Decision::Stale { alert_id } => {
-                            if let Some(id) = alert_id {
-                                Self::add_timeline(
-                                    &mut tx,
-                                    id,
-                                    now,
-                                    actor,
-                                    &[(
-                                        TimelineKind::Ignored,
-                                        "ignored a late notification: it is older than the state already recorded".to_owned(),
-                                    )],
-                                )
-                                .await?;
-                            }
-                            IngestResult {
-                                alert_id,
-                                status: alert_id.map(|_| {
-                                    if open.is_some() {
-                                        open_status
-                                    } else {
-                                        AlertStatus::Resolved
-                                    }
-                                }),
-                                outcome: IngestOutcome::Stale,
-                            }
-                        }
-                        Decision::UnknownResolve => IngestResult {
-                            alert_id: None,
-                            status: None,
-                            outcome: IngestOutcome::Ignored,
-                        },
-                    };
-                    results.push(result);
+            /// Apply the events of several requests inside `tx` (the caller
+            /// commits): one lookup, one plan, and a fixed set of statements.
+            pub(crate) async fn ingest_batch(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                jobs: &[$crate::plan::JobRef<'_>],
+            ) -> Result<Vec<Vec<$crate::IngestResult>>, sqlx::Error> {
+                use sqlx::Row;
+                use $crate::imp::{dec, enc, ms, parse};
+                use $crate::plan::{Key, Newest};
+
+                let mut keys: Vec<(&str, &str)> = jobs
+                    .iter()
+                    .flat_map(|j| j.events.iter().map(move |e| (j.source_id, e.event.dedup_key.as_str())))
+                    .collect();
+                keys.sort_unstable();
+                keys.dedup();
+                let mut newest = std::collections::HashMap::with_capacity(keys.len());
+                if !keys.is_empty() {
+                    let rows = sqlx::query($lookup)
+                        .bind(enc(&keys)?)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                    for r in rows {
+                        let key: Key = (r.try_get("source_id")?, r.try_get("dedup_key")?);
+                        newest.insert(
+                            key,
+                            Newest {
+                                id: r.try_get("id")?,
+                                status: parse(r.try_get::<&str, _>("status")?)?,
+                                members: dec(r.try_get::<&str, _>("members")?)?,
+                            },
+                        );
+                    }
                 }
-                tx.commit().await?;
-                Ok(results)
+
+                let mut plan = $crate::plan::plan(jobs, newest);
+                let n_new = plan.new_alerts();
+                if n_new > 0 {
+                    let ids: Vec<i64> = sqlx::query($reserve_ids)
+                        .bind(i64::try_from(n_new).unwrap_or(i64::MAX))
+                        .fetch_all(&mut **tx)
+                        .await?
+                        .iter()
+                        .map(|r| r.try_get::<i64, _>("id"))
+                        .collect::<Result<_, _>>()?;
+                    plan.assign_ids(&ids);
+                }
+
+                let mut inserts = Vec::new();
+                let mut updates = Vec::new();
+                for d in &plan.drafts {
+                    let c = d.content.as_ref();
+                    if d.is_new {
+                        inserts.push(serde_json::json!([
+                            d.id, d.source_id, d.dedup_key, d.status.as_str(),
+                            c.map(|c| c.severity.as_str()), c.map(|c| c.priority.as_str()),
+                            c.map(|c| c.summary.as_str()), c.map(|c| c.details.as_str()),
+                            c.map(|c| enc(&c.labels)).transpose()?, c.map(|c| enc(&c.links)).transpose()?,
+                            enc(&d.members)?, d.policy_id, d.service_id,
+                            ms(d.detected_at), ms(d.created_at), ms(d.updated_at), ms(d.last_seen_at),
+                            d.seen, d.resolved_at.map(ms), d.resolved_by,
+                        ]));
+                    } else {
+                        updates.push(serde_json::json!([
+                            d.id, d.status.as_str(),
+                            c.map(|c| c.severity.as_str()), c.map(|c| c.priority.as_str()),
+                            c.map(|c| c.summary.as_str()), c.map(|c| c.details.as_str()),
+                            c.map(|c| enc(&c.labels)).transpose()?, c.map(|c| enc(&c.links)).transpose()?,
+                            c.map(|_| enc(&d.members)).transpose()?,
+                            c.map(|_| ms(d.updated_at)), ms(d.last_seen_at), d.seen,
+                            d.resolved_at.map(ms), d.resolved_by,
+                        ]));
+                    }
+                }
+                if !inserts.is_empty() {
+                    sqlx::query($insert_alerts).bind(enc(&inserts)?).execute(&mut **tx).await?;
+                }
+                if !updates.is_empty() {
+                    sqlx::query($update_alerts).bind(enc(&updates)?).execute(&mut **tx).await?;
+                }
+                if !plan.labels.is_empty() {
+                    sqlx::query($insert_labels).bind(enc(&plan.labels)?).execute(&mut **tx).await?;
+                }
+                Self::insert_timeline(tx, &plan.timeline).await?;
+                Ok(plan.results)
             }
         }
 
@@ -487,20 +332,10 @@ macro_rules! impl_store {
                 &self,
                 source_id: &str,
                 actor: &$crate::Actor,
-                events: &[$crate::RoutedEvent],
+                events: Vec<$crate::RoutedEvent>,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<Vec<$crate::IngestResult>, $crate::StoreError> {
-                let mut attempt = 0;
-                loop {
-                    match self.ingest_once(source_id, actor, events, now).await {
-                        // Two deliveries raced to open the same alert: the
-                        // loser retries and sees the winner's alert.
-                        Err(e) if $crate::StoreError::is_unique_violation(&e) && attempt < 3 => {
-                            attempt += 1;
-                        }
-                        other => return other.map_err(Into::into),
-                    }
-                }
+                self.ingest_impl(source_id, actor, events, now).await
             }
 
             async fn list_alerts(&self, f: &$crate::AlertFilter) -> Result<$crate::AlertPage, $crate::StoreError> {
@@ -614,7 +449,15 @@ macro_rules! impl_store {
                         .bind(alert_id)
                         .execute(&mut *tx)
                         .await?;
-                    Self::add_timeline(&mut tx, alert_id, now, actor, &[(kind, msg)]).await?;
+                    let row = $crate::plan::TimelineRow {
+                        alert_id,
+                        at: now_ms,
+                        actor: actor.name.clone(),
+                        channel: actor.channel.clone(),
+                        kind: kind.as_str(),
+                        message: msg,
+                    };
+                    Self::insert_timeline(&mut tx, std::slice::from_ref(&row)).await?;
                 }
                 tx.commit().await?;
                 let alert = self

@@ -8,6 +8,7 @@
 mod error;
 mod imp;
 mod model;
+mod plan;
 mod postgres;
 mod sqlite;
 
@@ -58,7 +59,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         source_id: &str,
         actor: &Actor,
-        events: &[RoutedEvent],
+        events: Vec<RoutedEvent>,
         now: DateTime<Utc>,
     ) -> Result<Vec<IngestResult>, StoreError>;
 

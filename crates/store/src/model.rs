@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tocsin_domain::{AlertEvent, AlertStatus, Link, Member, Priority, Severity, TimelineKind};
+use tocsin_domain::{AlertEvent, AlertStatus, Link, Member, Priority, Severity};
 
 /// One object provisioned from the config file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -157,8 +157,4 @@ pub enum TransitionResult {
     /// Accepting a resolved alert is not possible.
     Conflict(Box<Alert>),
     NotFound,
-}
-
-pub(crate) fn timeline_kind(k: TimelineKind) -> &'static str {
-    k.as_str()
 }

@@ -40,5 +40,43 @@ impl_store!(
     PgStore,
     sqlx::Postgres,
     backend = "postgres",
-    for_update = " FOR UPDATE"
+    for_update = " FOR UPDATE",
+    lookup = "SELECT a.id, a.source_id, a.dedup_key, a.status, a.members FROM alerts a WHERE a.id IN (SELECT (SELECT MAX(b.id) FROM alerts b WHERE b.source_id = j.v ->> 0 AND b.dedup_key = j.v ->> 1) FROM jsonb_array_elements($1::jsonb) AS j(v)) FOR UPDATE",
+    reserve_ids = "SELECT nextval(pg_get_serial_sequence('alerts', 'id')) AS id FROM generate_series(1, $1::bigint) AS g(i) ORDER BY g.i",
+    insert_alerts = "INSERT INTO alerts (id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, resolved_at, resolved_by) SELECT (j.v ->> 0)::bigint, j.v ->> 1, j.v ->> 2, j.v ->> 3, j.v ->> 4, j.v ->> 5, j.v ->> 6, j.v ->> 7, j.v ->> 8, j.v ->> 9, j.v ->> 10, j.v ->> 11, j.v ->> 12, (j.v ->> 13)::bigint, (j.v ->> 14)::bigint, (j.v ->> 15)::bigint, (j.v ->> 16)::bigint, (j.v ->> 17)::bigint, (j.v ->> 18)::bigint, j.v ->> 19 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
+    update_alerts = "UPDATE alerts SET status = j.v ->> 1, severity = COALESCE(j.v ->> 2, alerts.severity), priority = COALESCE(j.v ->> 3, alerts.priority), summary = COALESCE(j.v ->> 4, alerts.summary), details = COALESCE(j.v ->> 5, alerts.details), labels = COALESCE(j.v ->> 6, alerts.labels), links = COALESCE(j.v ->> 7, alerts.links), members = COALESCE(j.v ->> 8, alerts.members), updated_at = COALESCE((j.v ->> 9)::bigint, alerts.updated_at), last_seen_at = (j.v ->> 10)::bigint, seen_count = alerts.seen_count + (j.v ->> 11)::bigint, resolved_at = COALESCE((j.v ->> 12)::bigint, alerts.resolved_at), resolved_by = COALESCE(j.v ->> 13, alerts.resolved_by) FROM jsonb_array_elements($1::jsonb) AS j(v) WHERE alerts.id = (j.v ->> 0)::bigint",
+    insert_labels = "INSERT INTO alert_labels (alert_id, name, value) SELECT (j.v ->> 0)::bigint, j.v ->> 1, j.v ->> 2 FROM jsonb_array_elements($1::jsonb) AS j(v) ON CONFLICT DO NOTHING",
+    insert_timeline = "INSERT INTO alert_timeline (alert_id, at, actor, channel, kind, message) SELECT (j.v ->> 'alert_id')::bigint, (j.v ->> 'at')::bigint, j.v ->> 'actor', j.v ->> 'channel', j.v ->> 'kind', j.v ->> 'message' FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n"
 );
+
+impl PgStore {
+    async fn ingest_impl(
+        &self,
+        source_id: &str,
+        actor: &crate::Actor,
+        events: Vec<crate::RoutedEvent>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<crate::IngestResult>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            let run = async {
+                let mut tx = self.write.begin().await?;
+                let job = crate::plan::JobRef {
+                    source_id,
+                    actor,
+                    events: &events,
+                    now,
+                };
+                let mut r = Self::ingest_batch(&mut tx, std::slice::from_ref(&job)).await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(r.pop().unwrap_or_default())
+            };
+            match run.await {
+                // Two nodes (or requests) raced to open the same alert: the
+                // loser retries and then sees the winner's alert.
+                Err(e) if StoreError::is_unique_violation(&e) && attempt < 3 => attempt += 1,
+                other => return other.map_err(Into::into),
+            }
+        }
+    }
+}

@@ -1,6 +1,11 @@
 //! SQLite: the default. One file, WAL mode, one writer connection (SQLite
 //! serialises writers anyway; one connection avoids SQLITE_BUSY) and a small
 //! pool of readers.
+//!
+//! Ingest uses group commit: one writer task takes every request waiting at
+//! that moment, applies each inside its own savepoint, commits once and only
+//! then answers each. Under load this turns many small commits (each writing
+//! every touched page to the WAL) into one.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -9,12 +14,28 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::StoreError;
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+
 use crate::imp::impl_store;
+use crate::plan::JobRef;
+use crate::{Actor, IngestResult, RoutedEvent, StoreError};
 
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Most requests one group commit takes.
+const MAX_BATCH: usize = 128;
+
+struct Job {
+    source_id: String,
+    actor: Actor,
+    events: Vec<RoutedEvent>,
+    now: DateTime<Utc>,
+    reply: oneshot::Sender<Result<Vec<IngestResult>, StoreError>>,
 }
 
 impl SqliteStore {
@@ -56,13 +77,105 @@ impl SqliteStore {
                 .connect_with(opts.read_only(true))
                 .await?
         };
-        Ok(SqliteStore { write, read })
+        let (jobs, rx) = mpsc::channel(1024);
+        tokio::spawn(run_writer(write.clone(), rx));
+        Ok(SqliteStore { write, read, jobs })
     }
+
+    async fn ingest_impl(
+        &self,
+        source_id: &str,
+        actor: &Actor,
+        events: Vec<RoutedEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<IngestResult>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            source_id: source_id.to_owned(),
+            actor: actor.clone(),
+            events,
+            now,
+            reply,
+        };
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the SQLite writer dropped the request".into()))?
+    }
+}
+
+/// The group-commit loop: runs until every sender is gone.
+async fn run_writer(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&pool, jobs).await;
+    }
+}
+
+async fn commit_batch(pool: &SqlitePool, jobs: Vec<Job>) {
+    // The whole batch in one transaction. If any job fails, roll back and
+    // run each job in a transaction of its own, so that one bad request
+    // cannot fail the others.
+    match run_jobs(pool, &jobs).await {
+        Ok(results) => {
+            for (job, r) in jobs.into_iter().zip(results) {
+                let _ = job.reply.send(Ok(r));
+            }
+        }
+        Err(_) if jobs.len() > 1 => {
+            for job in jobs {
+                let r = run_jobs(pool, std::slice::from_ref(&job)).await;
+                let _ = job.reply.send(
+                    r.map(|mut v| v.pop().unwrap_or_default())
+                        .map_err(StoreError::from),
+                );
+            }
+        }
+        Err(e) => {
+            for job in jobs {
+                let _ = job
+                    .reply
+                    .send(Err(StoreError::from_message(&e, &e.to_string())));
+            }
+        }
+    }
+}
+
+/// Apply jobs in one transaction; their results, in order, once committed.
+async fn run_jobs(pool: &SqlitePool, jobs: &[Job]) -> Result<Vec<Vec<IngestResult>>, sqlx::Error> {
+    let refs: Vec<JobRef<'_>> = jobs
+        .iter()
+        .map(|j| JobRef {
+            source_id: &j.source_id,
+            actor: &j.actor,
+            events: &j.events,
+            now: j.now,
+        })
+        .collect();
+    let mut tx = pool.begin().await?;
+    let results = SqliteStore::ingest_batch(&mut tx, &refs).await?;
+    tx.commit().await?;
+    Ok(results)
 }
 
 impl_store!(
     SqliteStore,
     sqlx::Sqlite,
     backend = "sqlite",
-    for_update = ""
+    for_update = "",
+    lookup = "SELECT a.id, a.source_id, a.dedup_key, a.status, a.members FROM alerts a WHERE a.id IN (SELECT (SELECT MAX(b.id) FROM alerts b WHERE b.source_id = j.value ->> 0 AND b.dedup_key = j.value ->> 1) FROM json_each($1) AS j)",
+    reserve_ids = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'alerts'), 0) + i AS id FROM n ORDER BY i",
+    insert_alerts = "INSERT INTO alerts (id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, resolved_at, resolved_by) SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, j.value ->> 5, j.value ->> 6, j.value ->> 7, j.value ->> 8, j.value ->> 9, j.value ->> 10, j.value ->> 11, j.value ->> 12, j.value ->> 13, j.value ->> 14, j.value ->> 15, j.value ->> 16, j.value ->> 17, j.value ->> 18, j.value ->> 19 FROM json_each($1) AS j ORDER BY j.key",
+    update_alerts = "UPDATE alerts SET status = j.value ->> 1, severity = COALESCE(j.value ->> 2, severity), priority = COALESCE(j.value ->> 3, priority), summary = COALESCE(j.value ->> 4, summary), details = COALESCE(j.value ->> 5, details), labels = COALESCE(j.value ->> 6, labels), links = COALESCE(j.value ->> 7, links), members = COALESCE(j.value ->> 8, members), updated_at = COALESCE(j.value ->> 9, updated_at), last_seen_at = j.value ->> 10, seen_count = seen_count + (j.value ->> 11), resolved_at = COALESCE(j.value ->> 12, resolved_at), resolved_by = COALESCE(j.value ->> 13, resolved_by) FROM json_each($1) AS j WHERE alerts.id = j.value ->> 0",
+    insert_labels = "INSERT INTO alert_labels (alert_id, name, value) SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM json_each($1) AS j WHERE true ON CONFLICT DO NOTHING",
+    insert_timeline = "INSERT INTO alert_timeline (alert_id, at, actor, channel, kind, message) SELECT j.value ->> 'alert_id', j.value ->> 'at', j.value ->> 'actor', j.value ->> 'channel', j.value ->> 'kind', j.value ->> 'message' FROM json_each($1) AS j ORDER BY j.key"
 );

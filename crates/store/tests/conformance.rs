@@ -116,7 +116,9 @@ fn src() -> Actor {
 }
 
 async fn ingest(s: &dyn Store, evs: &[RoutedEvent], now: i64) -> Vec<IngestResult> {
-    s.ingest("prom", &src(), evs, t(now)).await.unwrap()
+    s.ingest("prom", &src(), evs.to_vec(), t(now))
+        .await
+        .unwrap()
 }
 
 async fn create_dedupe_update_resolve(s: &dyn Store) {
@@ -551,7 +553,7 @@ async fn source_keys(s: &dyn Store) {
 async fn concurrent_deliveries_open_one_alert(s: &dyn Store) {
     let ev = routed("race", vec![member("a", true, 0, None)]);
     let actor = src();
-    let futs = (0..8).map(|_| s.ingest("prom", &actor, std::slice::from_ref(&ev), t(1)));
+    let futs = (0..8).map(|_| s.ingest("prom", &actor, vec![ev.clone()], t(1)));
     let results = futures_join_all(futs).await;
     let created = results
         .iter()
@@ -583,21 +585,101 @@ async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>)
 }
 
 async fn retention_prunes_old_resolved_alerts(s: &dyn Store) {
-    let old = ingest(s, &[routed("old", vec![member("a", true, 0, None)])], 1).await[0].alert_id.unwrap();
-    ingest(s, &[routed("old", vec![member("a", false, 0, Some(10))])], 11).await;
-    let recent = ingest(s, &[routed("recent", vec![member("b", true, 0, None)])], 1).await[0].alert_id.unwrap();
-    ingest(s, &[routed("recent", vec![member("b", false, 0, Some(100))])], 101).await;
-    let open = ingest(s, &[routed("open", vec![member("c", true, 0, None)])], 1).await[0].alert_id.unwrap();
+    let old = ingest(s, &[routed("old", vec![member("a", true, 0, None)])], 1).await[0]
+        .alert_id
+        .unwrap();
+    ingest(
+        s,
+        &[routed("old", vec![member("a", false, 0, Some(10))])],
+        11,
+    )
+    .await;
+    let recent = ingest(s, &[routed("recent", vec![member("b", true, 0, None)])], 1).await[0]
+        .alert_id
+        .unwrap();
+    ingest(
+        s,
+        &[routed("recent", vec![member("b", false, 0, Some(100))])],
+        101,
+    )
+    .await;
+    let open = ingest(s, &[routed("open", vec![member("c", true, 0, None)])], 1).await[0]
+        .alert_id
+        .unwrap();
 
     assert_eq!(s.prune_resolved(t(50), 1000).await.unwrap(), 1);
     assert!(s.get_alert(old).await.unwrap().is_none());
-    assert!(s.timeline(old).await.unwrap().is_empty(), "the timeline goes with the alert");
+    assert!(
+        s.timeline(old).await.unwrap().is_empty(),
+        "the timeline goes with the alert"
+    );
     assert!(s.get_alert(recent).await.unwrap().is_some());
-    assert!(s.get_alert(open).await.unwrap().is_some(), "open alerts are never pruned");
+    assert!(
+        s.get_alert(open).await.unwrap().is_some(),
+        "open alerts are never pruned"
+    );
     assert_eq!(s.prune_resolved(t(50), 1000).await.unwrap(), 0);
     // A label search does not find pruned alerts.
-    let page = s.list_alerts(&AlertFilter { labels: vec![("fp".into(), "a".into())], limit: 10, ..Default::default() }).await.unwrap();
+    let page = s
+        .list_alerts(&AlertFilter {
+            labels: vec![("fp".into(), "a".into())],
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert!(page.alerts.is_empty());
+}
+
+async fn one_key_several_times_in_one_batch(s: &dyn Store) {
+    // Applied in order, as if sent one after the other.
+    let evs = vec![
+        routed("k", vec![member("a", true, 0, None)]),
+        routed("k", vec![member("a", true, 0, None)]),
+        routed(
+            "k",
+            vec![member("a", true, 0, None), member("b", true, 2, None)],
+        ),
+        routed(
+            "k",
+            vec![
+                member("a", false, 0, Some(5)),
+                member("b", false, 2, Some(6)),
+            ],
+        ),
+        routed("k", vec![member("a", true, 10, None)]),
+    ];
+    let r = s.ingest("prom", &src(), evs, t(11)).await.unwrap();
+    let outcomes: Vec<IngestOutcome> = r.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            IngestOutcome::Created,
+            IngestOutcome::Duplicate,
+            IngestOutcome::Updated,
+            IngestOutcome::Resolved,
+            IngestOutcome::Created
+        ]
+    );
+    let first = r[0].alert_id.unwrap();
+    assert!(r[..4].iter().all(|x| x.alert_id == Some(first)));
+    assert_ne!(r[4].alert_id, Some(first));
+    let a = s.get_alert(first).await.unwrap().unwrap();
+    assert_eq!(
+        (a.status, a.seen_count, a.resolved_at),
+        (AlertStatus::Resolved, 4, Some(t(6)))
+    );
+    assert_eq!(a.members.len(), 2);
+    let kinds: Vec<String> = s
+        .timeline(first)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["created", "routed", "note", "updated", "resolved"]);
+    let b = s.get_alert(r[4].alert_id.unwrap()).await.unwrap().unwrap();
+    assert_eq!((b.status, b.seen_count), (AlertStatus::Pending, 1));
 }
 
 macro_rules! suite {
@@ -625,6 +707,7 @@ macro_rules! suite {
             case!(source_keys);
             case!(concurrent_deliveries_open_one_alert);
             case!(retention_prunes_old_resolved_alerts);
+            case!(one_key_several_times_in_one_batch);
         }
     };
     (@open sqlite) => { Some(sqlite().await) };
@@ -652,7 +735,7 @@ async fn concurrent_futures_are_really_concurrent_on_postgres() {
     for _ in 0..8 {
         let (s, ev) = (store.clone(), ev.clone());
         handles.push(tokio::spawn(async move {
-            s.ingest("prom", &src(), &[ev], t(1)).await.unwrap()
+            s.ingest("prom", &src(), vec![ev], t(1)).await.unwrap()
         }));
     }
     let mut created = 0;

@@ -129,7 +129,7 @@ async fn receive(
     let actor = Actor::new(format!("source:{}", source.id), "prometheus webhook");
     let results = match tokio::time::timeout(
         st.0.store_timeout,
-        st.0.store.ingest(&source.id, &actor, &routed, now),
+        st.0.store.ingest(&source.id, &actor, routed, now),
     )
     .await
     {

@@ -46,16 +46,15 @@ CREATE TABLE alerts (
 CREATE UNIQUE INDEX alerts_open_dedup ON alerts (source_id, dedup_key) WHERE status <> 'resolved';
 CREATE INDEX alerts_by_key ON alerts (source_id, dedup_key, id);
 CREATE INDEX alerts_by_status ON alerts (status, id);
-CREATE INDEX alerts_by_service ON alerts (service_id, id);
-CREATE INDEX alerts_by_severity ON alerts (severity, id);
 
+-- Every label pair of every member, for label filters. The list query
+-- walks alerts newest first and probes this key per alert.
 CREATE TABLE alert_labels (
     alert_id  INTEGER NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
     name      TEXT    NOT NULL,
     value     TEXT    NOT NULL,
     PRIMARY KEY (alert_id, name, value)
-);
-CREATE INDEX alert_labels_by_pair ON alert_labels (name, value, alert_id);
+) WITHOUT ROWID;
 
 CREATE TABLE alert_timeline (
     id        INTEGER PRIMARY KEY AUTOINCREMENT,
