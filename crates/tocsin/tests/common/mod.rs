@@ -177,27 +177,22 @@ impl Postgres {
         );
         let data = self.dir.join("data");
         let log = self.dir.join("server.log");
-        let status = if is_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&pg_ctl)
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(&log)
-                .args(["-w", "-t", "60", "-o", &opts, "start"])
-                .stdout(Stdio::null())
-                .status()
+        // As root, PostgreSQL must run as the postgres user.
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&pg_ctl);
+            c
         } else {
             Command::new(&pg_ctl)
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(&log)
-                .args(["-w", "-t", "60", "-o", &opts, "start"])
-                .stdout(Stdio::null())
-                .status()
         };
+        let status = cmd
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(&log)
+            .args(["-w", "-t", "60", "-o", &opts, "start"])
+            .stdout(Stdio::null())
+            .status();
         assert!(status.unwrap().success(), "restarting PostgreSQL failed");
     }
 }
