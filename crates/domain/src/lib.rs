@@ -6,6 +6,7 @@ pub mod alert;
 pub mod duration;
 pub mod ingest;
 pub mod routing;
+pub mod schedule;
 pub mod secret;
 pub mod types;
 
