@@ -489,3 +489,57 @@ impl Config {
         .join(", ")
     }
 }
+
+impl Schedule {
+    /// The domain model of this schedule. Call on a validated config: a value
+    /// that does not parse is left out (validation already reported it).
+    pub fn to_domain(&self) -> tocsin_domain::schedule::Schedule {
+        use crate::validate::{parse_days, parse_hhmm, parse_local_datetime};
+        use tocsin_domain::schedule as s;
+        let tz = self.timezone.parse().unwrap_or(chrono_tz::UTC);
+        let layers = self
+            .layers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                Some(s::Layer {
+                    name: l.name.clone().unwrap_or_else(|| format!("layer {}", i + 1)),
+                    users: l.users.clone(),
+                    rotation: s::Rotation::from_secs(l.rotation.as_secs()),
+                    handoff: parse_local_datetime(&l.handoff).ok()?,
+                    restrictions: l
+                        .restrict
+                        .iter()
+                        .filter_map(|r| {
+                            Some(s::Restriction {
+                                days: match &r.days {
+                                    Some(d) => parse_days(d).ok()?,
+                                    None => Vec::new(),
+                                },
+                                from: parse_hhmm(&r.from).ok()?,
+                                to: parse_hhmm(&r.to).ok()?,
+                            })
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
+        let overrides = self
+            .overrides
+            .iter()
+            .filter_map(|o| {
+                Some(s::Override {
+                    user: o.user.clone(),
+                    from: parse_local_datetime(&o.from).ok()?,
+                    to: parse_local_datetime(&o.to).ok()?,
+                })
+            })
+            .collect();
+        s::Schedule {
+            id: self.id.clone(),
+            tz,
+            layers,
+            overrides,
+        }
+    }
+}

@@ -256,3 +256,27 @@ fn database_url_password_is_redacted() {
         "postgres://u:<redacted>@h/db"
     );
 }
+
+#[test]
+fn schedules_convert_to_the_domain_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("twilio");
+    std::fs::write(&secret, "x").unwrap();
+    let text = include_str!("../tests/spec-example.yaml")
+        .replace("/run/secrets/twilio", secret.to_str().unwrap());
+    let c = parse(&text).unwrap();
+    let s = c.schedules[0].to_domain();
+    assert_eq!(s.tz, chrono_tz::Europe::Berlin);
+    assert_eq!(s.layers[0].users, ["alice", "bob"]);
+    assert_eq!(
+        s.layers[0].rotation,
+        tocsin_domain::schedule::Rotation::Days(7)
+    );
+    assert_eq!(s.layers[0].restrictions[0].days.len(), 5);
+    assert_eq!(s.overrides[0].user, "carol");
+    // Christmas Eve evening: carol's override.
+    let t = chrono::DateTime::parse_from_rfc3339("2026-12-24T20:00:00+01:00")
+        .unwrap()
+        .to_utc();
+    assert_eq!(s.on_call(t).map(|o| o.user).as_deref(), Some("carol"));
+}

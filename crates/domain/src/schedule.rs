@@ -13,8 +13,8 @@
 //!   covers Monday 22:00 to Tuesday 06:00, …, Friday 22:00 to Saturday 06:00.
 
 use chrono::{
-    DateTime, Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta, TimeZone, Utc,
-    Weekday,
+    DateTime, Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta, TimeZone,
+    Utc, Weekday,
 };
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -36,7 +36,11 @@ impl Restriction {
     /// The local start and end of the window that starts on `d`.
     fn window_on(&self, d: NaiveDate) -> (NaiveDateTime, NaiveDateTime) {
         let start = d.and_time(self.from);
-        let end_day = if self.to > self.from { d } else { d + Days::new(1) };
+        let end_day = if self.to > self.from {
+            d
+        } else {
+            d + Days::new(1)
+        };
         (start, end_day.and_time(self.to))
     }
 
@@ -161,9 +165,11 @@ impl Layer {
             Rotation::Days(n) => {
                 let days = k.saturating_mul(i64::from(n));
                 let local = if days >= 0 {
-                    self.handoff.checked_add_days(Days::new(days.unsigned_abs()))
+                    self.handoff
+                        .checked_add_days(Days::new(days.unsigned_abs()))
                 } else {
-                    self.handoff.checked_sub_days(Days::new(days.unsigned_abs()))
+                    self.handoff
+                        .checked_sub_days(Days::new(days.unsigned_abs()))
                 };
                 resolve_local(tz, local.unwrap_or(self.handoff))
             }
@@ -180,9 +186,9 @@ impl Layer {
                 let days = (local_of(tz, t).date() - self.handoff.date()).num_days();
                 days.div_euclid(i64::from(n))
             }
-            Rotation::Elapsed(secs) => {
-                (t - resolve_local(tz, self.handoff)).num_seconds().div_euclid(secs)
-            }
+            Rotation::Elapsed(secs) => (t - resolve_local(tz, self.handoff))
+                .num_seconds()
+                .div_euclid(secs),
         };
         let mut k = guess;
         while self.handoff_at(tz, k) > t {
@@ -253,7 +259,10 @@ impl Schedule {
                 k += 1;
             }
             if !l.restrictions.is_empty() {
-                let first = local_of(tz, from).date().pred_opt().unwrap_or(NaiveDate::MIN);
+                let first = local_of(tz, from)
+                    .date()
+                    .pred_opt()
+                    .unwrap_or(NaiveDate::MIN);
                 let last = local_of(tz, to).date();
                 let mut d = first;
                 while d <= last {
@@ -296,9 +305,13 @@ impl Schedule {
         let mut out: Vec<Shift> = Vec::new();
         for (i, start) in points.iter().enumerate() {
             let end = points.get(i + 1).copied().unwrap_or(to);
-            let Some(oc) = self.on_call(*start) else { continue };
+            let Some(oc) = self.on_call(*start) else {
+                continue;
+            };
             match out.last_mut() {
-                Some(last) if last.end == *start && last.user == oc.user && last.source == oc.source => {
+                Some(last)
+                    if last.end == *start && last.user == oc.user && last.source == oc.source =>
+                {
                     last.end = end;
                 }
                 _ => out.push(Shift {

@@ -328,6 +328,29 @@ macro_rules! impl_store {
                 Ok(row.try_get("key")?)
             }
 
+            async fn named_secret(
+                &self,
+                scope: &str,
+                id: &str,
+                generated: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<String, $crate::StoreError> {
+                use sqlx::Row;
+                sqlx::query("INSERT INTO secrets (scope, id, value, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (scope, id) DO NOTHING")
+                    .bind(scope)
+                    .bind(id)
+                    .bind(generated)
+                    .bind($crate::imp::ms(now))
+                    .execute(&self.write)
+                    .await?;
+                let row = sqlx::query("SELECT value FROM secrets WHERE scope = $1 AND id = $2")
+                    .bind(scope)
+                    .bind(id)
+                    .fetch_one(&self.write)
+                    .await?;
+                Ok(row.try_get("value")?)
+            }
+
             async fn ingest(
                 &self,
                 source_id: &str,

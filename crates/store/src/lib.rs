@@ -52,6 +52,16 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<String, StoreError>;
 
+    /// A secret Tocsin made for itself (`scope` such as `ical-schedule`):
+    /// the stored one, or `generated` (stored for next time and other nodes).
+    async fn named_secret(
+        &self,
+        scope: &str,
+        id: &str,
+        generated: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, StoreError>;
+
     /// Apply events from one source in one transaction: dedupe, order,
     /// create, update or resolve, and append to timelines. Returns when
     /// committed.

@@ -548,6 +548,22 @@ async fn source_keys(s: &dyn Store) {
         .unwrap();
     assert_eq!(k, "from-config");
     s.ping().await.unwrap();
+    assert_eq!(
+        s.named_secret("ical", "a", "first", t(0)).await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        s.named_secret("ical", "a", "second", t(1)).await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        s.named_secret("ical", "b", "other", t(1)).await.unwrap(),
+        "other"
+    );
+    assert_eq!(
+        s.named_secret("other", "a", "third", t(1)).await.unwrap(),
+        "third"
+    );
 }
 
 async fn concurrent_deliveries_open_one_alert(s: &dyn Store) {

@@ -1,7 +1,6 @@
 //! The `tocsin` binary: command line, configuration and start-up. All the
 //! work happens in the library crates.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -242,16 +241,38 @@ async fn serve(
     let store: Arc<dyn Store> = Arc::from(open_store(&url, Some(&config)).await?);
     provision(store.as_ref(), &config).await?;
 
-    let mut keys = HashMap::new();
+    let mut secrets = tocsin_web::Secrets::default();
     for s in &config.sources {
         let key = store
             .source_key(&s.id, s.key.as_deref(), &generate_key(), Utc::now())
             .await
             .with_context(|| format!("loading the key of source `{}`", s.id))?;
-        keys.insert(s.id.clone(), key);
+        secrets.source_keys.insert(s.id.clone(), key);
     }
-    let state = tocsin_web::AppState::new(&config, store.clone(), &keys)?;
-    let app = tocsin_web::app(state);
+    for (scope, ids, map) in [
+        (
+            "ical-schedule",
+            config
+                .schedules
+                .iter()
+                .map(|s| s.id.clone())
+                .collect::<Vec<_>>(),
+            &mut secrets.schedule_feeds,
+        ),
+        (
+            "ical-user",
+            config.users.iter().map(|u| u.id.clone()).collect(),
+            &mut secrets.user_feeds,
+        ),
+    ] {
+        for id in ids {
+            let token = store
+                .named_secret(scope, &id, &generate_key(), Utc::now())
+                .await
+                .with_context(|| format!("loading the calendar feed token of {scope} `{id}`"))?;
+            map.insert(id, token);
+        }
+    }
 
     let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| {
         format!("cannot listen on {listen}; is another process using it? Set server.listen, --listen or TOCSIN_LISTEN")
@@ -261,6 +282,9 @@ async fn serve(
         .or_else(|| config.server.public_url.clone())
         .unwrap_or_else(|| format!("http://{addr}"));
     let public_url = public_url.trim_end_matches('/');
+    let state = tocsin_web::AppState::new(&config, store.clone(), &secrets, public_url)?;
+    let app = tocsin_web::app(state);
+    let keys = &secrets.source_keys;
 
     // The one place keys are printed: the operator needs to paste them.
     println!(

@@ -9,6 +9,7 @@ mod ingest;
 mod metrics;
 mod ops;
 mod redact;
+mod schedules;
 mod state;
 
 use std::time::Duration;
@@ -20,7 +21,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use redact::redact_path;
-pub use state::{AppState, SourceRuntime, StateError};
+pub use state::{AppState, Secrets, SourceRuntime, StateError};
 
 /// The whole application: every route, with request logging that never shows keys.
 pub fn app(state: AppState) -> Router {
@@ -32,6 +33,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}/accept", post(alerts::accept))
         .route("/api/v1/alerts/{id}/resolve", post(alerts::resolve))
         .route("/api/v1/alerts/{id}/comment", post(alerts::comment))
+        .route("/api/v1/schedules", get(schedules::list))
+        .route("/api/v1/schedules/{id}/oncall", get(schedules::oncall))
+        .route("/api/v1/schedules/{id}/shifts", get(schedules::shifts))
+        .route("/api/v1/users", get(schedules::users))
+        .route("/ical/{token}", get(schedules::feed))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

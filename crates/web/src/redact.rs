@@ -1,11 +1,12 @@
 //! Keys travel in URL paths; logs and errors must never show them.
 
 /// Path prefixes whose next segment is a secret key.
-const KEYED_PREFIXES: [&str; 4] = [
+const KEYED_PREFIXES: [&str; 5] = [
     "/api/v1/events/prometheus/",
     "/webhooks/",
     "/api/heartbeats/",
     "/api/v1/heartbeats/",
+    "/ical/",
 ];
 
 /// The path with any key segment replaced by `<redacted>`.

@@ -29,6 +29,35 @@ pub(crate) struct ApiTokenRuntime {
     pub role: Role,
 }
 
+/// A schedule with what the API shows of it.
+pub(crate) struct ScheduleRuntime {
+    pub model: tocsin_domain::schedule::Schedule,
+    pub name: String,
+    pub feed_token: String,
+}
+
+/// A user as the API shows them.
+pub(crate) struct UserRuntime {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub timezone: Option<String>,
+    pub role: Role,
+    pub teams: Vec<String>,
+    pub feed_token: String,
+}
+
+/// Secrets resolved by the caller before the state is built.
+#[derive(Debug, Default, Clone)]
+pub struct Secrets {
+    /// Source id → its key (from the file, or generated and stored).
+    pub source_keys: HashMap<String, String>,
+    /// Schedule id → the token of its calendar feed.
+    pub schedule_feeds: HashMap<String, String>,
+    /// User id → the token of their "my shifts" feed.
+    pub user_feeds: HashMap<String, String>,
+}
+
 pub(crate) struct Inner {
     pub store: Arc<dyn Store>,
     pub sources: Vec<SourceRuntime>,
@@ -37,6 +66,9 @@ pub(crate) struct Inner {
     pub metrics: Metrics,
     pub body_limit: usize,
     pub store_timeout: Duration,
+    pub public_url: String,
+    pub schedules: Vec<ScheduleRuntime>,
+    pub users: Vec<UserRuntime>,
 }
 
 /// Shared, cheaply cloned application state.
@@ -51,16 +83,22 @@ pub enum StateError {
     MissingKey { index: usize, id: String },
     #[error("sources[{index}].templates: {message}")]
     Template { index: usize, message: String },
+    #[error(
+        "{kind} `{id}`: no calendar feed token; the caller must resolve feed tokens before building the state"
+    )]
+    MissingFeed { kind: &'static str, id: String },
 }
 
 impl AppState {
-    /// Build the state. `keys` maps each source id to its effective key
-    /// (from the file, or generated and stored).
+    /// Build the state from a validated config and the secrets resolved
+    /// from storage. `public_url` is the base of links (no trailing slash).
     pub fn new(
         config: &Config,
         store: Arc<dyn Store>,
-        keys: &HashMap<String, String>,
+        secrets: &Secrets,
+        public_url: &str,
     ) -> Result<Self, StateError> {
+        let keys = &secrets.source_keys;
         let mut sources = Vec::new();
         for (index, s) in config.sources.iter().enumerate() {
             let key = keys.get(&s.id).ok_or_else(|| StateError::MissingKey {
@@ -113,6 +151,42 @@ impl AppState {
                 role: t.role,
             })
             .collect();
+        let schedules = config
+            .schedules
+            .iter()
+            .map(|s| {
+                Ok(ScheduleRuntime {
+                    model: s.to_domain(),
+                    name: s.name.clone().unwrap_or_else(|| s.id.clone()),
+                    feed_token: secrets.schedule_feeds.get(&s.id).cloned().ok_or_else(|| {
+                        StateError::MissingFeed {
+                            kind: "schedule",
+                            id: s.id.clone(),
+                        }
+                    })?,
+                })
+            })
+            .collect::<Result<Vec<_>, StateError>>()?;
+        let users = config
+            .users
+            .iter()
+            .map(|u| {
+                Ok(UserRuntime {
+                    id: u.id.clone(),
+                    name: u.name.clone().unwrap_or_else(|| u.id.clone()),
+                    email: u.email.clone(),
+                    timezone: u.timezone.clone(),
+                    role: u.role,
+                    teams: u.teams.clone(),
+                    feed_token: secrets.user_feeds.get(&u.id).cloned().ok_or_else(|| {
+                        StateError::MissingFeed {
+                            kind: "user",
+                            id: u.id.clone(),
+                        }
+                    })?,
+                })
+            })
+            .collect::<Result<Vec<_>, StateError>>()?;
         Ok(AppState(Arc::new(Inner {
             store,
             sources,
@@ -121,6 +195,9 @@ impl AppState {
             metrics: Metrics::new(),
             body_limit: config.body_limit(),
             store_timeout: Duration::from_secs(8),
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            schedules,
+            users,
         })))
     }
 
@@ -135,6 +212,19 @@ impl AppState {
             }
         }
         found
+    }
+
+    pub(crate) fn user_name(&self, id: &str) -> String {
+        self.0
+            .users
+            .iter()
+            .find(|u| u.id == id)
+            .map(|u| u.name.clone())
+            .unwrap_or_else(|| id.to_owned())
+    }
+
+    pub(crate) fn feed_url(&self, token: &str) -> String {
+        format!("{}/ical/{token}.ics", self.0.public_url)
     }
 
     pub fn metrics(&self) -> &Metrics {

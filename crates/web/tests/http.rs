@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,7 +22,18 @@ api_tokens:
   - {name: admin, token: admin-token-0123456789, role: admin}
   - {name: watcher, token: observer-token-0123456789, role: observer}
   - {name: oncall, token: responder-token-0123456789, role: responder}
-users: [{id: alice, contacts: [{id: mail, type: email, address: a@example.com}], notify: {high: [{contact: mail, after: 0m}]}}]
+users:
+  - {id: alice, name: Alice Example, contacts: [{id: mail, type: email, address: a@example.com}], notify: {high: [{contact: mail, after: 0m}]}}
+  - {id: bob, name: Bob Example}
+  - {id: carol, name: Carol Example}
+schedules:
+  - id: primary
+    name: SRE primary
+    timezone: Europe/Berlin
+    layers:
+      - {name: weekly, users: [alice, bob], rotation: 1w, handoff: "2026-01-05T09:00"}
+    overrides:
+      - {user: carol, from: "2026-03-28T18:00", to: "2026-03-30T09:00"}
 escalation_policies:
   - {id: default, levels: [{notify: ["user:alice"], escalate_after: 5m}]}
   - {id: harness, routing_key: harness-routing-key, levels: [{notify: ["user:alice"], escalate_after: 5m}]}
@@ -47,12 +57,24 @@ async fn start() -> Server {
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let store: Arc<dyn tocsin_store::Store> =
         Arc::from(tocsin_store::connect(&url, 4).await.unwrap());
-    let keys: HashMap<String, String> = config
-        .sources
-        .iter()
-        .map(|s| (s.id.clone(), s.key.clone().unwrap()))
-        .collect();
-    let state = tocsin_web::AppState::new(&config, store, &keys).unwrap();
+    let secrets = tocsin_web::Secrets {
+        source_keys: config
+            .sources
+            .iter()
+            .map(|s| (s.id.clone(), s.key.clone().unwrap()))
+            .collect(),
+        schedule_feeds: config
+            .schedules
+            .iter()
+            .map(|s| (s.id.clone(), format!("feed-{}-0123456789abcdef", s.id)))
+            .collect(),
+        user_feeds: config
+            .users
+            .iter()
+            .map(|u| (u.id.clone(), format!("feed-user-{}-0123456789", u.id)))
+            .collect(),
+    };
+    let state = tocsin_web::AppState::new(&config, store, &secrets, "http://tocsin.test").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, tocsin_web::app(state)).await });
@@ -627,4 +649,153 @@ async fn health_readiness_and_metrics() {
             "missing `{line}` in\n{text}"
         );
     }
+}
+
+#[tokio::test]
+async fn schedules_on_call_shifts_and_feeds() {
+    let s = start().await;
+    let (st, v) = s.get("/api/v1/schedules").await;
+    assert_eq!(st, StatusCode::OK);
+    let sched = &v["schedules"][0];
+    assert_eq!(
+        (sched["id"].as_str(), sched["timezone"].as_str()),
+        (Some("primary"), Some("Europe/Berlin"))
+    );
+    assert_eq!(
+        sched["ical_url"],
+        "http://tocsin.test/ical/feed-primary-0123456789abcdef.ics"
+    );
+    assert!(sched["on_call"]["user"].is_string());
+
+    // Summer: Monday 30 March 09:00 CEST (07:00 UTC) ends carol's override; week 12 is alice's.
+    let (_, v) = s
+        .get("/api/v1/schedules/primary/oncall?at=2026-03-30T06:59:00Z")
+        .await;
+    assert_eq!(v["on_call"]["user"], "carol");
+    assert_eq!(
+        v["on_call"]["source"],
+        json!({"kind": "override", "index": 0})
+    );
+    let (_, v) = s
+        .get("/api/v1/schedules/primary/oncall?at=2026-03-30T07:00:00Z")
+        .await;
+    assert_eq!(
+        (v["on_call"]["user"].as_str(), v["on_call"]["name"].as_str()),
+        (Some("alice"), Some("Alice Example"))
+    );
+    assert_eq!(v["on_call"]["source_name"], "weekly");
+
+    let (st, v) = s
+        .get("/api/v1/schedules/primary/shifts?from=2026-03-23T00:00:00Z&to=2026-04-06T00:00:00Z")
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let shifts: Vec<(&str, &str, &str)> = v["shifts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["user"].as_str().unwrap(),
+                x["start"].as_str().unwrap(),
+                x["end"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shifts,
+        [
+            ("alice", "2026-03-23T00:00:00Z", "2026-03-23T08:00:00Z"),
+            ("bob", "2026-03-23T08:00:00Z", "2026-03-28T17:00:00Z"),
+            ("carol", "2026-03-28T17:00:00Z", "2026-03-30T07:00:00Z"),
+            ("alice", "2026-03-30T07:00:00Z", "2026-04-06T00:00:00Z"),
+        ]
+    );
+
+    for bad in [
+        "/api/v1/schedules/primary/oncall?at=yesterday",
+        "/api/v1/schedules/primary/shifts?from=2026-03-23T00:00:00Z&to=2026-03-22T00:00:00Z",
+        "/api/v1/schedules/primary/shifts?from=2026-01-01T00:00:00Z&to=2028-01-01T00:00:00Z",
+    ] {
+        let (st, v) = s.get(bad).await;
+        assert_eq!(
+            (st, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{bad}"
+        );
+    }
+    let (st, _) = s.get("/api/v1/schedules/nope/oncall").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = s
+        .api(reqwest::Method::GET, "/api/v1/schedules", None, None)
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+
+    let (_, v) = s.get("/api/v1/users").await;
+    let alice = v["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == "alice")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        alice["ical_url"],
+        "http://tocsin.test/ical/feed-user-alice-0123456789.ics"
+    );
+
+    // Feeds: no API token needed (the URL's token is the credential); valid iCalendar.
+    for (path, who) in [
+        ("/ical/feed-primary-0123456789abcdef.ics", None),
+        (
+            "/ical/feed-user-alice-0123456789.ics",
+            Some("Alice Example"),
+        ),
+    ] {
+        let res = s
+            .http
+            .get(format!("{}{path}", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/calendar")
+        );
+        let text = res.text().await.unwrap();
+        let cal: icalendar::Calendar = text
+            .parse()
+            .unwrap_or_else(|e| panic!("not iCalendar: {e}\n{text}"));
+        use icalendar::Component;
+        let events: Vec<&icalendar::Event> =
+            cal.components.iter().filter_map(|c| c.as_event()).collect();
+        assert!(!events.is_empty(), "{text}");
+        for e in &events {
+            assert!(e.get_uid().is_some_and(|u| u.ends_with("@tocsin")));
+            assert!(e.get_start().is_some() && e.get_end().is_some());
+            let summary = e.get_summary().unwrap();
+            assert!(summary.starts_with("On call: "), "{summary}");
+            if let Some(name) = who {
+                assert!(
+                    summary.contains(name),
+                    "a user's feed holds only their shifts: {summary}"
+                );
+            }
+        }
+        assert!(
+            text.contains("BEGIN:VCALENDAR\r\n")
+                && text.contains("VERSION:2.0\r\n")
+                && text.contains("PRODID:"),
+            "{text}"
+        );
+    }
+    let res = s
+        .http
+        .get(format!("{}/ical/wrong-token.ics", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
