@@ -69,7 +69,7 @@ pub enum Rotation {
 impl Rotation {
     /// Whole days (and weeks) count calendar days; anything else elapsed time.
     pub fn from_secs(secs: u64) -> Rotation {
-        if secs > 0 && secs % 86_400 == 0 {
+        if secs > 0 && secs.is_multiple_of(86_400) {
             Rotation::Days(u32::try_from(secs / 86_400).unwrap_or(u32::MAX))
         } else {
             Rotation::Elapsed(i64::try_from(secs.max(1)).unwrap_or(i64::MAX))

@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tocsin_config::Config;
 use tocsin_store::{ProvisionedObject, Store};
 
+mod client;
+
 const ABOUT: &str = "Tocsin: self-hosted on-call and incident alerting.
 
 Prometheus Alertmanager posts alerts to Tocsin's webhook; Tocsin stores them
@@ -21,6 +23,7 @@ by default, or PostgreSQL for several nodes.";
 const AFTER_HELP: &str = "Quick start:
   tocsin serve --config examples/tocsin.yaml   # prints each source's webhook URL
   tocsin check-config tocsin.yaml              # validate a config file
+  tocsin oncall --token $TOKEN                 # who is on call now, per schedule
 
 Every flag can also be set with the TOCSIN_* environment variable shown.";
 
@@ -65,6 +68,21 @@ enum Command {
     CheckConfig {
         /// The tocsin.yaml to check.
         file: PathBuf,
+    },
+    /// Who is on call, now or at --at, in one schedule or in all of them
+    /// (asks a running server).
+    Oncall {
+        /// A schedule id; all schedules when left out.
+        schedule: Option<String>,
+        /// An instant (RFC 3339, e.g. 2026-12-24T20:00:00+01:00); now when left out.
+        #[arg(long)]
+        at: Option<String>,
+        /// The server's base URL.
+        #[arg(long, env = "TOCSIN_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// An API token from api_tokens (any role).
+        #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true)]
+        token: String,
     },
     /// Apply database migrations and exit (serve also does this at start).
     Migrate {
@@ -114,6 +132,19 @@ fn init_logging(format: LogFormat) {
 async fn run(command: Command) -> Result<()> {
     match command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Oncall {
+            schedule,
+            at,
+            server,
+            token,
+        } => {
+            let c = client::Client::new(&server, &token)?;
+            println!(
+                "{}",
+                client::oncall(&c, schedule.as_deref(), at.as_deref()).await?
+            );
+            Ok(())
+        }
         Command::Migrate {
             config,
             database_url,

@@ -207,3 +207,74 @@ async fn serve_prints_ready_to_paste_urls_and_keeps_generated_keys() {
         "the key changed across restarts"
     );
 }
+
+#[tokio::test]
+async fn oncall_asks_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let out = std::fs::File::create(dir.path().join("out")).unwrap();
+    let mut cmd = tocsin();
+    cmd.args([
+        "serve",
+        "--config",
+        &example(),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--database-url",
+        &db,
+    ]);
+    let mut server = Proc::spawn_split("tocsin", &mut cmd, out, &dir.path().join("err"));
+    wait_http_ok(
+        &format!("http://127.0.0.1:{port}/readyz"),
+        Duration::from_secs(30),
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{port}");
+    let oncall = |args: &[&str]| {
+        tocsin()
+            .arg("oncall")
+            .args(args)
+            .env("TOCSIN_SERVER", &url)
+            .env("TOCSIN_TOKEN", "quickstart-admin-token-change-me")
+            .env_remove("TOCSIN_API_TOKEN")
+            .output()
+            .unwrap()
+    };
+    // Example schedule: alice and bob weekly from Monday 2026-01-05 09:00 Berlin.
+    let out = oncall(&["sre-primary", "--at", "2026-01-12T07:59:00Z"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("sre-primary: Alice Example (alice), from layer 1"),
+        "{text}"
+    );
+    let text = String::from_utf8(oncall(&["--at", "2026-01-12T08:00:00Z"]).stdout).unwrap();
+    assert!(text.starts_with("sre-primary: Bob Example (bob)"), "{text}");
+    assert!(text.contains("(at 2026-01-12T08:00:00Z)"), "{text}");
+
+    let out = oncall(&["nope"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no schedule `nope`"));
+    let out = tocsin()
+        .args([
+            "oncall",
+            "--server",
+            &url,
+            "--token",
+            "wrong-token-0123456789",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("set --token or TOCSIN_TOKEN"));
+    let out = tocsin()
+        .args(["oncall", "--server", "http://127.0.0.1:1", "--token", "x"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the Tocsin server"));
+    server.terminate();
+}

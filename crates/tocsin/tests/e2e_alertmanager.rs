@@ -208,7 +208,7 @@ scrape_configs:
             _prometheus: prometheus,
             _alertmanager: alertmanager,
             series,
-            http: reqwest::Client::new(),
+            http: http(),
             runs: 1,
         }
     }

@@ -77,6 +77,13 @@ impl Drop for Proc {
     }
 }
 
+/// An HTTP client for tests. The binary's reqwest features (rustls without
+/// a built-in provider) apply here too, so install ring first.
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// A free loopback port (bound and released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -105,7 +112,7 @@ where
 }
 
 pub async fn wait_http_ok(url: &str, timeout: Duration) {
-    let client = reqwest::Client::new();
+    let client = http();
     wait_for(url, timeout, || {
         let client = client.clone();
         async move {
