@@ -80,7 +80,12 @@ async fn start() -> Server {
     tokio::spawn(async move { axum::serve(listener, tocsin_web::app(state)).await });
     Server {
         base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
+        http: {
+            // In a workspace build reqwest carries the binary's features
+            // (rustls without a built-in provider): install ring first.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::new()
+        },
         _dir: dir,
     }
 }
