@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod duration;
+pub mod escalation;
 pub mod ingest;
 pub mod routing;
 pub mod schedule;

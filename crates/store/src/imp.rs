@@ -58,7 +58,9 @@ macro_rules! impl_store {
         insert_alerts = $insert_alerts:literal,
         update_alerts = $update_alerts:literal,
         insert_labels = $insert_labels:literal,
-        insert_timeline = $insert_timeline:literal
+        insert_timeline = $insert_timeline:literal,
+        insert_steps = $insert_steps:literal,
+        skip_locked = $skip_locked:literal
     ) => {
         impl $store {
             fn alert_from_row(
@@ -118,6 +120,22 @@ macro_rules! impl_store {
                 }
                 sqlx::query($insert_timeline)
                     .bind($crate::imp::enc(&rows)?)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
+            /// Cancel the pending escalation steps and notifications of an alert.
+            async fn stop_escalation(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                alert_id: i64,
+            ) -> Result<(), sqlx::Error> {
+                sqlx::query("UPDATE escalation_steps SET status = 'cancelled' WHERE alert_id = $1 AND status IN ('pending', 'running')")
+                    .bind(alert_id)
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query("UPDATE outbox SET status = 'cancelled' WHERE alert_id = $1 AND status = 'pending'")
+                    .bind(alert_id)
                     .execute(&mut **tx)
                     .await?;
                 Ok(())
@@ -202,6 +220,22 @@ macro_rules! impl_store {
                 }
                 if !updates.is_empty() {
                     sqlx::query($update_alerts).bind(enc(&updates)?).execute(&mut **tx).await?;
+                }
+                // Every new alert starts its escalation at level 1, now.
+                let steps: Vec<serde_json::Value> = plan
+                    .drafts
+                    .iter()
+                    .filter(|d| d.is_new)
+                    .filter_map(|d| {
+                        d.policy_id.as_ref().map(|p| serde_json::json!([d.id, p, ms(d.created_at)]))
+                    })
+                    .collect();
+                if !steps.is_empty() {
+                    sqlx::query($insert_steps).bind(enc(&steps)?).execute(&mut **tx).await?;
+                }
+                // Alerts the source resolved stop escalating.
+                for d in plan.drafts.iter().filter(|d| !d.is_new && d.status == tocsin_domain::AlertStatus::Resolved) {
+                    Self::stop_escalation(tx, d.id).await?;
                 }
                 if !plan.labels.is_empty() {
                     sqlx::query($insert_labels).bind(enc(&plan.labels)?).execute(&mut **tx).await?;
@@ -481,6 +515,7 @@ macro_rules! impl_store {
                         message: msg,
                     };
                     Self::insert_timeline(&mut tx, std::slice::from_ref(&row)).await?;
+                    Self::stop_escalation(&mut tx, alert_id).await?;
                 }
                 tx.commit().await?;
                 let alert = self
@@ -535,6 +570,160 @@ macro_rules! impl_store {
                 .execute(&self.write)
                 .await?;
                 Ok(r.rows_affected())
+            }
+
+            async fn claim_due_steps(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                lease: chrono::TimeDelta,
+                limit: u32,
+                claim: &str,
+            ) -> Result<Vec<$crate::ClaimedStep>, $crate::StoreError> {
+                use sqlx::Row;
+                use $crate::imp::{from_ms, ms, parse};
+                let mut tx = self.write.begin().await?;
+                let rows = sqlx::query(concat!(
+                    "UPDATE escalation_steps SET status = 'running', claim = $1, claimed_until = $2 WHERE id IN (",
+                    "SELECT id FROM escalation_steps WHERE (status = 'pending' AND due_at <= $3) OR (status = 'running' AND claimed_until < $3) ",
+                    "ORDER BY due_at LIMIT $4", $skip_locked,
+                    ") RETURNING id, alert_id, policy_id, level, round, due_at"
+                ))
+                .bind(claim)
+                .bind(ms(now + lease))
+                .bind(ms(now))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let alert_id: i64 = r.try_get("alert_id")?;
+                    let prio = sqlx::query("SELECT priority FROM alerts WHERE id = $1")
+                        .bind(alert_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    out.push($crate::ClaimedStep {
+                        id: r.try_get("id")?,
+                        alert_id,
+                        policy_id: r.try_get("policy_id")?,
+                        level: r.try_get("level")?,
+                        round: r.try_get("round")?,
+                        due_at: from_ms(r.try_get("due_at")?),
+                        priority: parse(prio.try_get::<&str, _>("priority")?)?,
+                        claim: claim.to_owned(),
+                    });
+                }
+                tx.commit().await?;
+                out.sort_by_key(|s| (s.due_at, s.id));
+                Ok(out)
+            }
+
+            async fn complete_step(
+                &self,
+                step: &$crate::ClaimedStep,
+                done: $crate::StepDone,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<bool, $crate::StoreError> {
+                use $crate::imp::ms;
+                let mut tx = self.write.begin().await?;
+                let marked = sqlx::query("UPDATE escalation_steps SET status = 'done', done_at = $1 WHERE id = $2 AND status = 'running' AND claim = $3")
+                    .bind(ms(now))
+                    .bind(step.id)
+                    .bind(&step.claim)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if marked != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                for d in &done.deliveries {
+                    sqlx::query("INSERT INTO outbox (alert_id, step_id, user_id, contact_id, channel, address, due_at, status, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7, $8)")
+                        .bind(step.alert_id)
+                        .bind(step.id)
+                        .bind(&d.user_id)
+                        .bind(&d.contact_id)
+                        .bind(&d.channel)
+                        .bind(&d.address)
+                        .bind(ms(d.due_at))
+                        .bind(ms(now))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if let Some(n) = done.next {
+                    sqlx::query("INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6)")
+                        .bind(step.alert_id)
+                        .bind(&step.policy_id)
+                        .bind(n.level)
+                        .bind(n.round)
+                        .bind(ms(n.due_at))
+                        .bind(ms(now))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let rows: Vec<$crate::plan::TimelineRow> = done
+                    .timeline
+                    .iter()
+                    .map(|(k, m)| $crate::plan::TimelineRow {
+                        alert_id: step.alert_id,
+                        at: ms(now),
+                        actor: done.actor.name.clone(),
+                        channel: done.actor.channel.clone(),
+                        kind: k.as_str(),
+                        message: m.clone(),
+                    })
+                    .collect();
+                Self::insert_timeline(&mut tx, &rows).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn steps(&self, alert_id: i64) -> Result<Vec<$crate::EscalationStep>, $crate::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT id, alert_id, policy_id, level, round, due_at, status FROM escalation_steps WHERE alert_id = $1 ORDER BY id")
+                    .bind(alert_id)
+                    .fetch_all(&self.read)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::EscalationStep {
+                            id: r.try_get("id")?,
+                            alert_id: r.try_get("alert_id")?,
+                            policy_id: r.try_get("policy_id")?,
+                            level: r.try_get("level")?,
+                            round: r.try_get("round")?,
+                            due_at: $crate::imp::from_ms(r.try_get("due_at")?),
+                            status: r.try_get("status")?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(Into::into)
+            }
+
+            async fn deliveries(&self, alert_id: i64) -> Result<Vec<$crate::Delivery>, $crate::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT id, alert_id, step_id, user_id, contact_id, channel, address, due_at, status, attempts, last_error, sent_at FROM outbox WHERE alert_id = $1 ORDER BY id")
+                    .bind(alert_id)
+                    .fetch_all(&self.read)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::Delivery {
+                            id: r.try_get("id")?,
+                            alert_id: r.try_get("alert_id")?,
+                            step_id: r.try_get("step_id")?,
+                            user_id: r.try_get("user_id")?,
+                            contact_id: r.try_get("contact_id")?,
+                            channel: r.try_get("channel")?,
+                            address: r.try_get("address")?,
+                            due_at: $crate::imp::from_ms(r.try_get("due_at")?),
+                            status: r.try_get("status")?,
+                            attempts: r.try_get("attempts")?,
+                            last_error: r.try_get("last_error")?,
+                            sent_at: r.try_get::<Option<i64>, _>("sent_at")?.map($crate::imp::from_ms),
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(Into::into)
             }
 
             async fn count_by_status(&self) -> Result<Vec<(tocsin_domain::AlertStatus, i64)>, $crate::StoreError> {

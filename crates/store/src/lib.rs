@@ -106,6 +106,34 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<u64, StoreError>;
 
+    /// Claim up to `limit` escalation steps due at `now` (or whose lease
+    /// ran out), leasing them until `now + lease` under `claim`. On
+    /// PostgreSQL, rows another node holds are skipped (`SKIP LOCKED`).
+    async fn claim_due_steps(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+        limit: u32,
+        claim: &str,
+    ) -> Result<Vec<ClaimedStep>, StoreError>;
+
+    /// Mark a claimed step done and, in the same transaction, queue its
+    /// notifications, its next step and its timeline entries. `false` (and
+    /// nothing written) when the claim was lost: the alert was accepted or
+    /// resolved meanwhile, or another worker took over after the lease.
+    async fn complete_step(
+        &self,
+        step: &ClaimedStep,
+        done: StepDone,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// The escalation steps of an alert, oldest first.
+    async fn steps(&self, alert_id: i64) -> Result<Vec<EscalationStep>, StoreError>;
+
+    /// The notifications of an alert, oldest first.
+    async fn deliveries(&self, alert_id: i64) -> Result<Vec<Delivery>, StoreError>;
+
     /// Number of alerts in each status.
     async fn count_by_status(&self) -> Result<Vec<(AlertStatus, i64)>, StoreError>;
 }

@@ -158,3 +158,73 @@ pub enum TransitionResult {
     Conflict(Box<Alert>),
     NotFound,
 }
+
+/// An escalation step a worker has claimed (it holds the lease until
+/// `claimed_until`; `claim` proves it when completing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedStep {
+    pub id: i64,
+    pub alert_id: i64,
+    pub policy_id: String,
+    pub level: i64,
+    pub round: i64,
+    pub due_at: DateTime<Utc>,
+    pub priority: Priority,
+    pub claim: String,
+}
+
+/// A notification to queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewDelivery {
+    pub user_id: String,
+    pub contact_id: String,
+    pub channel: String,
+    pub address: String,
+    pub due_at: DateTime<Utc>,
+}
+
+/// The next step of an escalation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextStep {
+    pub level: i64,
+    pub round: i64,
+    pub due_at: DateTime<Utc>,
+}
+
+/// What a completed step writes, atomically with marking it done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepDone {
+    pub next: Option<NextStep>,
+    pub deliveries: Vec<NewDelivery>,
+    pub timeline: Vec<(tocsin_domain::TimelineKind, String)>,
+    pub actor: Actor,
+}
+
+/// A queued or finished notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    pub id: i64,
+    pub alert_id: i64,
+    pub step_id: Option<i64>,
+    pub user_id: String,
+    pub contact_id: String,
+    pub channel: String,
+    pub address: String,
+    pub due_at: DateTime<Utc>,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// A stored escalation step, as shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EscalationStep {
+    pub id: i64,
+    pub alert_id: i64,
+    pub policy_id: String,
+    pub level: i64,
+    pub round: i64,
+    pub due_at: DateTime<Utc>,
+    pub status: String,
+}

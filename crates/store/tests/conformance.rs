@@ -698,6 +698,194 @@ async fn one_key_several_times_in_one_batch(s: &dyn Store) {
     assert_eq!((b.status, b.seen_count), (AlertStatus::Pending, 1));
 }
 
+fn done(next: Option<NextStep>, deliveries: Vec<NewDelivery>, note: &str) -> StepDone {
+    StepDone {
+        next,
+        deliveries,
+        timeline: vec![(tocsin_domain::TimelineKind::Note, note.to_owned())],
+        actor: Actor::new("system", "escalation"),
+    }
+}
+
+fn mail(user: &str, due: i64) -> NewDelivery {
+    NewDelivery {
+        user_id: user.into(),
+        contact_id: "mail".into(),
+        channel: "email".into(),
+        address: format!("{user}@example.com"),
+        due_at: t(due),
+    }
+}
+
+async fn escalation_steps_are_durable_claimed_and_completed_once(s: &dyn Store) {
+    let id = ingest(s, &[routed("g", vec![member("a", true, 0, None)])], 10).await[0]
+        .alert_id
+        .unwrap();
+    let steps = s.steps(id).await.unwrap();
+    assert_eq!(steps.len(), 1);
+    assert_eq!(
+        (
+            steps[0].level,
+            steps[0].round,
+            steps[0].due_at,
+            steps[0].status.as_str()
+        ),
+        (0, 0, t(10), "pending")
+    );
+    assert_eq!(steps[0].policy_id, "p1");
+
+    // Not due yet, then due.
+    assert!(
+        s.claim_due_steps(t(9), TimeDelta::seconds(30), 10, "w1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let claimed = s
+        .claim_due_steps(t(10), TimeDelta::seconds(30), 10, "w1")
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        (claimed[0].alert_id, claimed[0].priority),
+        (id, Priority::High)
+    );
+    // Leased: nobody else gets it until the lease runs out.
+    assert!(
+        s.claim_due_steps(t(11), TimeDelta::seconds(30), 10, "w2")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let taken_over = s
+        .claim_due_steps(t(41), TimeDelta::seconds(30), 10, "w2")
+        .await
+        .unwrap();
+    assert_eq!(
+        taken_over.len(),
+        1,
+        "a dead worker's step is taken over after its lease"
+    );
+    // The first worker's late completion is refused and writes nothing.
+    let next = NextStep {
+        level: 1,
+        round: 0,
+        due_at: t(341),
+    };
+    assert!(
+        !s.complete_step(
+            &claimed[0],
+            done(Some(next), vec![mail("x", 41)], "late"),
+            t(42)
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        s.complete_step(
+            &taken_over[0],
+            done(
+                Some(next),
+                vec![mail("alice", 41), mail("bob", 101)],
+                "level 1"
+            ),
+            t(42)
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !s.complete_step(&taken_over[0], done(None, vec![], "twice"), t(43))
+            .await
+            .unwrap(),
+        "never twice"
+    );
+
+    let d = s.deliveries(id).await.unwrap();
+    let who: Vec<(&str, &str, DateTime<Utc>)> = d
+        .iter()
+        .map(|d| (d.user_id.as_str(), d.status.as_str(), d.due_at))
+        .collect();
+    assert_eq!(
+        who,
+        [("alice", "pending", t(41)), ("bob", "pending", t(101))]
+    );
+    let steps = s.steps(id).await.unwrap();
+    let st: Vec<(i64, &str)> = steps.iter().map(|x| (x.level, x.status.as_str())).collect();
+    assert_eq!(st, [(0, "done"), (1, "pending")]);
+    let notes: Vec<String> = s
+        .timeline(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "note" && e.actor == "system")
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(notes, ["level 1"]);
+
+    // Accepting stops escalation: pending step and notifications are cancelled.
+    s.transition(id, Transition::Accept, &Actor::new("token:x", "api"), t(50))
+        .await
+        .unwrap();
+    assert!(
+        s.claim_due_steps(t(1000), TimeDelta::seconds(30), 10, "w3")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let st: Vec<String> = s
+        .steps(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.status)
+        .collect();
+    assert_eq!(st, ["done", "cancelled"]);
+    assert!(
+        s.deliveries(id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|d| d.status == "cancelled")
+    );
+}
+
+async fn source_resolve_stops_escalation(s: &dyn Store) {
+    let id = ingest(s, &[routed("g", vec![member("a", true, 0, None)])], 1).await[0]
+        .alert_id
+        .unwrap();
+    let claimed = s
+        .claim_due_steps(t(1), TimeDelta::seconds(30), 10, "w")
+        .await
+        .unwrap();
+    // The source resolves while the step runs: its completion is refused.
+    ingest(s, &[routed("g", vec![member("a", false, 0, Some(2))])], 2).await;
+    assert!(
+        !s.complete_step(&claimed[0], done(None, vec![mail("alice", 3)], "x"), t(3))
+            .await
+            .unwrap()
+    );
+    assert!(s.deliveries(id).await.unwrap().is_empty());
+    assert_eq!(s.steps(id).await.unwrap()[0].status, "cancelled");
+}
+
+async fn workers_claim_disjoint_steps(s: &dyn Store) {
+    let evs: Vec<RoutedEvent> = (0..20)
+        .map(|i| routed(&format!("k{i}"), vec![member("a", true, 0, None)]))
+        .collect();
+    ingest(s, &evs, 1).await;
+    let a = s
+        .claim_due_steps(t(2), TimeDelta::seconds(30), 12, "a")
+        .await
+        .unwrap();
+    let b = s
+        .claim_due_steps(t(2), TimeDelta::seconds(30), 12, "b")
+        .await
+        .unwrap();
+    assert_eq!(a.len() + b.len(), 20);
+    assert!(a.iter().all(|x| !b.iter().any(|y| y.id == x.id)));
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {
@@ -724,6 +912,9 @@ macro_rules! suite {
             case!(concurrent_deliveries_open_one_alert);
             case!(retention_prunes_old_resolved_alerts);
             case!(one_key_several_times_in_one_batch);
+            case!(escalation_steps_are_durable_claimed_and_completed_once);
+            case!(source_resolve_stops_escalation);
+            case!(workers_claim_disjoint_steps);
         }
     };
     (@open sqlite) => { Some(sqlite().await) };
@@ -739,6 +930,41 @@ async fn backends_report_their_names() {
     if let Some(db) = postgres().await {
         assert_eq!(db.store.backend(), "postgres");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_skip_locked_rows_on_postgres() {
+    let Some(db) = postgres().await else { return };
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::from(db.store);
+    let evs: Vec<RoutedEvent> = (0..40)
+        .map(|i| routed(&format!("c{i}"), vec![member("a", true, 0, None)]))
+        .collect();
+    store.ingest("prom", &src(), evs, t(1)).await.unwrap();
+    let mut handles = Vec::new();
+    for w in 0..4 {
+        let s = store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let c = s
+                    .claim_due_steps(t(2), TimeDelta::seconds(30), 3, &format!("w{w}"))
+                    .await
+                    .unwrap();
+                if c.is_empty() {
+                    break mine;
+                }
+                mine.extend(c.into_iter().map(|c| c.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    let n = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!((n, all.len()), (40, 40), "every step claimed exactly once");
 }
 
 #[tokio::test]
