@@ -108,6 +108,10 @@ pub enum TimelineKind {
     Routed,
     Ignored,
     Note,
+    /// An escalation step ran: who was notified, what comes next.
+    Escalation,
+    /// A notification was queued, attempted, delivered or failed.
+    Notification,
 }
 
 impl TimelineKind {
@@ -121,6 +125,8 @@ impl TimelineKind {
             TimelineKind::Routed => "routed",
             TimelineKind::Ignored => "ignored",
             TimelineKind::Note => "note",
+            TimelineKind::Escalation => "escalation",
+            TimelineKind::Notification => "notification",
         }
     }
 }

@@ -314,6 +314,7 @@ async fn serve(
         .unwrap_or_else(|| format!("http://{addr}"));
     let public_url = public_url.trim_end_matches('/');
     let state = tocsin_web::AppState::new(&config, store.clone(), &secrets, public_url)?;
+    let metrics = state.metrics_handle();
     let app = tocsin_web::app(state);
     let keys = &secrets.source_keys;
 
@@ -344,6 +345,11 @@ async fn serve(
     if let Some(keep) = config.retention() {
         tokio::spawn(prune_forever(store.clone(), keep.as_chrono()));
     }
+    let catalog = Arc::new(tocsin_engine::Catalog::from_config(&config));
+    tokio::spawn(escalate_forever(
+        tocsin_engine::EscalationWorker::new(store.clone(), catalog),
+        metrics.clone(),
+    ));
 
     let shutdown_grace = config
         .server
@@ -368,6 +374,34 @@ async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often due escalation steps are looked for: well within the 1 s promise.
+const ESCALATION_POLL: Duration = Duration::from_millis(250);
+
+/// Run due escalation steps until the process ends.
+async fn escalate_forever(
+    worker: tocsin_engine::EscalationWorker,
+    metrics: Arc<tocsin_web::Metrics>,
+) {
+    let mut every = tokio::time::interval(ESCALATION_POLL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match worker.tick(Utc::now()).await {
+            Ok(r) if r.steps > 0 => {
+                metrics.escalation(r.steps as u64, r.notifications as u64, r.max_lag_ms);
+                tracing::debug!(
+                    steps = r.steps,
+                    notifications = r.notifications,
+                    lag_ms = r.max_lag_ms,
+                    "escalation tick"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "escalation: storage unavailable; retrying"),
+        }
+    }
 }
 
 /// Delete resolved alerts older than `keep`: a minute after start, then hourly.

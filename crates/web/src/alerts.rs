@@ -106,6 +106,8 @@ struct AlertWithTimeline {
     #[serde(flatten)]
     alert: Alert,
     timeline: Vec<TimelineEntry>,
+    escalation: Vec<tocsin_store::EscalationStep>,
+    notifications: Vec<tocsin_store::Delivery>,
 }
 
 /// `GET /api/v1/alerts/{id}`
@@ -125,7 +127,20 @@ pub async fn show(
         .timeline(id)
         .await
         .map_err(|e| ApiError::from_store("alert timeline", e))?;
-    Ok(Json(json!(AlertWithTimeline { alert, timeline })))
+    let escalation = store
+        .steps(id)
+        .await
+        .map_err(|e| ApiError::from_store("alert escalation", e))?;
+    let notifications = store
+        .deliveries(id)
+        .await
+        .map_err(|e| ApiError::from_store("alert notifications", e))?;
+    Ok(Json(json!(AlertWithTimeline {
+        alert,
+        timeline,
+        escalation,
+        notifications,
+    })))
 }
 
 async fn transition(

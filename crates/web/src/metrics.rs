@@ -16,6 +16,9 @@ pub struct Metrics {
     ingested: Family<Labels, Counter>,
     alerts: Family<Labels, Gauge>,
     ingest_seconds: Family<Labels, Histogram>,
+    escalation_steps: Counter,
+    notifications_queued: Counter,
+    escalation_lag: Histogram,
 }
 
 impl Default for Metrics {
@@ -45,11 +48,32 @@ impl Metrics {
             "Time from request to committed events, by source",
             ingest_seconds.clone(),
         );
+        let escalation_steps = Counter::default();
+        registry.register(
+            "tocsin_escalation_steps",
+            "Escalation steps run",
+            escalation_steps.clone(),
+        );
+        let notifications_queued = Counter::default();
+        registry.register(
+            "tocsin_notifications_queued",
+            "Notifications written to the outbox by escalation steps",
+            notifications_queued.clone(),
+        );
+        let escalation_lag = Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 30.0, 300.0]);
+        registry.register(
+            "tocsin_escalation_lag_seconds",
+            "Delay from a step's due time to its run (largest per worker round)",
+            escalation_lag.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             ingested,
             alerts,
             ingest_seconds,
+            escalation_steps,
+            notifications_queued,
+            escalation_lag,
         }
     }
 
@@ -66,6 +90,14 @@ impl Metrics {
         self.ingest_seconds
             .get_or_create(&vec![("source".to_owned(), source.to_owned())])
             .observe(seconds);
+    }
+
+    /// Record a round of the escalation worker.
+    pub fn escalation(&self, steps: u64, queued: u64, max_lag_ms: i64) {
+        self.escalation_steps.inc_by(steps);
+        self.notifications_queued.inc_by(queued);
+        self.escalation_lag
+            .observe(max_lag_ms.max(0) as f64 / 1000.0);
     }
 
     pub fn set_alerts(&self, status: &str, n: i64) {

@@ -63,7 +63,7 @@ pub(crate) struct Inner {
     pub sources: Vec<SourceRuntime>,
     pub router: Router,
     pub tokens: Vec<ApiTokenRuntime>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub body_limit: usize,
     pub store_timeout: Duration,
     pub public_url: String,
@@ -192,7 +192,7 @@ impl AppState {
             sources,
             router,
             tokens,
-            metrics: Metrics::new(),
+            metrics: Arc::new(Metrics::new()),
             body_limit: config.body_limit(),
             store_timeout: Duration::from_secs(8),
             public_url: public_url.trim_end_matches('/').to_owned(),
@@ -225,6 +225,11 @@ impl AppState {
 
     pub(crate) fn feed_url(&self, token: &str) -> String {
         format!("{}/ical/{token}.ics", self.0.public_url)
+    }
+
+    /// The metrics registry, for workers outside the HTTP layer.
+    pub fn metrics_handle(&self) -> Arc<Metrics> {
+        self.0.metrics.clone()
     }
 
     pub fn metrics(&self) -> &Metrics {

@@ -1,0 +1,168 @@
+//! The escalation worker.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tocsin_domain::TimelineKind;
+use tocsin_domain::escalation::{Position, plan_step};
+use tocsin_store::{Actor, ClaimedStep, NewDelivery, NextStep, StepDone, Store};
+
+use crate::{Catalog, EngineError, claim_token};
+
+/// What one tick did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickReport {
+    pub steps: usize,
+    pub notifications: usize,
+    /// Steps whose claim was lost (accepted, resolved, or taken over).
+    pub skipped: usize,
+    /// The largest delay between a step's due time and its run, in ms.
+    pub max_lag_ms: i64,
+}
+
+pub struct EscalationWorker {
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    /// How long a claim lasts before another worker may take the step over.
+    pub lease: TimeDelta,
+    /// Steps claimed per round.
+    pub batch: u32,
+}
+
+impl EscalationWorker {
+    pub fn new(store: Arc<dyn Store>, catalog: Arc<Catalog>) -> Self {
+        EscalationWorker {
+            store,
+            catalog,
+            lease: TimeDelta::seconds(30),
+            batch: 100,
+        }
+    }
+
+    /// Run every step due at `now`.
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport, EngineError> {
+        let mut report = TickReport::default();
+        loop {
+            let claim = claim_token();
+            let steps = self
+                .store
+                .claim_due_steps(now, self.lease, self.batch, &claim)
+                .await?;
+            // A level with nobody to notify writes its next step due `now`;
+            // the next round claims it. Stop when a round claims nothing.
+            if steps.is_empty() {
+                break;
+            }
+            for step in steps {
+                let done = self.plan(&step, now);
+                let queued = done.deliveries.len();
+                if self.store.complete_step(&step, done, now).await? {
+                    report.steps += 1;
+                    report.notifications += queued;
+                    report.max_lag_ms = report
+                        .max_lag_ms
+                        .max((now - step.due_at).num_milliseconds());
+                } else {
+                    report.skipped += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn plan(&self, step: &ClaimedStep, now: DateTime<Utc>) -> StepDone {
+        let actor = Actor::new("system", "escalation");
+        let Some(policy) = self.catalog.policies.get(&step.policy_id) else {
+            return StepDone {
+                next: None,
+                deliveries: vec![],
+                timeline: vec![(
+                    TimelineKind::Escalation,
+                    format!(
+                        "escalation policy `{}` no longer exists; escalation stopped",
+                        step.policy_id
+                    ),
+                )],
+                actor,
+            };
+        };
+        let pos = Position {
+            level: usize::try_from(step.level).unwrap_or(usize::MAX),
+            round: u32::try_from(step.round).unwrap_or(u32::MAX),
+        };
+        let plan = plan_step(policy, pos, step.priority, now, |schedule| {
+            self.catalog
+                .schedules
+                .get(schedule)
+                .and_then(|s| s.on_call(now))
+                .map(|o| o.user)
+        });
+        let mut timeline = vec![(TimelineKind::Escalation, plan.note)];
+        let mut deliveries = Vec::new();
+        for n in &plan.notify {
+            let Some(user) = self.catalog.users.get(&n.user) else {
+                timeline.push((
+                    TimelineKind::Notification,
+                    format!(
+                        "user `{}` is not configured; nobody notified for them",
+                        n.user
+                    ),
+                ));
+                continue;
+            };
+            let rules = user.rules(step.priority);
+            if rules.is_empty() {
+                timeline.push((
+                    TimelineKind::Notification,
+                    format!(
+                        "{} has no {} priority notification rules",
+                        n.user, step.priority
+                    ),
+                ));
+            }
+            for (contact, after) in rules {
+                match user.contacts.get(contact) {
+                    Some(route) => deliveries.push(NewDelivery {
+                        user_id: n.user.clone(),
+                        contact_id: contact.clone(),
+                        channel: route.channel.clone(),
+                        address: route.address.clone(),
+                        due_at: now + *after,
+                    }),
+                    None => timeline.push((
+                        TimelineKind::Notification,
+                        format!("{}: contact `{contact}` does not exist", n.user),
+                    )),
+                }
+            }
+        }
+        if !deliveries.is_empty() {
+            let list: Vec<String> = deliveries
+                .iter()
+                .map(|d| {
+                    let wait = (d.due_at - now).num_seconds();
+                    if wait > 0 {
+                        format!("{} by {} in {wait}s", d.user_id, d.channel)
+                    } else {
+                        format!("{} by {}", d.user_id, d.channel)
+                    }
+                })
+                .collect();
+            timeline.push((
+                TimelineKind::Notification,
+                format!("queued: {}", list.join(", ")),
+            ));
+        }
+        let next = plan.next.map(|(p, due_at)| NextStep {
+            level: i64::try_from(p.level).unwrap_or(i64::MAX),
+            round: i64::from(p.round),
+            due_at,
+        });
+        StepDone {
+            next,
+            deliveries,
+            timeline,
+            actor,
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Tocsin's background work, each piece a worker with `tick(now)` so that
+//! tests drive it with an injected clock and the binary drives it with the
+//! wall clock:
+//!
+//! - [`EscalationWorker`]: claims due escalation steps, decides whom to
+//!   notify (schedules resolved at that instant), queues notifications in the
+//!   outbox and the next step, all in one transaction per step.
+
+mod catalog;
+mod escalation;
+
+pub use catalog::{Catalog, ContactRoute, UserRules};
+pub use escalation::{EscalationWorker, TickReport};
+
+/// A worker failed to talk to storage; the next tick tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] tocsin_store::StoreError),
+}
+
+/// A random claim token for leases.
+pub(crate) fn claim_token() -> String {
+    hex::encode(rand::random::<[u8; 12]>())
+}

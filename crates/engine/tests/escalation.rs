@@ -1,0 +1,303 @@
+//! The escalation worker driven by tick(now) with an injected clock, through
+//! whole escalations, on SQLite and PostgreSQL. No sleeps.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use tocsin_domain::{AlertEvent, DedupKey, Member, MemberStatus, Priority, RoutingHint, Severity};
+use tocsin_engine::{Catalog, EscalationWorker};
+use tocsin_store::{Actor, RoutedEvent, Store, Transition};
+
+const CONFIG: &str = r#"
+users:
+  - id: alice
+    contacts: [{id: mail, type: email, address: alice@example.com}, {id: phone, type: sms, number: "+491701234567"}]
+    notify: {high: [{contact: mail, after: 0m}, {contact: phone, after: 1m}], low: [{contact: mail, after: 0m}]}
+  - id: bob
+    contacts: [{id: mail, type: email, address: bob@example.com}]
+    notify: {high: [{contact: mail, after: 0m}], low: [{contact: mail, after: 0m}]}
+  - id: carol
+    contacts: [{id: mail, type: email, address: carol@example.com}]
+    notify: {high: [{contact: mail, after: 0m}]}
+schedules:
+  - id: primary
+    timezone: Europe/Berlin
+    layers:
+      - users: [alice, bob]
+        rotation: 1w
+        handoff: "2026-01-05T09:00"
+        restrict: [{days: mon-fri, from: "08:00", to: "20:00"}]
+escalation_policies:
+  - id: main
+    repeat: 1
+    levels:
+      - {notify: ["schedule:primary"], escalate_after: 5m}
+      - {notify: ["user:carol"], escalate_after: 10m}
+"#;
+
+struct Env {
+    store: Arc<dyn Store>,
+    worker: EscalationWorker,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn env(pg: bool) -> Option<Env> {
+    let config = tocsin_config::from_str(CONFIG, Path::new("."), &|_| None).unwrap();
+    let (url, dir) = if pg {
+        let Ok(base) = std::env::var("TOCSIN_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("CI").is_err(),
+                "TOCSIN_TEST_POSTGRES_URL must be set under CI"
+            );
+            return None;
+        };
+        use sqlx::Connection;
+        let name = format!("tocsin_e_{}", rand_suffix());
+        let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        (format!("{}/{name}", base.rsplit_once('/').unwrap().0), None)
+    } else {
+        let dir = tempfile::tempdir().unwrap();
+        (
+            format!("sqlite://{}", dir.path().join("e.db").display()),
+            Some(dir),
+        )
+    };
+    let store: Arc<dyn Store> = Arc::from(tocsin_store::connect(&url, 4).await.unwrap());
+    let worker = EscalationWorker::new(store.clone(), Arc::new(Catalog::from_config(&config)));
+    Some(Env {
+        store,
+        worker,
+        _dir: dir,
+    })
+}
+
+fn rand_suffix() -> String {
+    format!(
+        "{}_{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    )
+}
+
+/// Monday 2026-03-02 10:00 Berlin (09:00 UTC): alice is on call (week 8).
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap() + TimeDelta::seconds(secs)
+}
+
+fn event(key: &str, priority: Priority) -> RoutedEvent {
+    RoutedEvent {
+        event: AlertEvent {
+            dedup_key: DedupKey::new(key).unwrap(),
+            members: vec![Member {
+                fingerprint: "f".into(),
+                status: MemberStatus::Firing,
+                starts_at: t(0),
+                ends_at: None,
+                labels: BTreeMap::new(),
+                annotations: BTreeMap::new(),
+                generator_url: None,
+            }],
+            resolved: false,
+            summary: "disk full".into(),
+            details: String::new(),
+            labels: BTreeMap::new(),
+            all_labels: BTreeSet::new(),
+            links: vec![],
+            severity: Severity::Sev1,
+            priority,
+            routing: RoutingHint::default(),
+            detected_at: t(0),
+            resolved_at: None,
+            notes: vec![],
+        },
+        policy_id: "main".into(),
+        service_id: None,
+        route_note: "routed".into(),
+    }
+}
+
+async fn open(e: &Env, key: &str, priority: Priority, at: DateTime<Utc>) -> i64 {
+    e.store
+        .ingest(
+            "src",
+            &Actor::new("source:src", "test"),
+            vec![event(key, priority)],
+            at,
+        )
+        .await
+        .unwrap()[0]
+        .alert_id
+        .unwrap()
+}
+
+async fn queued(e: &Env, id: i64) -> Vec<(String, String, i64)> {
+    e.store
+        .deliveries(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.user_id, d.channel, (d.due_at - t(0)).num_seconds()))
+        .collect()
+}
+
+fn q(user: &str, channel: &str, at: i64) -> (String, String, i64) {
+    (user.into(), channel.into(), at)
+}
+
+async fn whole_high_escalation(e: Env) {
+    let id = open(&e, "k", Priority::High, t(0)).await;
+    // Level 1 at once: the schedule's on-call user (alice), by every HIGH rule.
+    let r = e.worker.tick(t(0)).await.unwrap();
+    assert_eq!((r.steps, r.notifications), (1, 2));
+    assert_eq!(
+        queued(&e, id).await,
+        [q("alice", "email", 0), q("alice", "sms", 60)]
+    );
+    // Nothing more until escalate_after (5m) has passed.
+    assert_eq!(e.worker.tick(t(299)).await.unwrap().steps, 0);
+    // Level 2 after 5 minutes: carol.
+    assert_eq!(e.worker.tick(t(300)).await.unwrap().steps, 1);
+    assert_eq!(queued(&e, id).await.last(), Some(&q("carol", "email", 300)));
+    // Repeat once (after level 2's 10 minutes), then the final step.
+    assert_eq!(e.worker.tick(t(900)).await.unwrap().steps, 1);
+    assert_eq!(
+        queued(&e, id).await.len(),
+        5,
+        "alice again by email and sms"
+    );
+    assert_eq!(e.worker.tick(t(1200)).await.unwrap().steps, 1);
+    let r = e.worker.tick(t(1800)).await.unwrap();
+    assert_eq!((r.steps, r.notifications), (1, 0));
+    assert_eq!(
+        e.worker.tick(t(99_999)).await.unwrap().steps,
+        0,
+        "escalation has ended"
+    );
+    let tl: Vec<String> = e
+        .store
+        .timeline(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.kind == "escalation")
+        .map(|x| x.message)
+        .collect();
+    assert_eq!(
+        tl,
+        [
+            "level 1: notifying alice (on call in primary)",
+            "level 2: notifying carol",
+            "level 1: notifying alice (on call in primary) (repeat 1 of 1)",
+            "level 2: notifying carol (repeat 1 of 1)",
+            "nobody accepted after 2 runs of escalation policy `main`; the alert stays pending",
+        ]
+    );
+}
+
+async fn accept_stops_and_late_tick_sends_each_step_once(e: Env) {
+    let id = open(&e, "k", Priority::High, t(0)).await;
+    // The worker was down: a tick long after both levels fell due runs level 1
+    // once, then level 2 is due 5 minutes after level 1 ran, not before.
+    let r = e.worker.tick(t(1000)).await.unwrap();
+    assert_eq!(r.steps, 1);
+    assert_eq!(r.max_lag_ms, 1_000_000);
+    assert_eq!(
+        e.worker.tick(t(1000)).await.unwrap().steps,
+        0,
+        "never twice"
+    );
+    assert_eq!(e.worker.tick(t(1299)).await.unwrap().steps, 0);
+    // Accepting stops escalation and cancels the queued SMS.
+    e.store
+        .transition(
+            id,
+            Transition::Accept,
+            &Actor::new("token:t", "api"),
+            t(1010),
+        )
+        .await
+        .unwrap();
+    assert_eq!(e.worker.tick(t(5000)).await.unwrap().steps, 0);
+    let d = e.store.deliveries(id).await.unwrap();
+    assert!(d.iter().all(|d| d.status == "cancelled"), "{d:?}");
+}
+
+async fn low_priority_notifies_level_one_only(e: Env) {
+    let id = open(&e, "low", Priority::Low, t(0)).await;
+    assert_eq!(e.worker.tick(t(0)).await.unwrap().notifications, 1);
+    assert_eq!(queued(&e, id).await, [q("alice", "email", 0)]);
+    assert_eq!(e.worker.tick(t(100_000)).await.unwrap().steps, 0);
+}
+
+async fn nobody_on_call_escalates_at_once(e: Env) {
+    // Monday 21:00 Berlin: outside the schedule's 08:00-20:00 restriction.
+    let night = Utc.with_ymd_and_hms(2026, 3, 2, 20, 0, 0).unwrap();
+    let id = open(&e, "night", Priority::High, night).await;
+    let r = e.worker.tick(night).await.unwrap();
+    assert_eq!(r.steps, 2, "level 1 (empty) and level 2 in the same tick");
+    let d = e.store.deliveries(id).await.unwrap();
+    assert_eq!(
+        d.iter().map(|d| d.user_id.as_str()).collect::<Vec<_>>(),
+        ["carol"]
+    );
+    let tl: Vec<String> = e
+        .store
+        .timeline(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.kind == "escalation")
+        .map(|x| x.message)
+        .collect();
+    assert_eq!(
+        tl[0],
+        "level 1: notifying nobody; nobody is on call in schedule `primary`; escalating at once"
+    );
+}
+
+async fn two_workers_share_the_work_without_doubles(e: Env) {
+    for i in 0..30 {
+        open(&e, &format!("k{i}"), Priority::High, t(0)).await;
+    }
+    let other = EscalationWorker::new(
+        e.store.clone(),
+        Arc::new(Catalog::from_config(
+            &tocsin_config::from_str(CONFIG, Path::new("."), &|_| None).unwrap(),
+        )),
+    );
+    let (a, b) = tokio::join!(e.worker.tick(t(0)), other.tick(t(0)));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.steps + b.steps, 30);
+    assert_eq!(a.notifications + b.notifications, 60);
+}
+
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::env(false).await.unwrap()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(e) = super::env(true).await {
+                    super::$name(e).await;
+                }
+            }
+        }
+    };
+}
+
+both!(whole_high_escalation);
+both!(accept_stops_and_late_tick_sends_each_step_once);
+both!(low_priority_notifies_level_one_only);
+both!(nobody_on_call_escalates_at_once);
+both!(two_workers_share_the_work_without_doubles);
