@@ -41,6 +41,11 @@ pub(crate) enum Bind {
 
 pub(crate) const ALERT_COLUMNS: &str = "id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, accepted_at, accepted_by, resolved_at, resolved_by";
 
+/// "attempt 1", "attempt 2", …
+pub(crate) fn attempt_word(n: i64) -> String {
+    format!("attempt {n}")
+}
+
 /// "2 firing, 1 resolved".
 pub(crate) fn member_counts(members: &[tocsin_domain::Member]) -> String {
     let firing = members.iter().filter(|m| m.is_firing()).count();
@@ -675,6 +680,124 @@ macro_rules! impl_store {
                 Self::insert_timeline(&mut tx, &rows).await?;
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn claim_due_deliveries(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                lease: chrono::TimeDelta,
+                limit: u32,
+                claim: &str,
+            ) -> Result<Vec<$crate::ClaimedDelivery>, $crate::StoreError> {
+                use sqlx::Row;
+                use $crate::imp::ms;
+                let mut tx = self.write.begin().await?;
+                let rows = sqlx::query(concat!(
+                    "UPDATE outbox SET status = 'running', claim = $1, claimed_until = $2 WHERE id IN (",
+                    "SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= $3) OR (status = 'running' AND claimed_until < $3) ",
+                    "ORDER BY next_attempt_at LIMIT $4", $skip_locked,
+                    ") RETURNING id, alert_id, user_id, contact_id, channel, address, attempts"
+                ))
+                .bind(claim)
+                .bind(ms(now + lease))
+                .bind(ms(now))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+                let sql = format!("SELECT {} FROM alerts WHERE id = $1", $crate::imp::ALERT_COLUMNS);
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let alert_id: i64 = r.try_get("alert_id")?;
+                    let a = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                        .bind(alert_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    out.push($crate::ClaimedDelivery {
+                        id: r.try_get("id")?,
+                        alert_id,
+                        user_id: r.try_get("user_id")?,
+                        contact_id: r.try_get("contact_id")?,
+                        channel: r.try_get("channel")?,
+                        address: r.try_get("address")?,
+                        attempts: r.try_get("attempts")?,
+                        claim: claim.to_owned(),
+                        alert: Self::alert_from_row(&a)?,
+                    });
+                }
+                tx.commit().await?;
+                out.sort_by_key(|d| d.id);
+                Ok(out)
+            }
+
+            async fn finish_delivery(
+                &self,
+                d: &$crate::ClaimedDelivery,
+                outcome: $crate::DeliveryOutcome,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<bool, $crate::StoreError> {
+                use $crate::imp::ms;
+                use $crate::DeliveryOutcome;
+                use $crate::imp::attempt_word;
+                use tocsin_domain::TimelineKind;
+                let attempt = d.attempts + 1;
+                let mut tx = self.write.begin().await?;
+                let (status, next_at, error, sent_at, message) = match &outcome {
+                    DeliveryOutcome::Sent { detail } => (
+                        "sent",
+                        ms(now),
+                        None,
+                        Some(ms(now)),
+                        format!("{} to {} by {} ({}): delivered{}", attempt_word(attempt), d.user_id, d.channel, d.address, if detail.is_empty() { String::new() } else { format!(" ({detail})") }),
+                    ),
+                    DeliveryOutcome::Retry { error, next_at } => (
+                        "pending",
+                        ms(*next_at),
+                        Some(error.clone()),
+                        None,
+                        format!("{} to {} by {} ({}) failed: {error}; retrying at {}", attempt_word(attempt), d.user_id, d.channel, d.address, next_at.to_rfc3339()),
+                    ),
+                    DeliveryOutcome::Failed { error } => (
+                        "failed",
+                        ms(now),
+                        Some(error.clone()),
+                        None,
+                        format!("{} to {} by {} ({}) failed: {error}; giving up", attempt_word(attempt), d.user_id, d.channel, d.address),
+                    ),
+                };
+                let changed = sqlx::query("UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, sent_at = $5, claim = NULL WHERE id = $6 AND status = 'running' AND claim = $7")
+                    .bind(status)
+                    .bind(attempt)
+                    .bind(next_at)
+                    .bind(error)
+                    .bind(sent_at)
+                    .bind(d.id)
+                    .bind(&d.claim)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if changed != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                let row = $crate::plan::TimelineRow {
+                    alert_id: d.alert_id,
+                    at: ms(now),
+                    actor: "system".to_owned(),
+                    channel: d.channel.clone(),
+                    kind: TimelineKind::Notification.as_str(),
+                    message,
+                };
+                Self::insert_timeline(&mut tx, std::slice::from_ref(&row)).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn outbox_depth(&self) -> Result<i64, $crate::StoreError> {
+                use sqlx::Row;
+                let r = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE status IN ('pending', 'running')")
+                    .fetch_one(&self.read)
+                    .await?;
+                Ok(r.try_get("n")?)
             }
 
             async fn steps(&self, alert_id: i64) -> Result<Vec<$crate::EscalationStep>, $crate::StoreError> {

@@ -128,6 +128,29 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Claim up to `limit` notifications due at `now` (or whose lease ran
+    /// out), with their alerts.
+    async fn claim_due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+        limit: u32,
+        claim: &str,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
+
+    /// Record an attempt and its result on the notification and the
+    /// alert's timeline. `false` when the claim was lost (cancelled by an
+    /// accept or resolve, or taken over).
+    async fn finish_delivery(
+        &self,
+        delivery: &ClaimedDelivery,
+        outcome: DeliveryOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Notifications waiting to be sent (the outbox depth).
+    async fn outbox_depth(&self) -> Result<i64, StoreError>;
+
     /// The escalation steps of an alert, oldest first.
     async fn steps(&self, alert_id: i64) -> Result<Vec<EscalationStep>, StoreError>;
 

@@ -228,3 +228,34 @@ pub struct EscalationStep {
     pub due_at: DateTime<Utc>,
     pub status: String,
 }
+
+/// A notification a dispatcher has claimed, with what the message needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedDelivery {
+    pub id: i64,
+    pub alert_id: i64,
+    pub user_id: String,
+    pub contact_id: String,
+    pub channel: String,
+    pub address: String,
+    pub attempts: i64,
+    pub claim: String,
+    pub alert: Alert,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Sent {
+        detail: String,
+    },
+    /// Try again at `next_at`.
+    Retry {
+        error: String,
+        next_at: DateTime<Utc>,
+    },
+    /// Give up.
+    Failed {
+        error: String,
+    },
+}

@@ -886,6 +886,157 @@ async fn workers_claim_disjoint_steps(s: &dyn Store) {
     assert!(a.iter().all(|x| !b.iter().any(|y| y.id == x.id)));
 }
 
+async fn outbox_deliveries_retry_fail_and_stop(s: &dyn Store) {
+    let id = ingest(s, &[routed("g", vec![member("a", true, 0, None)])], 0).await[0]
+        .alert_id
+        .unwrap();
+    let step = s
+        .claim_due_steps(t(0), TimeDelta::seconds(30), 10, "w")
+        .await
+        .unwrap()
+        .remove(0);
+    s.complete_step(
+        &step,
+        done(None, vec![mail("alice", 0), mail("bob", 60)], "l1"),
+        t(0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.outbox_depth().await.unwrap(), 2);
+
+    let due = s
+        .claim_due_deliveries(t(1), TimeDelta::seconds(30), 10, "d1")
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1, "bob's is not due yet");
+    assert_eq!(
+        (
+            due[0].user_id.as_str(),
+            due[0].address.as_str(),
+            due[0].attempts
+        ),
+        ("alice", "alice@example.com", 0)
+    );
+    assert_eq!(due[0].alert.summary, "g summary");
+    assert!(
+        s.claim_due_deliveries(t(2), TimeDelta::seconds(30), 10, "d2")
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    let retry = DeliveryOutcome::Retry {
+        error: "connection refused".into(),
+        next_at: t(20),
+    };
+    assert!(s.finish_delivery(&due[0], retry, t(2)).await.unwrap());
+    assert!(
+        !s.finish_delivery(
+            &due[0],
+            DeliveryOutcome::Sent {
+                detail: String::new()
+            },
+            t(3)
+        )
+        .await
+        .unwrap(),
+        "claim is spent"
+    );
+
+    let again = s
+        .claim_due_deliveries(t(20), TimeDelta::seconds(30), 10, "d3")
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    assert!(
+        s.finish_delivery(
+            &again[0],
+            DeliveryOutcome::Sent {
+                detail: "250 OK".into()
+            },
+            t(21)
+        )
+        .await
+        .unwrap()
+    );
+
+    let bob = s
+        .claim_due_deliveries(t(60), TimeDelta::seconds(30), 10, "d4")
+        .await
+        .unwrap();
+    assert!(
+        s.finish_delivery(
+            &bob[0],
+            DeliveryOutcome::Failed {
+                error: "mailbox unavailable".into()
+            },
+            t(61)
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(s.outbox_depth().await.unwrap(), 0);
+
+    let d = s.deliveries(id).await.unwrap();
+    let st: Vec<(&str, i64, Option<&str>)> = d
+        .iter()
+        .map(|d| (d.status.as_str(), d.attempts, d.last_error.as_deref()))
+        .collect();
+    assert_eq!(
+        st,
+        [
+            ("sent", 2, None),
+            ("failed", 1, Some("mailbox unavailable"))
+        ]
+    );
+    assert_eq!(d[0].sent_at, Some(t(21)));
+    let notes: Vec<String> = s
+        .timeline(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "notification")
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            "attempt 1 to alice by email (alice@example.com) failed: connection refused; retrying at 2026-03-01T12:00:20+00:00",
+            "attempt 2 to alice by email (alice@example.com): delivered (250 OK)",
+            "attempt 1 to bob by email (bob@example.com) failed: mailbox unavailable; giving up",
+        ]
+    );
+
+    // Accepting cancels what is still queued.
+    let id2 = ingest(s, &[routed("h", vec![member("a", true, 0, None)])], 100).await[0]
+        .alert_id
+        .unwrap();
+    let step = s
+        .claim_due_steps(t(100), TimeDelta::seconds(30), 10, "w")
+        .await
+        .unwrap()
+        .remove(0);
+    s.complete_step(&step, done(None, vec![mail("alice", 160)], "l1"), t(100))
+        .await
+        .unwrap();
+    s.transition(
+        id2,
+        Transition::Accept,
+        &Actor::new("token:x", "api"),
+        t(101),
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.claim_due_deliveries(t(200), TimeDelta::seconds(30), 10, "d5")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.deliveries(id2).await.unwrap()[0].status, "cancelled");
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {
@@ -915,6 +1066,7 @@ macro_rules! suite {
             case!(escalation_steps_are_durable_claimed_and_completed_once);
             case!(source_resolve_stops_escalation);
             case!(workers_claim_disjoint_steps);
+            case!(outbox_deliveries_retry_fail_and_stop);
         }
     };
     (@open sqlite) => { Some(sqlite().await) };
