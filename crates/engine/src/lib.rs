@@ -5,11 +5,16 @@
 //! - [`EscalationWorker`]: claims due escalation steps, decides whom to
 //!   notify (schedules resolved at that instant), queues notifications in the
 //!   outbox and the next step, all in one transaction per step.
+//! - [`Dispatcher`]: claims due notifications from the outbox, sends each
+//!   through its channel, and records every attempt; failures retry with
+//!   exponential backoff until they are marked failed.
 
 mod catalog;
+mod dispatch;
 mod escalation;
 
 pub use catalog::{Catalog, ContactRoute, UserRules};
+pub use dispatch::{DispatchReport, Dispatcher};
 pub use escalation::{EscalationWorker, TickReport};
 
 /// A worker failed to talk to storage; the next tick tries again.

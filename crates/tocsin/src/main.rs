@@ -350,6 +350,11 @@ async fn serve(
         tocsin_engine::EscalationWorker::new(store.clone(), catalog),
         metrics.clone(),
     ));
+    let channels = channels(&config)?;
+    tokio::spawn(dispatch_forever(
+        tocsin_engine::Dispatcher::new(store.clone(), channels, public_url),
+        metrics.clone(),
+    ));
 
     let shutdown_grace = config
         .server
@@ -400,6 +405,50 @@ async fn escalate_forever(
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "escalation: storage unavailable; retrying"),
+        }
+    }
+}
+
+/// The notification channels the config's providers enable.
+fn channels(config: &Config) -> Result<Vec<Arc<dyn tocsin_notify::Channel>>> {
+    let mut out: Vec<Arc<dyn tocsin_notify::Channel>> = Vec::new();
+    if let Some(smtp) = &config.providers.smtp {
+        use tocsin_notify::email::{Email, SmtpSettings, Tls};
+        let settings = SmtpSettings {
+            host: smtp.host.clone(),
+            port: smtp.port,
+            from: smtp.from.clone(),
+            tls: match smtp.tls {
+                tocsin_config::SmtpTls::None => Tls::None,
+                tocsin_config::SmtpTls::Starttls => Tls::Starttls,
+                tocsin_config::SmtpTls::Tls => Tls::Tls,
+            },
+            username: smtp.username.clone(),
+            password: smtp.password.clone(),
+        };
+        out.push(Arc::new(
+            Email::new(&settings).map_err(|e| anyhow::anyhow!("{e}"))?,
+        ));
+    }
+    Ok(out)
+}
+
+/// Send due notifications until the process ends.
+async fn dispatch_forever(
+    dispatcher: tocsin_engine::Dispatcher,
+    metrics: Arc<tocsin_web::Metrics>,
+) {
+    let mut every = tokio::time::interval(ESCALATION_POLL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match dispatcher.tick(Utc::now()).await {
+            Ok(r) => {
+                for (channel, outcome) in &r.attempts {
+                    metrics.delivery(channel, outcome);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "notifications: storage unavailable; retrying"),
         }
     }
 }

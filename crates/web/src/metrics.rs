@@ -19,6 +19,8 @@ pub struct Metrics {
     escalation_steps: Counter,
     notifications_queued: Counter,
     escalation_lag: Histogram,
+    deliveries: Family<Labels, Counter>,
+    outbox_depth: Gauge,
 }
 
 impl Default for Metrics {
@@ -66,6 +68,18 @@ impl Metrics {
             "Delay from a step's due time to its run (largest per worker round)",
             escalation_lag.clone(),
         );
+        let deliveries = Family::<Labels, Counter>::default();
+        registry.register(
+            "tocsin_deliveries",
+            "Notification attempts, by channel and outcome (sent, retry, failed)",
+            deliveries.clone(),
+        );
+        let outbox_depth = Gauge::default();
+        registry.register(
+            "tocsin_outbox_depth",
+            "Notifications waiting to be sent",
+            outbox_depth.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             ingested,
@@ -74,6 +88,8 @@ impl Metrics {
             escalation_steps,
             notifications_queued,
             escalation_lag,
+            deliveries,
+            outbox_depth,
         }
     }
 
@@ -98,6 +114,19 @@ impl Metrics {
         self.notifications_queued.inc_by(queued);
         self.escalation_lag
             .observe(max_lag_ms.max(0) as f64 / 1000.0);
+    }
+
+    pub fn delivery(&self, channel: &str, outcome: &str) {
+        self.deliveries
+            .get_or_create(&vec![
+                ("channel".to_owned(), channel.to_owned()),
+                ("outcome".to_owned(), outcome.to_owned()),
+            ])
+            .inc();
+    }
+
+    pub fn set_outbox_depth(&self, n: i64) {
+        self.outbox_depth.set(n);
     }
 
     pub fn set_alerts(&self, status: &str, n: i64) {

@@ -40,6 +40,10 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: could not count alerts"),
     }
+    match st.0.store.outbox_depth().await {
+        Ok(n) => st.0.metrics.set_outbox_depth(n),
+        Err(e) => tracing::warn!(error = %e, "metrics: could not count the outbox"),
+    }
     (
         [(
             header::CONTENT_TYPE,
