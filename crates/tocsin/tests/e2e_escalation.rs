@@ -44,16 +44,31 @@ sources: [{{id: am, type: prometheus, escalation_policy: p, key: {KEY}}}]
     Proc::spawn_split("tocsin", &mut cmd, out, &dir.join(format!("err{run}")))
 }
 
+/// The alert as the API shows it (retried while the server answers an error,
+/// e.g. right after a restart).
 async fn alert(base: &str, id: i64) -> Value {
-    http()
-        .get(format!("{base}/api/v1/alerts/{id}"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    wait_for(
+        "the alert from the API",
+        Duration::from_secs(10),
+        || async {
+            let res = http()
+                .get(format!("{base}/api/v1/alerts/{id}"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .ok()?;
+            if !res.status().is_success() {
+                eprintln!("GET alert {id}: {}", res.status());
+                return None;
+            }
+            res.json::<Value>().await.ok()
+        },
+    )
+    .await
+}
+
+fn count(a: &Value, field: &str) -> usize {
+    a[field].as_array().map_or(0, Vec::len)
 }
 
 async fn scenario(dir: &Path, db: &str) {
@@ -81,7 +96,7 @@ async fn scenario(dir: &Path, db: &str) {
     // Level 1 runs at once (the worker looks every 250 ms).
     let a = wait_for("level 1", Duration::from_secs(5), || async {
         let a = alert(&base, id).await;
-        (a["notifications"].as_array().unwrap().len() == 1).then_some(a)
+        (count(&a, "notifications") == 1).then_some(a)
     })
     .await;
     assert_eq!(a["notifications"][0]["user_id"], "alice");
@@ -99,7 +114,7 @@ async fn scenario(dir: &Path, db: &str) {
         Duration::from_secs(5),
         || async {
             let a = alert(&base, id).await;
-            (a["notifications"].as_array().unwrap().len() >= 2).then_some(a)
+            (count(&a, "notifications") >= 2).then_some(a)
         },
     )
     .await;
