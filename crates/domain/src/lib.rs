@@ -6,6 +6,7 @@ pub mod alert;
 pub mod duration;
 pub mod escalation;
 pub mod ingest;
+pub mod links;
 pub mod routing;
 pub mod schedule;
 pub mod secret;

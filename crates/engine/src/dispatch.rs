@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use tocsin_domain::AlertStatus;
+use tocsin_domain::links::{ActionLink, LinkAction, LinkSigner};
 use tocsin_notify::{Channel, Message, SendError};
 use tocsin_store::{ClaimedDelivery, DeliveryOutcome, Store};
 
@@ -35,6 +37,10 @@ pub struct Dispatcher {
     pub max_backoff: TimeDelta,
     /// Longest a single send may take.
     pub send_timeout: Duration,
+    /// Signs the accept/resolve links in messages; none without it.
+    pub links: Option<LinkSigner>,
+    /// How long action links work.
+    pub link_ttl: TimeDelta,
 }
 
 impl Dispatcher {
@@ -52,11 +58,35 @@ impl Dispatcher {
             backoff: TimeDelta::seconds(10),
             max_backoff: TimeDelta::minutes(10),
             send_timeout: Duration::from_secs(30),
+            links: None,
+            link_ttl: TimeDelta::hours(24),
         }
     }
 
-    fn message(&self, d: &ClaimedDelivery) -> Message {
+    fn message(&self, d: &ClaimedDelivery, now: DateTime<Utc>) -> Message {
         let a = &d.alert;
+        let actions = match &self.links {
+            Some(signer) if a.status.is_open() => [
+                (LinkAction::Accept, "Accept"),
+                (LinkAction::Resolve, "Resolve"),
+            ]
+            .into_iter()
+            .filter(|(act, _)| !(*act == LinkAction::Accept && a.status == AlertStatus::Accepted))
+            .map(|(action, label)| {
+                let link = ActionLink {
+                    alert_id: a.id,
+                    action,
+                    user: d.user_id.clone(),
+                    expires: (now + self.link_ttl).timestamp(),
+                };
+                (
+                    label.to_owned(),
+                    format!("{}/act/{action}?{}", self.public_url, signer.query(&link)),
+                )
+            })
+            .collect(),
+            _ => Vec::new(),
+        };
         Message {
             alert_id: a.id,
             summary: a.summary.clone(),
@@ -66,6 +96,7 @@ impl Dispatcher {
             status: a.status,
             links: a.links.clone(),
             alert_url: format!("{}/api/v1/alerts/{}", self.public_url, a.id),
+            actions,
         }
     }
 
@@ -91,7 +122,7 @@ impl Dispatcher {
             let mut sends = tokio::task::JoinSet::new();
             for (i, d) in due.iter().enumerate() {
                 let channel = self.channels.get(&d.channel).cloned();
-                let msg = self.message(d);
+                let msg = self.message(d, now);
                 let address = d.address.clone();
                 let name = d.channel.clone();
                 let timeout = self.send_timeout;

@@ -19,6 +19,8 @@ pub struct Message {
     pub links: Vec<Link>,
     /// Where the alert can be seen.
     pub alert_url: String,
+    /// Signed action links for this recipient: (label, URL), e.g. Accept.
+    pub actions: Vec<(String, String)>,
 }
 
 impl Message {
@@ -36,6 +38,9 @@ impl Message {
             "{}\n\nSeverity: {} ({} priority)\nStatus: {}\nAlert: {}\n",
             self.summary, self.severity, self.priority, self.status, self.alert_url
         );
+        for (label, url) in &self.actions {
+            out.push_str(&format!("{label}: {url}\n"));
+        }
         if !self.details.trim().is_empty() {
             out.push('\n');
             out.push_str(self.details.trim_end());

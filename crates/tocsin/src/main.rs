@@ -305,6 +305,11 @@ async fn serve(
         }
     }
 
+    secrets.link_secret = store
+        .named_secret("links", "hmac", &generate_key(), Utc::now())
+        .await
+        .context("loading the key that signs action links")?;
+
     let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| {
         format!("cannot listen on {listen}; is another process using it? Set server.listen, --listen or TOCSIN_LISTEN")
     })?;
@@ -351,10 +356,9 @@ async fn serve(
         metrics.clone(),
     ));
     let channels = channels(&config)?;
-    tokio::spawn(dispatch_forever(
-        tocsin_engine::Dispatcher::new(store.clone(), channels, public_url),
-        metrics.clone(),
-    ));
+    let mut dispatcher = tocsin_engine::Dispatcher::new(store.clone(), channels, public_url);
+    dispatcher.links = Some(tocsin_domain::links::LinkSigner::new(&secrets.link_secret));
+    tokio::spawn(dispatch_forever(dispatcher, metrics.clone()));
 
     let shutdown_grace = config
         .server

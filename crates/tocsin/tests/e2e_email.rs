@@ -163,6 +163,37 @@ sources: [{{id: am, type: prometheus, escalation_policy: p, key: {KEY}}}]
     );
     assert_eq!(delivered(dir.path()).len(), 1, "exactly one email");
 
+    // Follow the email's accept link: the GET only confirms, the POST acts.
+    let body = decode_body(&mail);
+    let accept = body
+        .lines()
+        .find_map(|l| l.strip_prefix("Accept: "))
+        .unwrap_or_else(|| panic!("no accept link in\n{body}"))
+        .trim()
+        .to_owned();
+    assert!(
+        accept.starts_with(&format!("{base}/act/accept?alert={id}&user=alice&exp=")),
+        "{accept}"
+    );
+    assert!(body.lines().any(|l| l.starts_with("Resolve: ")), "{body}");
+    let page = http()
+        .get(&accept)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<form method=\"post\""), "{page}");
+    assert_eq!(alert().await["status"], "pending", "a GET never acts");
+    let res = http().post(&accept).send().await.unwrap();
+    assert!(res.status().is_success());
+    let a = alert().await;
+    assert_eq!(
+        (a["status"].as_str(), a["accepted_by"].as_str()),
+        (Some("accepted"), Some("user:alice"))
+    );
+
     let metrics = http()
         .get(format!("{base}/metrics"))
         .send()
@@ -180,4 +211,39 @@ sources: [{{id: am, type: prometheus, escalation_policy: p, key: {KEY}}}]
         "{metrics}"
     );
     assert!(metrics.contains("tocsin_outbox_depth 0"), "{metrics}");
+}
+
+/// The body of a stored message, undoing quoted-printable if it was used.
+fn decode_body(mail: &str) -> String {
+    let (head, body) = mail
+        .split_once("\n\n")
+        .or_else(|| mail.split_once("\r\n\r\n"))
+        .unwrap_or((mail, ""));
+    if !head
+        .to_ascii_lowercase()
+        .contains("content-transfer-encoding: quoted-printable")
+    {
+        return body.replace("\r\n", "\n");
+    }
+    let joined = body.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(v) if bytes[i] == b'=' => {
+                out.push(v);
+                i += 3;
+            }
+            _ => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).replace("\r\n", "\n")
 }

@@ -6,6 +6,7 @@ mod alerts;
 mod auth;
 mod error;
 mod ingest;
+mod links;
 mod metrics;
 mod ops;
 mod redact;
@@ -38,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/schedules/{id}/shifts", get(schedules::shifts))
         .route("/api/v1/users", get(schedules::users))
         .route("/ical/{token}", get(schedules::feed))
+        .route("/act/{action}", get(links::confirm).post(links::act))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -56,6 +56,8 @@ pub struct Secrets {
     pub schedule_feeds: HashMap<String, String>,
     /// User id → the token of their "my shifts" feed.
     pub user_feeds: HashMap<String, String>,
+    /// The key that signs accept/resolve links in messages.
+    pub link_secret: String,
 }
 
 pub(crate) struct Inner {
@@ -69,6 +71,7 @@ pub(crate) struct Inner {
     pub public_url: String,
     pub schedules: Vec<ScheduleRuntime>,
     pub users: Vec<UserRuntime>,
+    pub links: tocsin_domain::links::LinkSigner,
 }
 
 /// Shared, cheaply cloned application state.
@@ -198,6 +201,7 @@ impl AppState {
             public_url: public_url.trim_end_matches('/').to_owned(),
             schedules,
             users,
+            links: tocsin_domain::links::LinkSigner::new(&secrets.link_secret),
         })))
     }
 

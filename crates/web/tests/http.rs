@@ -15,6 +15,7 @@ const ALERT_KEY: &str = "alert-key-0123456789abcdef";
 const ADMIN: &str = "admin-token-0123456789";
 const OBSERVER: &str = "observer-token-0123456789";
 const RESPONDER: &str = "responder-token-0123456789";
+const LINK_SECRET: &str = "link-secret-0123456789abcdef";
 
 const CONFIG: &str = r#"
 server: {body_limit_bytes: 65536}
@@ -73,6 +74,7 @@ async fn start() -> Server {
             .iter()
             .map(|u| (u.id.clone(), format!("feed-user-{}-0123456789", u.id)))
             .collect(),
+        link_secret: LINK_SECRET.into(),
     };
     let state = tocsin_web::AppState::new(&config, store, &secrets, "http://tocsin.test").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -803,4 +805,79 @@ async fn schedules_on_call_shifts_and_feeds() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn action_links_confirm_on_get_and_act_on_post_only_when_signed() {
+    use tocsin_domain::links::{ActionLink, LinkAction, LinkSigner};
+    let s = start().await;
+    s.hook(KEY, fixture("firing-single.json")).await;
+    let signer = LinkSigner::new(LINK_SECRET);
+    let link = |action, user: &str, expires: i64| ActionLink {
+        alert_id: 1,
+        action,
+        user: user.into(),
+        expires,
+    };
+    let future = chrono::Utc::now().timestamp() + 3600;
+    let url = |l: &ActionLink| format!("{}/act/{}?{}", s.base, l.action, signer.query(l));
+
+    // GET shows a confirmation form and changes nothing.
+    let accept = link(LinkAction::Accept, "alice", future);
+    let res = s.http.get(url(&accept)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("<form method=\"post\""), "{html}");
+    assert!(html.contains("Accept alert #1?"), "{html}");
+    let (_, a) = s.get("/api/v1/alerts/1").await;
+    assert_eq!(a["status"], "pending");
+
+    // Tampered, re-targeted or expired links: 403, nothing changes.
+    let mut tampered = url(&accept);
+    tampered = tampered.replace("user=alice", "user=mallory");
+    let expired = link(LinkAction::Accept, "alice", 1_000_000_000);
+    let wrong_key = format!(
+        "{}/act/accept?{}",
+        s.base,
+        LinkSigner::new("other-secret").query(&accept)
+    );
+    let as_resolve = url(&accept).replace("/act/accept", "/act/resolve");
+    for bad in [tampered, url(&expired), wrong_key, as_resolve] {
+        for method in [reqwest::Method::GET, reqwest::Method::POST] {
+            let res = s.http.request(method.clone(), &bad).send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::FORBIDDEN, "{method} {bad}");
+        }
+    }
+    let res = s
+        .http
+        .post(format!("{}/act/accept?alert=1", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let (_, a) = s.get("/api/v1/alerts/1").await;
+    assert_eq!(a["status"], "pending");
+
+    // The POST acts, as the user the link was sent to.
+    let res = s.http.post(url(&accept)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let (_, a) = s.get("/api/v1/alerts/1").await;
+    assert_eq!(
+        (a["status"].as_str(), a["accepted_by"].as_str()),
+        (Some("accepted"), Some("user:alice"))
+    );
+    let last = a["timeline"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["actor"].as_str(), last["channel"].as_str()),
+        (Some("user:alice"), Some("link"))
+    );
+    let res = s
+        .http
+        .post(url(&link(LinkAction::Resolve, "alice", future)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let (_, a) = s.get("/api/v1/alerts/1").await;
+    assert_eq!(a["status"], "resolved");
 }
