@@ -14,8 +14,12 @@ use crate::types::ParseError;
 pub struct DurationSpec(Duration);
 
 impl DurationSpec {
-    pub fn from_secs(secs: u64) -> Self {
+    pub const fn from_secs(secs: u64) -> Self {
         DurationSpec(Duration::from_secs(secs))
+    }
+
+    pub const fn from_mins(mins: u64) -> Self {
+        DurationSpec(Duration::from_secs(mins * 60))
     }
 
     pub fn as_duration(self) -> Duration {

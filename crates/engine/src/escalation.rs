@@ -3,11 +3,16 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use tocsin_domain::DurationSpec;
 use tocsin_domain::TimelineKind;
-use tocsin_domain::escalation::{Position, plan_step};
+use tocsin_domain::escalation::{Level, Policy, Position, Target, plan_step};
 use tocsin_store::{Actor, ClaimedStep, NewDelivery, NextStep, StepDone, Store};
 
 use crate::{Catalog, EngineError, claim_token};
+
+/// How long an alert reassigned to one person waits for them before the
+/// timeline says nobody accepted.
+const DIRECT_ASSIGNMENT_WAIT: DurationSpec = DurationSpec::from_mins(15);
 
 /// What one tick did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,7 +77,23 @@ impl EscalationWorker {
 
     fn plan(&self, step: &ClaimedStep, now: DateTime<Utc>) -> StepDone {
         let actor = Actor::new("system", "escalation");
-        let Some(policy) = self.catalog.policies.get(&step.policy_id) else {
+        let direct;
+        let policy = match step.policy_id.strip_prefix("user:") {
+            // Reassigned to one person: a one-level policy of their own.
+            Some(user) if self.catalog.users.contains_key(user) => {
+                direct = Policy {
+                    id: step.policy_id.clone(),
+                    repeat: 0,
+                    levels: vec![Level {
+                        targets: vec![Target::User(user.to_owned())],
+                        escalate_after: DIRECT_ASSIGNMENT_WAIT,
+                    }],
+                };
+                Some(&direct)
+            }
+            _ => self.catalog.policies.get(&step.policy_id),
+        };
+        let Some(policy) = policy else {
             return StepDone {
                 next: None,
                 deliveries: vec![],

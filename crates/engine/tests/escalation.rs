@@ -279,6 +279,42 @@ async fn two_workers_share_the_work_without_doubles(e: Env) {
     assert_eq!(a.notifications + b.notifications, 60);
 }
 
+async fn reassign_to_a_person_and_unaccept(e: Env) {
+    let id = open(&e, "k", Priority::High, t(0)).await;
+    e.worker.tick(t(0)).await.unwrap();
+    let who = Actor::new("token:t", "api");
+    e.store.reassign(id, "user:bob", &who, t(10)).await.unwrap();
+    assert_eq!(e.worker.tick(t(10)).await.unwrap().steps, 1);
+    assert_eq!(queued(&e, id).await.last(), Some(&q("bob", "email", 10)));
+    // Bob alone; after 15 minutes the timeline says nobody accepted.
+    assert_eq!(e.worker.tick(t(10 + 899)).await.unwrap().steps, 0);
+    assert_eq!(e.worker.tick(t(10 + 900)).await.unwrap().steps, 1);
+    let last = e
+        .store
+        .timeline(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .rfind(|x| x.kind == "escalation")
+        .unwrap();
+    assert_eq!(
+        last.message,
+        "nobody accepted after 1 run of escalation policy `user:bob`; the alert stays pending"
+    );
+
+    // Accept, then un-accept: level 1 of the alert's policy (bob's, now) again.
+    e.store
+        .transition(id, Transition::Accept, &who, t(1000))
+        .await
+        .unwrap();
+    e.store
+        .transition(id, Transition::Unaccept, &who, t(1001))
+        .await
+        .unwrap();
+    assert_eq!(e.worker.tick(t(1001)).await.unwrap().steps, 1);
+    assert_eq!(queued(&e, id).await.last(), Some(&q("bob", "email", 1001)));
+}
+
 macro_rules! both {
     ($name:ident) => {
         mod $name {
@@ -301,3 +337,4 @@ both!(accept_stops_and_late_tick_sends_each_step_once);
 both!(low_priority_notifies_level_one_only);
 both!(nobody_on_call_escalates_at_once);
 both!(two_workers_share_the_work_without_doubles);
+both!(reassign_to_a_person_and_unaccept);

@@ -146,6 +146,23 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            /// Start escalation again at level 1, now (of `policy_id`, or of
+            /// the alert's own policy).
+            async fn restart_escalation(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                alert_id: i64,
+                policy_id: Option<&str>,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), sqlx::Error> {
+                sqlx::query("INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) SELECT id, COALESCE($1, policy_id), 0, 0, $2, 'pending', $2 FROM alerts WHERE id = $3 AND COALESCE($1, policy_id) IS NOT NULL")
+                    .bind(policy_id)
+                    .bind($crate::imp::ms(now))
+                    .bind(alert_id)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
             /// Apply the events of several requests inside `tx` (the caller
             /// commits): one lookup, one plan, and a fixed set of statements.
             pub(crate) async fn ingest_batch(
@@ -490,6 +507,9 @@ macro_rules! impl_store {
                     (Transition::Accept, AlertStatus::Resolved) => Step::Conflict,
                     (Transition::Resolve, AlertStatus::Resolved) => Step::Same,
                     (Transition::Resolve, _) => Step::Change,
+                    (Transition::Unaccept, AlertStatus::Accepted) => Step::Change,
+                    (Transition::Unaccept, AlertStatus::Pending) => Step::Same,
+                    (Transition::Unaccept, AlertStatus::Resolved) => Step::Conflict,
                 };
                 if let Step::Change = step {
                     let now_ms = $crate::imp::ms(now);
@@ -503,6 +523,11 @@ macro_rules! impl_store {
                             "UPDATE alerts SET status = 'resolved', resolved_at = $1, resolved_by = $2, updated_at = $1 WHERE id = $3",
                             TimelineKind::Resolved,
                             format!("resolved by {} via {}", actor.name, actor.channel),
+                        ),
+                        Transition::Unaccept => (
+                            "UPDATE alerts SET status = 'pending', accepted_at = NULL, accepted_by = NULL, updated_at = $1 WHERE id = $3 AND $2 = $2",
+                            TimelineKind::Escalation,
+                            format!("un-accepted by {} via {}; escalation restarts at level 1", actor.name, actor.channel),
                         ),
                     };
                     sqlx::query(sql)
@@ -521,6 +546,9 @@ macro_rules! impl_store {
                     };
                     Self::insert_timeline(&mut tx, std::slice::from_ref(&row)).await?;
                     Self::stop_escalation(&mut tx, alert_id).await?;
+                    if action == Transition::Unaccept {
+                        Self::restart_escalation(&mut tx, alert_id, None, now).await?;
+                    }
                 }
                 tx.commit().await?;
                 let alert = self
@@ -532,6 +560,53 @@ macro_rules! impl_store {
                     Step::Same => TransitionResult::Unchanged(Box::new(alert)),
                     Step::Conflict => TransitionResult::Conflict(Box::new(alert)),
                 })
+            }
+
+            async fn reassign(
+                &self,
+                alert_id: i64,
+                policy_id: &str,
+                actor: &$crate::Actor,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<$crate::TransitionResult, $crate::StoreError> {
+                use sqlx::Row;
+                use tocsin_domain::{AlertStatus, TimelineKind};
+                use $crate::TransitionResult;
+                let mut tx = self.write.begin().await?;
+                let row = sqlx::query(concat!("SELECT status FROM alerts WHERE id = $1", $for_update))
+                    .bind(alert_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = row else {
+                    return Ok(TransitionResult::NotFound);
+                };
+                let status: AlertStatus = $crate::imp::parse(row.try_get::<&str, _>("status")?)?;
+                if status == AlertStatus::Resolved {
+                    tx.rollback().await?;
+                    let a = self.get_alert(alert_id).await?.ok_or_else(|| $crate::StoreError::Internal("alert vanished".into()))?;
+                    return Ok(TransitionResult::Conflict(Box::new(a)));
+                }
+                let now_ms = $crate::imp::ms(now);
+                sqlx::query("UPDATE alerts SET policy_id = $1, status = 'pending', accepted_at = NULL, accepted_by = NULL, updated_at = $2 WHERE id = $3")
+                    .bind(policy_id)
+                    .bind(now_ms)
+                    .bind(alert_id)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::stop_escalation(&mut tx, alert_id).await?;
+                Self::restart_escalation(&mut tx, alert_id, Some(policy_id), now).await?;
+                let row = $crate::plan::TimelineRow {
+                    alert_id,
+                    at: now_ms,
+                    actor: actor.name.clone(),
+                    channel: actor.channel.clone(),
+                    kind: TimelineKind::Escalation.as_str(),
+                    message: format!("reassigned to {policy_id} by {}; escalation restarts at level 1", actor.name),
+                };
+                Self::insert_timeline(&mut tx, std::slice::from_ref(&row)).await?;
+                tx.commit().await?;
+                let a = self.get_alert(alert_id).await?.ok_or_else(|| $crate::StoreError::Internal("alert vanished".into()))?;
+                Ok(TransitionResult::Done(Box::new(a)))
             }
 
             async fn comment(

@@ -89,6 +89,17 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<TransitionResult, StoreError>;
 
+    /// Hand an open alert to another escalation policy (or `user:ID`): it
+    /// becomes pending and escalation restarts at level 1 of the new target.
+    /// `Conflict` for a resolved alert.
+    async fn reassign(
+        &self,
+        alert_id: i64,
+        policy_id: &str,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<TransitionResult, StoreError>;
+
     /// Add a comment to the timeline. `None` when the alert does not exist.
     async fn comment(
         &self,

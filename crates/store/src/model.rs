@@ -146,6 +146,8 @@ pub struct AlertPage {
 pub enum Transition {
     Accept,
     Resolve,
+    /// Back to pending; escalation restarts at level 1.
+    Unaccept,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1037,6 +1037,91 @@ async fn outbox_deliveries_retry_fail_and_stop(s: &dyn Store) {
     assert_eq!(s.deliveries(id2).await.unwrap()[0].status, "cancelled");
 }
 
+async fn unaccept_and_reassign_restart_escalation(s: &dyn Store) {
+    let id = ingest(s, &[routed("g", vec![member("a", true, 0, None)])], 0).await[0]
+        .alert_id
+        .unwrap();
+    let who = Actor::new("token:x", "api");
+    // Un-accepting a pending alert changes nothing.
+    assert!(matches!(
+        s.transition(id, Transition::Unaccept, &who, t(1))
+            .await
+            .unwrap(),
+        TransitionResult::Unchanged(_)
+    ));
+    s.transition(id, Transition::Accept, &who, t(2))
+        .await
+        .unwrap();
+    match s
+        .transition(id, Transition::Unaccept, &who, t(3))
+        .await
+        .unwrap()
+    {
+        TransitionResult::Done(a) => {
+            assert_eq!(
+                (a.status, a.accepted_by.clone()),
+                (AlertStatus::Pending, None)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let steps: Vec<(i64, String, DateTime<Utc>)> = s
+        .steps(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| (x.level, x.status, x.due_at))
+        .collect();
+    assert_eq!(
+        steps,
+        [(0, "cancelled".into(), t(0)), (0, "pending".into(), t(3))]
+    );
+
+    match s.reassign(id, "user:bob", &who, t(4)).await.unwrap() {
+        TransitionResult::Done(a) => assert_eq!(a.policy_id.as_deref(), Some("user:bob")),
+        other => panic!("{other:?}"),
+    }
+    let steps = s.steps(id).await.unwrap();
+    let last = steps.last().unwrap();
+    assert_eq!(
+        (last.policy_id.as_str(), last.status.as_str(), last.due_at),
+        ("user:bob", "pending", t(4))
+    );
+    assert_eq!(steps.iter().filter(|x| x.status == "pending").count(), 1);
+    let msgs: Vec<String> = s
+        .timeline(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "escalation")
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(
+        msgs,
+        [
+            "un-accepted by token:x via api; escalation restarts at level 1",
+            "reassigned to user:bob by token:x; escalation restarts at level 1",
+        ]
+    );
+    s.transition(id, Transition::Resolve, &who, t(5))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.reassign(id, "p2", &who, t(6)).await.unwrap(),
+        TransitionResult::Conflict(_)
+    ));
+    assert!(matches!(
+        s.transition(id, Transition::Unaccept, &who, t(6))
+            .await
+            .unwrap(),
+        TransitionResult::Conflict(_)
+    ));
+    assert!(matches!(
+        s.reassign(999_999, "p2", &who, t(6)).await.unwrap(),
+        TransitionResult::NotFound
+    ));
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {
@@ -1067,6 +1152,7 @@ macro_rules! suite {
             case!(source_resolve_stops_escalation);
             case!(workers_claim_disjoint_steps);
             case!(outbox_deliveries_retry_fail_and_stop);
+            case!(unaccept_and_reassign_restart_escalation);
         }
     };
     (@open sqlite) => { Some(sqlite().await) };

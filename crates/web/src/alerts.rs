@@ -162,7 +162,7 @@ async fn transition(
             StatusCode::CONFLICT,
             "conflict",
             format!(
-                "alert {} is {}; a resolved alert cannot be accepted (the next firing opens a new alert)",
+                "alert {} is {}; a resolved alert cannot be accepted, un-accepted or reassigned (the next firing opens a new alert)",
                 a.id, a.status
             ),
         )),
@@ -186,6 +186,75 @@ pub async fn resolve(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     transition(st, caller, id, Transition::Resolve).await
+}
+
+/// `POST /api/v1/alerts/{id}/unaccept`: back to pending; escalation
+/// restarts at level 1.
+pub async fn unaccept(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    transition(st, caller, id, Transition::Unaccept).await
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReassignBody {
+    user: Option<String>,
+    escalation_policy: Option<String>,
+}
+
+/// `POST /api/v1/alerts/{id}/reassign` with `{"user": ID}` or
+/// `{"escalation_policy": ID}`.
+pub async fn reassign(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.must_act()?;
+    let id = parse_id(&id)?;
+    let b: ReassignBody = tocsin_wire::WireError::parse_json(&body)
+        .map_err(|e| ApiError::bad_request(format!("reassign: {e}")))?;
+    let target = match (b.user, b.escalation_policy) {
+        (Some(u), None) => {
+            if !st.0.users.iter().any(|x| x.id == u) {
+                return Err(ApiError::bad_request(format!("reassign: no user `{u}`")));
+            }
+            format!("user:{u}")
+        }
+        (None, Some(p)) => {
+            if !st.0.policy_ids.contains(&p) {
+                return Err(ApiError::bad_request(format!(
+                    "reassign: no escalation policy `{p}`"
+                )));
+            }
+            p
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "reassign: send exactly one of {\"user\": ID} or {\"escalation_policy\": ID}",
+            ));
+        }
+    };
+    let r =
+        st.0.store
+            .reassign(id, &target, &caller.actor(), Utc::now())
+            .await
+            .map_err(|e| ApiError::from_store("reassign", e))?;
+    match r {
+        TransitionResult::Done(a) | TransitionResult::Unchanged(a) => Ok(Json(json!(a))),
+        TransitionResult::Conflict(a) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "alert {} is {}; a resolved alert cannot be reassigned",
+                a.id, a.status
+            ),
+        )),
+        TransitionResult::NotFound => Err(ApiError::not_found(format!("no alert {id}"))),
+    }
 }
 
 /// `POST /api/v1/alerts/{id}/comment` with a text body (or JSON `{"text": …}`).

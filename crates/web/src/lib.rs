@@ -34,6 +34,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}/accept", post(alerts::accept))
         .route("/api/v1/alerts/{id}/resolve", post(alerts::resolve))
         .route("/api/v1/alerts/{id}/comment", post(alerts::comment))
+        .route("/api/v1/alerts/{id}/unaccept", post(alerts::unaccept))
+        .route("/api/v1/alerts/{id}/reassign", post(alerts::reassign))
         .route("/api/v1/schedules", get(schedules::list))
         .route("/api/v1/schedules/{id}/oncall", get(schedules::oncall))
         .route("/api/v1/schedules/{id}/shifts", get(schedules::shifts))

@@ -72,6 +72,7 @@ pub(crate) struct Inner {
     pub schedules: Vec<ScheduleRuntime>,
     pub users: Vec<UserRuntime>,
     pub links: tocsin_domain::links::LinkSigner,
+    pub policy_ids: std::collections::HashSet<String>,
 }
 
 /// Shared, cheaply cloned application state.
@@ -202,6 +203,11 @@ impl AppState {
             schedules,
             users,
             links: tocsin_domain::links::LinkSigner::new(&secrets.link_secret),
+            policy_ids: config
+                .escalation_policies
+                .iter()
+                .map(|p| p.id.clone())
+                .collect(),
         })))
     }
 

@@ -881,3 +881,82 @@ async fn action_links_confirm_on_get_and_act_on_post_only_when_signed() {
     let (_, a) = s.get("/api/v1/alerts/1").await;
     assert_eq!(a["status"], "resolved");
 }
+
+#[tokio::test]
+async fn unaccept_and_reassign() {
+    let s = start().await;
+    s.hook(KEY, fixture("firing-single.json")).await;
+    use reqwest::Method;
+    let post_json = |path: String, body: Value| {
+        let req = s
+            .http
+            .post(format!("{}{path}", s.base))
+            .bearer_auth(ADMIN)
+            .json(&body);
+        async move {
+            let res = req.send().await.unwrap();
+            let st = res.status();
+            (st, res.json::<Value>().await.unwrap())
+        }
+    };
+    s.api(Method::POST, "/api/v1/alerts/1/accept", Some(ADMIN), None)
+        .await;
+    let (st, v) = s
+        .api(Method::POST, "/api/v1/alerts/1/unaccept", Some(ADMIN), None)
+        .await;
+    assert_eq!(
+        (st, v["status"].as_str()),
+        (StatusCode::OK, Some("pending"))
+    );
+    let (st, _) = s
+        .api(
+            Method::POST,
+            "/api/v1/alerts/1/unaccept",
+            Some(OBSERVER),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    let (st, v) = post_json("/api/v1/alerts/1/reassign".into(), json!({"user": "bob"})).await;
+    assert_eq!(
+        (st, v["policy_id"].as_str()),
+        (StatusCode::OK, Some("user:bob"))
+    );
+    let (st, v) = post_json(
+        "/api/v1/alerts/1/reassign".into(),
+        json!({"escalation_policy": "payments"}),
+    )
+    .await;
+    assert_eq!(
+        (st, v["policy_id"].as_str()),
+        (StatusCode::OK, Some("payments"))
+    );
+    for bad in [
+        json!({"user": "zed"}),
+        json!({"escalation_policy": "nope"}),
+        json!({}),
+        json!({"user": "bob", "escalation_policy": "payments"}),
+        json!({"team": "x"}),
+    ] {
+        let (st, v) = post_json("/api/v1/alerts/1/reassign".into(), bad.clone()).await;
+        assert_eq!(
+            (st, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{bad}"
+        );
+    }
+    let (_, v) = s.get("/api/v1/alerts/1").await;
+    let pending: Vec<&str> = v["escalation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["status"] == "pending")
+        .map(|x| x["policy_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(pending, ["payments"]);
+    s.api(Method::POST, "/api/v1/alerts/1/resolve", Some(ADMIN), None)
+        .await;
+    let (st, v) = post_json("/api/v1/alerts/1/reassign".into(), json!({"user": "bob"})).await;
+    assert_eq!((st, error_code(&v)), (StatusCode::CONFLICT, "conflict"));
+}
