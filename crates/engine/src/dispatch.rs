@@ -97,6 +97,7 @@ impl Dispatcher {
             links: a.links.clone(),
             alert_url: format!("{}/api/v1/alerts/{}", self.public_url, a.id),
             actions,
+            recipient: d.user_id.clone(),
         }
     }
 

@@ -3,6 +3,8 @@
 //! retries, backoff and the timeline belong to the outbox dispatcher.
 
 pub mod email;
+pub mod ntfy;
+pub mod webhook;
 
 use async_trait::async_trait;
 use tocsin_domain::{AlertStatus, Link, Priority, Severity};
@@ -21,6 +23,40 @@ pub struct Message {
     pub alert_url: String,
     /// Signed action links for this recipient: (label, URL), e.g. Accept.
     pub actions: Vec<(String, String)>,
+    /// The user this message goes to.
+    pub recipient: String,
+}
+
+impl Message {
+    /// The action link with this label (`Accept`, `Resolve`).
+    pub fn action(&self, label: &str) -> Option<&str> {
+        self.actions
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, u)| u.as_str())
+    }
+}
+
+/// Classify an HTTP answer: 2xx is success; 408, 429 and 5xx are worth
+/// retrying; any other status is permanent.
+pub(crate) fn http_outcome(status: u16, body: &str, who: &str) -> Result<String, SendError> {
+    let body: String = body.chars().take(200).collect();
+    match status {
+        200..=299 => Ok(format!("{who} answered {status}")),
+        408 | 429 | 500..=599 => Err(SendError::retry(format!("{who} answered {status}: {body}"))),
+        _ => Err(SendError::permanent(format!(
+            "{who} answered {status}: {body}"
+        ))),
+    }
+}
+
+/// The HTTP client channels share (rustls; the process installs the crypto provider).
+pub fn http_client() -> Result<reqwest::Client, SendError> {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(20))
+        .user_agent(concat!("Tocsin/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| SendError::permanent(format!("cannot set up the HTTP client: {e}")))
 }
 
 impl Message {

@@ -96,6 +96,8 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // One TLS crypto provider (ring) for every client in the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -434,6 +436,22 @@ fn channels(config: &Config) -> Result<Vec<Arc<dyn tocsin_notify::Channel>>> {
             Email::new(&settings).map_err(|e| anyhow::anyhow!("{e}"))?,
         ));
     }
+    if let Some(ntfy) = &config.providers.ntfy {
+        let channel = tocsin_notify::ntfy::Ntfy::new(&ntfy.base_url, ntfy.token.clone())
+            .map_err(|e| anyhow::anyhow!("providers.ntfy: {e}"))?;
+        out.push(Arc::new(channel));
+    }
+    // Webhooks need no provider; contacts with a `secret` get signed requests.
+    let secrets = config
+        .users
+        .iter()
+        .flat_map(|u| &u.contacts)
+        .filter(|c| c.kind == tocsin_config::ContactType::Webhook)
+        .filter_map(|c| Some((c.url.clone()?, c.secret.clone()?)))
+        .collect();
+    let webhook =
+        tocsin_notify::webhook::Webhook::new(secrets).map_err(|e| anyhow::anyhow!("{e}"))?;
+    out.push(Arc::new(webhook));
     Ok(out)
 }
 

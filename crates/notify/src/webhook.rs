@@ -1,0 +1,90 @@
+//! Webhook: a JSON POST of the alert to the contact's URL. When the contact
+//! has a `secret`, the request carries
+//! `X-Tocsin-Timestamp: <unix seconds>` and
+//! `X-Tocsin-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`,
+//! so the receiver can check origin and freshness.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::json;
+use sha2::Sha256;
+
+use crate::{Channel, Message, SendError, http_client, http_outcome};
+
+pub struct Webhook {
+    http: reqwest::Client,
+    /// URL → signing secret, for contacts that set one.
+    secrets: HashMap<String, String>,
+}
+
+impl Webhook {
+    pub fn new(secrets: HashMap<String, String>) -> Result<Webhook, SendError> {
+        Ok(Webhook {
+            http: http_client()?,
+            secrets,
+        })
+    }
+}
+
+/// `sha256=<hex>` over `"{timestamp}.{body}"`.
+pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()));
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The JSON document a webhook receives.
+pub fn payload(msg: &Message) -> serde_json::Value {
+    json!({
+        "event": "alert.notification",
+        "alert": {
+            "id": msg.alert_id,
+            "status": msg.status.as_str(),
+            "severity": msg.severity.as_str(),
+            "priority": msg.priority.as_str(),
+            "summary": msg.summary,
+            "details": msg.details,
+            "links": msg.links.iter().map(|l| json!({"href": l.href, "text": l.text})).collect::<Vec<_>>(),
+            "url": msg.alert_url,
+        },
+        "recipient": msg.recipient,
+        "actions": {
+            "accept": msg.action("Accept"),
+            "resolve": msg.action("Resolve"),
+        },
+    })
+}
+
+#[async_trait]
+impl Channel for Webhook {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+
+    async fn send(&self, url: &str, msg: &Message) -> Result<String, SendError> {
+        let body = serde_json::to_vec(&payload(msg))
+            .map_err(|e| SendError::permanent(format!("cannot encode the payload: {e}")))?;
+        let mut req = self
+            .http
+            .post(url)
+            .header("content-type", "application/json");
+        if let Some(secret) = self.secrets.get(url) {
+            let ts = chrono::Utc::now().timestamp();
+            req = req
+                .header("x-tocsin-timestamp", ts.to_string())
+                .header("x-tocsin-signature", signature(secret, ts, &body));
+        }
+        let res = req
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| SendError::retry(format!("webhook {url}: {e}")))?;
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        http_outcome(status, &text, "the webhook")
+    }
+}

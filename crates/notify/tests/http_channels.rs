@@ -1,0 +1,220 @@
+//! The HTTP channels against local servers that check what they receive
+//! the way the real receivers would: the webhook's HMAC-SHA256 signature
+//! (computed here independently), ntfy's path, headers and action buttons.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use tocsin_domain::{AlertStatus, Link, Priority, Severity};
+use tocsin_notify::{Channel, Message};
+
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>);
+
+async fn serve(app: axum::Router) -> String {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+fn message() -> Message {
+    Message {
+        alert_id: 7,
+        summary: "Payments API errors — above 5%".into(),
+        details: "since 10:02".into(),
+        severity: Severity::Sev0,
+        priority: Priority::High,
+        status: AlertStatus::Pending,
+        links: vec![Link {
+            href: "https://grafana/d/1".into(),
+            text: "Dashboard".into(),
+        }],
+        alert_url: "http://tocsin.test/api/v1/alerts/7".into(),
+        actions: vec![
+            (
+                "Accept".into(),
+                "http://tocsin.test/act/accept?alert=7&user=alice&exp=1&sig=ab".into(),
+            ),
+            (
+                "Resolve".into(),
+                "http://tocsin.test/act/resolve?alert=7&user=alice&exp=1&sig=cd".into(),
+            ),
+        ],
+        recipient: "alice".into(),
+    }
+}
+
+/// A receiver that accepts only requests signed with `secret` within 5 minutes.
+async fn webhook_receiver(seen: Seen, secret: &'static str) -> String {
+    let app = axum::Router::new()
+        .route(
+            "/hook/{name}",
+            axum::routing::post(
+                move |State(seen): State<Seen>,
+                      Path(name): Path<String>,
+                      headers: HeaderMap,
+                      body: Bytes| async move {
+                    seen.0
+                        .lock()
+                        .unwrap()
+                        .push((name.clone(), headers.clone(), body.clone()));
+                    if name == "down" {
+                        return StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    if name == "gone" {
+                        return StatusCode::GONE;
+                    }
+                    let (Some(ts), Some(sig)) = (
+                        headers.get("x-tocsin-timestamp"),
+                        headers.get("x-tocsin-signature"),
+                    ) else {
+                        return if name == "unsigned" {
+                            StatusCode::OK
+                        } else {
+                            StatusCode::UNAUTHORIZED
+                        };
+                    };
+                    let ts: i64 = ts.to_str().unwrap().parse().unwrap();
+                    if (chrono::Utc::now().timestamp() - ts).abs() > 300 {
+                        return StatusCode::UNAUTHORIZED;
+                    }
+                    let mut mac =
+                        <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+                    mac.update(format!("{ts}.").as_bytes());
+                    mac.update(&body);
+                    let want = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+                    if sig.to_str().unwrap() == want {
+                        StatusCode::NO_CONTENT
+                    } else {
+                        StatusCode::UNAUTHORIZED
+                    }
+                },
+            ),
+        )
+        .with_state(seen);
+    serve(app).await
+}
+
+#[tokio::test]
+async fn webhook_posts_signed_json() {
+    let seen = Seen::default();
+    let base = webhook_receiver(seen.clone(), "hook-secret-0123456789").await;
+    let signed = format!("{base}/hook/signed");
+    let wrong = format!("{base}/hook/wrong");
+    let secrets = HashMap::from([
+        (signed.clone(), "hook-secret-0123456789".to_owned()),
+        (wrong.clone(), "not-the-secret-012345".to_owned()),
+    ]);
+    let hook = tocsin_notify::webhook::Webhook::new(secrets).unwrap();
+
+    let ok = hook.send(&signed, &message()).await.unwrap();
+    assert_eq!(ok, "the webhook answered 204");
+    let (_, headers, body) = seen.0.lock().unwrap()[0].clone();
+    assert_eq!(headers["content-type"], "application/json");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["event"], "alert.notification");
+    assert_eq!(v["alert"]["id"], 7);
+    assert_eq!(v["alert"]["severity"], "SEV0");
+    assert_eq!(v["alert"]["summary"], "Payments API errors — above 5%");
+    assert_eq!(v["alert"]["links"][0]["text"], "Dashboard");
+    assert_eq!(v["recipient"], "alice");
+    assert_eq!(
+        v["actions"]["accept"],
+        "http://tocsin.test/act/accept?alert=7&user=alice&exp=1&sig=ab"
+    );
+
+    // The receiver rejects a wrong signature: a permanent failure.
+    let err = hook.send(&wrong, &message()).await.unwrap_err();
+    assert!(!err.retryable && err.message.contains("401"), "{err:?}");
+    // No secret configured: sent unsigned.
+    assert!(
+        hook.send(&format!("{base}/hook/unsigned"), &message())
+            .await
+            .is_ok()
+    );
+    // 5xx and connection errors are worth retrying; 410 is not.
+    assert!(
+        hook.send(&format!("{base}/hook/down"), &message())
+            .await
+            .unwrap_err()
+            .retryable
+    );
+    assert!(
+        !hook
+            .send(&format!("{base}/hook/gone"), &message())
+            .await
+            .unwrap_err()
+            .retryable
+    );
+    assert!(
+        hook.send("http://127.0.0.1:1/nothing", &message())
+            .await
+            .unwrap_err()
+            .retryable
+    );
+}
+
+#[tokio::test]
+async fn ntfy_publishes_with_title_priority_and_action_buttons() {
+    let seen = Seen::default();
+    let app = axum::Router::new()
+        .route(
+            "/{topic}",
+            axum::routing::post(
+                |State(seen): State<Seen>,
+                 Path(topic): Path<String>,
+                 headers: HeaderMap,
+                 body: Bytes| async move {
+                    seen.0.lock().unwrap().push((topic, headers.clone(), body));
+                    // Like ntfy with an access token required.
+                    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                        Some("Bearer tk_test") => {
+                            (StatusCode::OK, r#"{"id":"x","event":"message"}"#)
+                        }
+                        _ => (
+                            StatusCode::FORBIDDEN,
+                            r#"{"code":40301,"error":"forbidden"}"#,
+                        ),
+                    }
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    let base = serve(app).await;
+
+    let ntfy = tocsin_notify::ntfy::Ntfy::new(&format!("{base}/"), Some("tk_test".into())).unwrap();
+    assert_eq!(
+        ntfy.send("alice-7f3k", &message()).await.unwrap(),
+        "ntfy answered 200"
+    );
+    let (topic, h, body) = seen.0.lock().unwrap()[0].clone();
+    assert_eq!(topic, "alice-7f3k");
+    assert_eq!(h["priority"], "5");
+    assert_eq!(
+        h["title"],
+        "[Tocsin] SEV0 #7: Payments API errors ? above 5%"
+    );
+    assert_eq!(h["tags"], "rotating_light,sev0");
+    assert_eq!(h["click"], "http://tocsin.test/api/v1/alerts/7");
+    assert_eq!(
+        h["actions"],
+        "http, Accept, http://tocsin.test/act/accept?alert=7&user=alice&exp=1&sig=ab, method=POST, clear=true; \
+         http, Resolve, http://tocsin.test/act/resolve?alert=7&user=alice&exp=1&sig=cd, method=POST, clear=true; \
+         view, Open, http://tocsin.test/api/v1/alerts/7"
+    );
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.starts_with("Payments API errors — above 5%"), "{text}");
+
+    let anon = tocsin_notify::ntfy::Ntfy::new(&base, None).unwrap();
+    let err = anon.send("alice-7f3k", &message()).await.unwrap_err();
+    assert!(!err.retryable && err.message.contains("403"), "{err:?}");
+}
