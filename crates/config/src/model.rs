@@ -137,6 +137,13 @@ pub struct Slack {
     pub bot_token: Option<String>,
     #[serde(skip_serializing)]
     pub signing_secret: Option<String>,
+    /// Web API base (default https://slack.com/api); for Slack-compatible servers and tests.
+    #[serde(default = "default_slack_base")]
+    pub api_base: String,
+}
+
+fn default_slack_base() -> String {
+    "https://slack.com/api".to_owned()
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -122,6 +122,21 @@ impl LinkSigner {
     }
 }
 
+/// Hex HMAC-SHA256 of `message` under `key` (for provider signatures such
+/// as Slack's `v0=` scheme).
+pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()));
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Compare two strings in constant time (for signatures).
+pub fn ct_str_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
 /// Percent-encode everything but unreserved characters.
 fn percent(s: &str) -> String {
     s.bytes()

@@ -4,6 +4,7 @@
 
 pub mod email;
 pub mod ntfy;
+pub mod slack;
 pub mod webhook;
 
 use async_trait::async_trait;

@@ -218,3 +218,105 @@ async fn ntfy_publishes_with_title_priority_and_action_buttons() {
     let err = anon.send("alice-7f3k", &message()).await.unwrap_err();
     assert!(!err.retryable && err.message.contains("403"), "{err:?}");
 }
+
+#[tokio::test]
+async fn slack_webhook_and_bot_messages() {
+    let seen = Seen::default();
+    let app = axum::Router::new()
+        .route(
+            "/services/{hook}",
+            axum::routing::post(|State(seen): State<Seen>, Path(hook): Path<String>, h: HeaderMap, b: Bytes| async move {
+                seen.0.lock().unwrap().push((hook.clone(), h, b));
+                match hook.as_str() {
+                    "T1B1ok" => (StatusCode::OK, "ok"),
+                    "archived" => (StatusCode::GONE, "channel_is_archived"),
+                    _ => (StatusCode::INTERNAL_SERVER_ERROR, "rollup_error"),
+                }
+            }),
+        )
+        .route(
+            "/api/chat.postMessage",
+            axum::routing::post(|State(seen): State<Seen>, h: HeaderMap, b: Bytes| async move {
+                seen.0.lock().unwrap().push(("api".into(), h.clone(), b.clone()));
+                let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+                let authed = h.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer xoxb-test");
+                let body = match (authed, v["channel"].as_str()) {
+                    (false, _) => r#"{"ok":false,"error":"not_authed"}"#,
+                    (true, Some("C0NOPE")) => r#"{"ok":false,"error":"channel_not_found"}"#,
+                    (true, _) => r#"{"ok":true,"channel":"C0SRE","ts":"1700000000.000100"}"#,
+                };
+                (StatusCode::OK, body)
+            }),
+        )
+        .with_state(seen.clone());
+    let base = serve(app).await;
+    let slack =
+        tocsin_notify::slack::Slack::new(&format!("{base}/api"), Some("xoxb-test".into())).unwrap();
+
+    // Incoming webhook: text fallback, blocks, link buttons to the signed pages.
+    assert_eq!(
+        slack
+            .send(&format!("{base}/services/T1B1ok"), &message())
+            .await
+            .unwrap(),
+        "Slack answered ok"
+    );
+    let (_, h, b) = seen.0.lock().unwrap()[0].clone();
+    assert_eq!(h["content-type"], "application/json");
+    let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(
+        v["text"],
+        "[Tocsin] SEV0 #7: Payments API errors — above 5%"
+    );
+    assert_eq!(v["blocks"][0]["type"], "section");
+    assert_eq!(
+        v["blocks"][1]["elements"][0]["url"],
+        "http://tocsin.test/act/accept?alert=7&user=alice&exp=1&sig=ab"
+    );
+    assert!(
+        !slack
+            .send(&format!("{base}/services/archived"), &message())
+            .await
+            .unwrap_err()
+            .retryable
+    );
+    assert!(
+        slack
+            .send(&format!("{base}/services/broken"), &message())
+            .await
+            .unwrap_err()
+            .retryable
+    );
+
+    // Bot message: Accept/Resolve buttons carrying the alert id.
+    assert_eq!(
+        slack.send("C0SRE", &message()).await.unwrap(),
+        "Slack message 1700000000.000100"
+    );
+    let (_, _, b) = seen.0.lock().unwrap().last().unwrap().clone();
+    let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(v["channel"], "C0SRE");
+    let buttons = &v["blocks"][1]["elements"];
+    assert_eq!(
+        (
+            buttons[0]["action_id"].as_str(),
+            buttons[0]["value"].as_str()
+        ),
+        (Some("accept"), Some("7"))
+    );
+    assert_eq!(buttons[1]["action_id"], "resolve");
+    let err = slack.send("C0NOPE", &message()).await.unwrap_err();
+    assert!(
+        !err.retryable && err.message.contains("channel_not_found"),
+        "{err:?}"
+    );
+    let no_token = tocsin_notify::slack::Slack::new(&format!("{base}/api"), None).unwrap();
+    assert!(
+        no_token
+            .send("C0SRE", &message())
+            .await
+            .unwrap_err()
+            .message
+            .contains("bot_token")
+    );
+}

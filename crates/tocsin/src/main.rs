@@ -441,6 +441,14 @@ fn channels(config: &Config) -> Result<Vec<Arc<dyn tocsin_notify::Channel>>> {
             .map_err(|e| anyhow::anyhow!("providers.ntfy: {e}"))?;
         out.push(Arc::new(channel));
     }
+    // Slack incoming webhooks need no provider; bot messages need the token.
+    let slack = config.providers.slack.as_ref();
+    let channel = tocsin_notify::slack::Slack::new(
+        slack.map_or("https://slack.com/api", |s| s.api_base.as_str()),
+        slack.and_then(|s| s.bot_token.clone()),
+    )
+    .map_err(|e| anyhow::anyhow!("providers.slack: {e}"))?;
+    out.push(Arc::new(channel));
     // Webhooks need no provider; contacts with a `secret` get signed requests.
     let secrets = config
         .users

@@ -11,6 +11,7 @@ mod metrics;
 mod ops;
 mod redact;
 mod schedules;
+mod slack;
 mod state;
 
 use std::time::Duration;
@@ -42,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/users", get(schedules::users))
         .route("/ical/{token}", get(schedules::feed))
         .route("/act/{action}", get(links::confirm).post(links::act))
+        .route("/api/v1/slack/interactivity", post(slack::interactivity))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

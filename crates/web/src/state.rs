@@ -73,6 +73,10 @@ pub(crate) struct Inner {
     pub users: Vec<UserRuntime>,
     pub links: tocsin_domain::links::LinkSigner,
     pub policy_ids: std::collections::HashSet<String>,
+    /// Slack's signing secret, when Slack interactivity is configured.
+    pub slack_signing_secret: Option<String>,
+    /// Slack user id → Tocsin user (from `slack` contacts with a `channel`).
+    pub slack_users: HashMap<String, String>,
 }
 
 /// Shared, cheaply cloned application state.
@@ -207,6 +211,21 @@ impl AppState {
                 .escalation_policies
                 .iter()
                 .map(|p| p.id.clone())
+                .collect(),
+            slack_signing_secret: config
+                .providers
+                .slack
+                .as_ref()
+                .and_then(|s| s.signing_secret.clone()),
+            slack_users: config
+                .users
+                .iter()
+                .flat_map(|u| {
+                    u.contacts
+                        .iter()
+                        .filter(|c| c.kind == tocsin_config::ContactType::Slack)
+                        .filter_map(|c| c.channel.clone().map(|ch| (ch, u.id.clone())))
+                })
                 .collect(),
         })))
     }

@@ -19,6 +19,8 @@ const LINK_SECRET: &str = "link-secret-0123456789abcdef";
 
 const CONFIG: &str = r#"
 server: {body_limit_bytes: 65536}
+providers:
+  slack: {signing_secret: slack-signing-secret-0123}
 api_tokens:
   - {name: admin, token: admin-token-0123456789, role: admin}
   - {name: watcher, token: observer-token-0123456789, role: observer}
@@ -26,7 +28,7 @@ api_tokens:
 users:
   - {id: alice, name: Alice Example, contacts: [{id: mail, type: email, address: a@example.com}], notify: {high: [{contact: mail, after: 0m}]}}
   - {id: bob, name: Bob Example}
-  - {id: carol, name: Carol Example}
+  - {id: carol, name: Carol Example, contacts: [{id: slack, type: slack, channel: U0CAROL}]}
 schedules:
   - id: primary
     name: SRE primary
@@ -959,4 +961,52 @@ async fn unaccept_and_reassign() {
         .await;
     let (st, v) = post_json("/api/v1/alerts/1/reassign".into(), json!({"user": "bob"})).await;
     assert_eq!((st, error_code(&v)), (StatusCode::CONFLICT, "conflict"));
+}
+
+#[tokio::test]
+async fn slack_buttons_act_only_with_a_valid_fresh_signature() {
+    use hmac::{Hmac, KeyInit, Mac};
+    let s = start().await;
+    s.hook(KEY, fixture("firing-single.json")).await;
+    let payload = json!({"type": "block_actions", "user": {"id": "U0CAROL", "username": "carol"},
+        "actions": [{"action_id": "accept", "value": "1", "block_id": "tocsin-alert-1"}],
+        "response_url": "http://127.0.0.1:1/unused"});
+    let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+    let sign = |ts: i64, secret: &str| {
+        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("v0:{ts}:{body}").as_bytes());
+        format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+    };
+    let post = |ts: i64, sig: String| {
+        s.http
+            .post(format!("{}/api/v1/slack/interactivity", s.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", ts.to_string())
+            .header("x-slack-signature", sig)
+            .body(body.clone())
+            .send()
+    };
+    let now = chrono::Utc::now().timestamp();
+    for (ts, sig) in [
+        (now, sign(now, "wrong-secret")),
+        (now - 600, sign(now - 600, "slack-signing-secret-0123")),
+        (now, "v0=00".to_owned()),
+    ] {
+        let res = post(ts, sig).await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let (_, a) = s.get("/api/v1/alerts/1").await;
+    assert_eq!(a["status"], "pending", "refused requests change nothing");
+
+    let res = post(now, sign(now, "slack-signing-secret-0123"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let (_, a) = s.get("/api/v1/alerts/1").await;
+    assert_eq!(
+        (a["status"].as_str(), a["accepted_by"].as_str()),
+        (Some("accepted"), Some("user:carol"))
+    );
+    let last = a["timeline"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["channel"], "slack");
 }

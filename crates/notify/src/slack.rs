@@ -1,0 +1,129 @@
+//! Slack. A contact with `webhook_url` gets an incoming-webhook message
+//! with link buttons to the signed accept/resolve pages; a contact with
+//! `channel` (a channel or user id) gets a bot message (`chat.postMessage`
+//! with the bot token) whose Accept/Resolve buttons come back through the
+//! interactivity endpoint.
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use crate::{Channel, Message, SendError, http_client, http_outcome};
+
+pub struct Slack {
+    http: reqwest::Client,
+    api_base: String,
+    bot_token: Option<String>,
+}
+
+impl Slack {
+    pub fn new(api_base: &str, bot_token: Option<String>) -> Result<Slack, SendError> {
+        Ok(Slack {
+            http: http_client()?,
+            api_base: api_base.trim_end_matches('/').to_owned(),
+            bot_token,
+        })
+    }
+}
+
+fn header_blocks(msg: &Message) -> Vec<Value> {
+    let mut text = format!(
+        "*<{}|#{}> {}*\n{} · {} priority · {}",
+        msg.alert_url, msg.alert_id, msg.summary, msg.severity, msg.priority, msg.status
+    );
+    if !msg.links.is_empty() {
+        let links: Vec<String> = msg
+            .links
+            .iter()
+            .map(|l| format!("<{}|{}>", l.href, l.text))
+            .collect();
+        text.push('\n');
+        text.push_str(&links.join(" · "));
+    }
+    vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})]
+}
+
+/// An incoming-webhook message: link buttons open the signed confirmation pages.
+pub fn webhook_payload(msg: &Message) -> Value {
+    let mut blocks = header_blocks(msg);
+    let buttons: Vec<Value> = msg
+        .actions
+        .iter()
+        .map(|(label, url)| {
+            json!({"type": "button", "text": {"type": "plain_text", "text": label}, "url": url,
+                   "action_id": format!("open_{}", label.to_lowercase())})
+        })
+        .collect();
+    if !buttons.is_empty() {
+        blocks.push(json!({"type": "actions", "elements": buttons}));
+    }
+    json!({"text": msg.title(), "blocks": blocks})
+}
+
+/// A bot message: buttons carry `accept:<id>` / `resolve:<id>` back to Tocsin.
+pub fn bot_payload(channel: &str, msg: &Message) -> Value {
+    let mut blocks = header_blocks(msg);
+    blocks.push(json!({"type": "actions", "block_id": format!("tocsin-alert-{}", msg.alert_id), "elements": [
+        {"type": "button", "text": {"type": "plain_text", "text": "Accept"}, "style": "primary",
+         "action_id": "accept", "value": msg.alert_id.to_string()},
+        {"type": "button", "text": {"type": "plain_text", "text": "Resolve"},
+         "action_id": "resolve", "value": msg.alert_id.to_string()},
+    ]}));
+    json!({"channel": channel, "text": msg.title(), "blocks": blocks})
+}
+
+#[async_trait]
+impl Channel for Slack {
+    fn name(&self) -> &'static str {
+        "slack"
+    }
+
+    async fn send(&self, address: &str, msg: &Message) -> Result<String, SendError> {
+        if address.starts_with("http://") || address.starts_with("https://") {
+            let res = self
+                .http
+                .post(address)
+                .json(&webhook_payload(msg))
+                .send()
+                .await
+                .map_err(|e| SendError::retry(format!("Slack webhook: {e}")))?;
+            let status = res.status().as_u16();
+            let text = res.text().await.unwrap_or_default();
+            // Incoming webhooks answer 200 with the body `ok`.
+            return match http_outcome(status, &text, "Slack") {
+                Ok(_) if text.trim() == "ok" => Ok("Slack answered ok".into()),
+                Ok(_) => Err(SendError::permanent(format!(
+                    "Slack answered {status}: {text}"
+                ))),
+                Err(e) => Err(e),
+            };
+        }
+        let token = self.bot_token.as_deref().ok_or_else(|| {
+            SendError::permanent("a Slack channel contact needs providers.slack.bot_token")
+        })?;
+        let res = self
+            .http
+            .post(format!("{}/chat.postMessage", self.api_base))
+            .bearer_auth(token)
+            .json(&bot_payload(address, msg))
+            .send()
+            .await
+            .map_err(|e| SendError::retry(format!("Slack API: {e}")))?;
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        if !(200..300).contains(&status) {
+            return http_outcome(status, &body.to_string(), "Slack API");
+        }
+        // The Web API answers 200 with {"ok": false, "error": …} on failure.
+        match (body["ok"].as_bool(), body["error"].as_str()) {
+            (Some(true), _) => Ok(format!(
+                "Slack message {}",
+                body["ts"].as_str().unwrap_or("sent")
+            )),
+            (_, Some("ratelimited")) => Err(SendError::retry("Slack API: ratelimited")),
+            (_, err) => Err(SendError::permanent(format!(
+                "Slack API: {}",
+                err.unwrap_or("unexpected answer")
+            ))),
+        }
+    }
+}
