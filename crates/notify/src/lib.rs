@@ -5,6 +5,7 @@
 pub mod email;
 pub mod ntfy;
 pub mod slack;
+pub mod twilio;
 pub mod webhook;
 
 use async_trait::async_trait;

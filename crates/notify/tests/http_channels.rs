@@ -320,3 +320,134 @@ async fn slack_webhook_and_bot_messages() {
             .contains("bot_token")
     );
 }
+
+#[tokio::test]
+async fn twilio_sms_and_calls() {
+    use base64::Engine;
+    let seen = Seen::default();
+    let app = axum::Router::new()
+        .route(
+            "/2010-04-01/Accounts/{sid}/{resource}",
+            axum::routing::post(
+                |State(seen): State<Seen>,
+                 Path((sid, resource)): Path<(String, String)>,
+                 h: HeaderMap,
+                 b: Bytes| async move {
+                    seen.0.lock().unwrap().push((
+                        format!("{sid}/{resource}"),
+                        h.clone(),
+                        b.clone(),
+                    ));
+                    let want = format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode("AC123:twilio-token")
+                    );
+                    if h.get("authorization").and_then(|v| v.to_str().ok()) != Some(want.as_str()) {
+                        return (
+                            StatusCode::UNAUTHORIZED,
+                            r#"{"code":20003,"message":"Authenticate"}"#.to_owned(),
+                        );
+                    }
+                    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&b).unwrap();
+                    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                    if get("To").as_deref() == Some("+15005550001") {
+                        return (
+                            StatusCode::BAD_REQUEST,
+                            r#"{"code":21211,"message":"invalid To"}"#.to_owned(),
+                        );
+                    }
+                    if get("To").as_deref() == Some("+15005550009") {
+                        return (
+                            StatusCode::TOO_MANY_REQUESTS,
+                            r#"{"code":20429}"#.to_owned(),
+                        );
+                    }
+                    match resource.as_str() {
+                        "Messages.json" => (
+                            StatusCode::CREATED,
+                            r#"{"sid":"SM123","status":"queued"}"#.to_owned(),
+                        ),
+                        "Calls.json" => (
+                            StatusCode::CREATED,
+                            r#"{"sid":"CA123","status":"queued"}"#.to_owned(),
+                        ),
+                        _ => (StatusCode::NOT_FOUND, "{}".to_owned()),
+                    }
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    let base = serve(app).await;
+    let settings = tocsin_notify::twilio::TwilioSettings {
+        account_sid: "AC123".into(),
+        auth_token: "twilio-token".into(),
+        from: "+15550001111".into(),
+        api_base: format!("{base}/"),
+    };
+    let sms = tocsin_notify::twilio::TwilioSms::new(&settings).unwrap();
+    assert_eq!(
+        sms.send("+491701234567", &message()).await.unwrap(),
+        "Twilio SM123 queued"
+    );
+    let (path, h, b) = seen.0.lock().unwrap()[0].clone();
+    assert_eq!(path, "AC123/Messages.json");
+    assert_eq!(h["content-type"], "application/x-www-form-urlencoded");
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&b).unwrap();
+    let get = |k: &str| {
+        form.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        (get("To").as_str(), get("From").as_str()),
+        ("+491701234567", "+15550001111")
+    );
+    assert_eq!(
+        get("Body"),
+        "Tocsin #7 SEV0 high: Payments API errors — above 5%\nReply ACK 7 to accept, RES 7 to resolve."
+    );
+
+    let voice = tocsin_notify::twilio::TwilioVoice::new(&settings, "http://tocsin.test/").unwrap();
+    assert_eq!(
+        voice.send("+491701234567", &message()).await.unwrap(),
+        "Twilio CA123 queued"
+    );
+    let (path, _, b) = seen.0.lock().unwrap()[1].clone();
+    assert_eq!(path, "AC123/Calls.json");
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&b).unwrap();
+    let get = |k: &str| {
+        form.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(get("Url"), "http://tocsin.test/api/v1/twilio/voice?alert=7");
+    assert_eq!(get("Method"), "POST");
+
+    assert!(
+        !sms.send("+15005550001", &message())
+            .await
+            .unwrap_err()
+            .retryable,
+        "400 is permanent"
+    );
+    assert!(
+        sms.send("+15005550009", &message())
+            .await
+            .unwrap_err()
+            .retryable,
+        "429 is retried"
+    );
+    let bad = tocsin_notify::twilio::TwilioSms::new(&tocsin_notify::twilio::TwilioSettings {
+        auth_token: "nope".into(),
+        ..settings
+    })
+    .unwrap();
+    assert!(
+        !bad.send("+491701234567", &message())
+            .await
+            .unwrap_err()
+            .retryable
+    );
+}

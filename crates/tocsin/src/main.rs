@@ -357,7 +357,7 @@ async fn serve(
         tocsin_engine::EscalationWorker::new(store.clone(), catalog),
         metrics.clone(),
     ));
-    let channels = channels(&config)?;
+    let channels = channels(&config, public_url)?;
     let mut dispatcher = tocsin_engine::Dispatcher::new(store.clone(), channels, public_url);
     dispatcher.links = Some(tocsin_domain::links::LinkSigner::new(&secrets.link_secret));
     tokio::spawn(dispatch_forever(dispatcher, metrics.clone()));
@@ -416,7 +416,7 @@ async fn escalate_forever(
 }
 
 /// The notification channels the config's providers enable.
-fn channels(config: &Config) -> Result<Vec<Arc<dyn tocsin_notify::Channel>>> {
+fn channels(config: &Config, public_url: &str) -> Result<Vec<Arc<dyn tocsin_notify::Channel>>> {
     let mut out: Vec<Arc<dyn tocsin_notify::Channel>> = Vec::new();
     if let Some(smtp) = &config.providers.smtp {
         use tocsin_notify::email::{Email, SmtpSettings, Tls};
@@ -440,6 +440,22 @@ fn channels(config: &Config) -> Result<Vec<Arc<dyn tocsin_notify::Channel>>> {
         let channel = tocsin_notify::ntfy::Ntfy::new(&ntfy.base_url, ntfy.token.clone())
             .map_err(|e| anyhow::anyhow!("providers.ntfy: {e}"))?;
         out.push(Arc::new(channel));
+    }
+    if let Some(t) = &config.providers.twilio {
+        use tocsin_notify::twilio::{TwilioSettings, TwilioSms, TwilioVoice};
+        let settings = TwilioSettings {
+            account_sid: t.account_sid.clone(),
+            auth_token: t.auth_token.clone(),
+            from: t.from.clone(),
+            api_base: t.api_base.clone(),
+        };
+        out.push(Arc::new(
+            TwilioSms::new(&settings).map_err(|e| anyhow::anyhow!("providers.twilio: {e}"))?,
+        ));
+        out.push(Arc::new(
+            TwilioVoice::new(&settings, public_url)
+                .map_err(|e| anyhow::anyhow!("providers.twilio: {e}"))?,
+        ));
     }
     // Slack incoming webhooks need no provider; bot messages need the token.
     let slack = config.providers.slack.as_ref();

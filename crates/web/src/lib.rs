@@ -13,6 +13,7 @@ mod redact;
 mod schedules;
 mod slack;
 mod state;
+mod twilio;
 
 use std::time::Duration;
 
@@ -44,6 +45,9 @@ pub fn app(state: AppState) -> Router {
         .route("/ical/{token}", get(schedules::feed))
         .route("/act/{action}", get(links::confirm).post(links::act))
         .route("/api/v1/slack/interactivity", post(slack::interactivity))
+        .route("/api/v1/twilio/sms", post(twilio::sms))
+        .route("/api/v1/twilio/voice", post(twilio::voice))
+        .route("/api/v1/twilio/voice/gather", post(twilio::gather))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

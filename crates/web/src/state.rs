@@ -77,6 +77,10 @@ pub(crate) struct Inner {
     pub slack_signing_secret: Option<String>,
     /// Slack user id → Tocsin user (from `slack` contacts with a `channel`).
     pub slack_users: HashMap<String, String>,
+    /// Twilio's auth token, when Twilio is configured (signs its callbacks).
+    pub twilio_auth_token: Option<String>,
+    /// Phone number → Tocsin user (from `sms` and `voice` contacts).
+    pub phone_users: HashMap<String, String>,
 }
 
 /// Shared, cheaply cloned application state.
@@ -227,6 +231,30 @@ impl AppState {
                         .filter_map(|c| c.channel.clone().map(|ch| (ch, u.id.clone())))
                 })
                 .collect(),
+            twilio_auth_token: config
+                .providers
+                .twilio
+                .as_ref()
+                .map(|t| t.auth_token.clone()),
+            phone_users: config
+                .users
+                .iter()
+                .flat_map(|u| {
+                    u.contacts
+                        .iter()
+                        .filter(|c| {
+                            matches!(
+                                c.kind,
+                                tocsin_config::ContactType::Sms | tocsin_config::ContactType::Voice
+                            )
+                        })
+                        .filter_map(|c| {
+                            c.number
+                                .as_deref()
+                                .map(|n| (normalize_number(n), u.id.clone()))
+                        })
+                })
+                .collect(),
         })))
     }
 
@@ -264,4 +292,11 @@ impl AppState {
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
     }
+}
+
+/// A phone number without spaces, dashes or parentheses.
+pub(crate) fn normalize_number(n: &str) -> String {
+    n.chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect()
 }

@@ -21,13 +21,14 @@ const CONFIG: &str = r#"
 server: {body_limit_bytes: 65536}
 providers:
   slack: {signing_secret: slack-signing-secret-0123}
+  twilio: {account_sid: AC123, auth_token: twilio-auth-token-0123, from: "+15550001111"}
 api_tokens:
   - {name: admin, token: admin-token-0123456789, role: admin}
   - {name: watcher, token: observer-token-0123456789, role: observer}
   - {name: oncall, token: responder-token-0123456789, role: responder}
 users:
   - {id: alice, name: Alice Example, contacts: [{id: mail, type: email, address: a@example.com}], notify: {high: [{contact: mail, after: 0m}]}}
-  - {id: bob, name: Bob Example}
+  - {id: bob, name: Bob Example, contacts: [{id: phone, type: sms, number: "+1 555 000 2222"}, {id: call, type: voice, number: "+15550002222"}]}
   - {id: carol, name: Carol Example, contacts: [{id: slack, type: slack, channel: U0CAROL}]}
 schedules:
   - id: primary
@@ -1009,4 +1010,159 @@ async fn slack_buttons_act_only_with_a_valid_fresh_signature() {
     );
     let last = a["timeline"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["channel"], "slack");
+}
+
+fn twilio_sign(url: &str, params: &[(&str, &str)], token: &str) -> String {
+    use base64::Engine;
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut sorted = params.to_vec();
+    sorted.sort();
+    let mut data = url.to_owned();
+    for (k, v) in sorted {
+        data.push_str(k);
+        data.push_str(v);
+    }
+    let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(token.as_bytes()).unwrap();
+    mac.update(data.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test]
+async fn twilio_sms_replies_and_voice_keypresses_act_only_when_signed() {
+    let s = start().await;
+    s.hook(KEY, fixture("firing-single.json")).await; // alert 1
+    s.hook(KEY, fixture("truncated.json")).await; // alert 2
+    let post = |path: &str, params: Vec<(&'static str, &'static str)>, sig: String| {
+        s.http
+            .post(format!("{}{path}", s.base))
+            .header("x-twilio-signature", sig)
+            .form(&params)
+            .send()
+    };
+    let token = "twilio-auth-token-0123";
+    let reply = vec![
+        ("From", "+15550002222"),
+        ("To", "+15550001111"),
+        ("Body", "ACK 1"),
+        ("MessageSid", "SM1"),
+    ];
+
+    // Wrong token or tampered body: 403, nothing changes.
+    let res = post(
+        "/api/v1/twilio/sms",
+        reply.clone(),
+        twilio_sign("http://tocsin.test/api/v1/twilio/sms", &reply, "wrong"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let tampered = vec![
+        ("From", "+15550002222"),
+        ("To", "+15550001111"),
+        ("Body", "RES 1"),
+        ("MessageSid", "SM1"),
+    ];
+    let res = post(
+        "/api/v1/twilio/sms",
+        tampered,
+        twilio_sign("http://tocsin.test/api/v1/twilio/sms", &reply, token),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let (_, a) = s.get("/api/v1/alerts/1").await;
+    assert_eq!(a["status"], "pending");
+
+    // Signed: bob accepts alert 1 by SMS; the reply is TwiML.
+    let res = post(
+        "/api/v1/twilio/sms",
+        reply.clone(),
+        twilio_sign("http://tocsin.test/api/v1/twilio/sms", &reply, token),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/xml")
+    );
+    let xml = res.text().await.unwrap();
+    assert!(
+        xml.contains("<Message>Alert #1 is accepted.</Message>"),
+        "{xml}"
+    );
+    let (_, a) = s.get("/api/v1/alerts/1").await;
+    assert_eq!(
+        (
+            a["accepted_by"].as_str(),
+            a["timeline"].as_array().unwrap().last().unwrap()["channel"].as_str()
+        ),
+        (Some("user:bob"), Some("sms"))
+    );
+
+    // A stranger's number changes nothing.
+    let stranger = vec![("From", "+19990000000"), ("Body", "RES 1")];
+    let res = post(
+        "/api/v1/twilio/sms",
+        stranger.clone(),
+        twilio_sign("http://tocsin.test/api/v1/twilio/sms", &stranger, token),
+    )
+    .await
+    .unwrap();
+    assert!(res.text().await.unwrap().contains("not a Tocsin contact"));
+
+    // Voice: the call's TwiML gathers a digit; pressing 1 accepts alert 2.
+    let call = vec![
+        ("CallSid", "CA1"),
+        ("From", "+15550001111"),
+        ("To", "+15550002222"),
+    ];
+    let url = "http://tocsin.test/api/v1/twilio/voice?alert=2";
+    let res = post(
+        "/api/v1/twilio/voice?alert=2",
+        call.clone(),
+        twilio_sign(url, &call, token),
+    )
+    .await
+    .unwrap();
+    let xml = res.text().await.unwrap();
+    assert!(xml.contains("<Gather numDigits=\"1\" action=\"http://tocsin.test/api/v1/twilio/voice/gather?alert=2\""), "{xml}");
+    assert!(xml.contains("Press 1 to accept."), "{xml}");
+    let press = vec![
+        ("CallSid", "CA1"),
+        ("From", "+15550001111"),
+        ("To", "+15550002222"),
+        ("Digits", "1"),
+    ];
+    let gurl = "http://tocsin.test/api/v1/twilio/voice/gather?alert=2";
+    let res = post(
+        "/api/v1/twilio/voice/gather?alert=2",
+        press.clone(),
+        twilio_sign(url, &press, token),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::FORBIDDEN,
+        "signed for another URL"
+    );
+    let res = post(
+        "/api/v1/twilio/voice/gather?alert=2",
+        press.clone(),
+        twilio_sign(gurl, &press, token),
+    )
+    .await
+    .unwrap();
+    assert!(res.text().await.unwrap().contains("Alert #2 is accepted."));
+    let (_, a) = s.get("/api/v1/alerts/2").await;
+    assert_eq!(
+        (
+            a["accepted_by"].as_str(),
+            a["timeline"].as_array().unwrap().last().unwrap()["channel"].as_str()
+        ),
+        (Some("user:bob"), Some("voice"))
+    );
 }
