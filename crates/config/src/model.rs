@@ -199,6 +199,18 @@ pub enum ContactType {
 }
 
 impl ContactType {
+    /// The notification channel that serves this contact type.
+    pub fn channel(self) -> &'static str {
+        match self {
+            ContactType::Email => "email",
+            ContactType::Sms => "sms",
+            ContactType::Voice => "voice",
+            ContactType::Push => "push",
+            ContactType::Slack => "slack",
+            ContactType::Webhook => "webhook",
+        }
+    }
+
     /// The field a contact of this type must carry.
     pub fn required_field(self) -> &'static str {
         match self {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::TimeDelta;
-use tocsin_config::{Config, ContactType};
+use tocsin_config::Config;
 use tocsin_domain::Priority;
 use tocsin_domain::escalation::{Level, Policy, Target};
 use tocsin_domain::schedule::Schedule;
@@ -38,17 +38,6 @@ pub struct Catalog {
     pub policies: HashMap<String, Policy>,
     pub schedules: HashMap<String, Schedule>,
     pub users: HashMap<String, UserRules>,
-}
-
-fn channel(kind: ContactType) -> &'static str {
-    match kind {
-        ContactType::Email => "email",
-        ContactType::Sms => "sms",
-        ContactType::Voice => "voice",
-        ContactType::Push => "push",
-        ContactType::Slack => "slack",
-        ContactType::Webhook => "webhook",
-    }
 }
 
 impl Catalog {
@@ -98,7 +87,7 @@ impl Catalog {
                             (
                                 ct.id.clone(),
                                 ContactRoute {
-                                    channel: channel(ct.kind).to_owned(),
+                                    channel: ct.kind.channel().to_owned(),
                                     address: v.to_owned(),
                                 },
                             )

@@ -320,7 +320,14 @@ async fn serve(
         .or_else(|| config.server.public_url.clone())
         .unwrap_or_else(|| format!("http://{addr}"));
     let public_url = public_url.trim_end_matches('/');
-    let state = tocsin_web::AppState::new(&config, store.clone(), &secrets, public_url)?;
+    let channels = channels(&config, public_url)?;
+    let state = tocsin_web::AppState::new(
+        &config,
+        store.clone(),
+        &secrets,
+        public_url,
+        channels.clone(),
+    )?;
     let metrics = state.metrics_handle();
     let app = tocsin_web::app(state);
     let keys = &secrets.source_keys;
@@ -357,7 +364,6 @@ async fn serve(
         tocsin_engine::EscalationWorker::new(store.clone(), catalog),
         metrics.clone(),
     ));
-    let channels = channels(&config, public_url)?;
     let mut dispatcher = tocsin_engine::Dispatcher::new(store.clone(), channels, public_url);
     dispatcher.links = Some(tocsin_domain::links::LinkSigner::new(&secrets.link_secret));
     tokio::spawn(dispatch_forever(dispatcher, metrics.clone()));

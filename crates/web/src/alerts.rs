@@ -306,3 +306,54 @@ pub async fn comment(
             .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))?;
     Ok((StatusCode::CREATED, Json(json!(entry))))
 }
+
+/// `POST /api/v1/users/{id}/test-notification`: send a test through each of
+/// the user's contact methods, now, and report each result.
+pub async fn test_notification(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(user): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.must_act()?;
+    let Some(u) = st.0.users.iter().find(|u| u.id == user) else {
+        return Err(ApiError::not_found(format!("no user `{user}`")));
+    };
+    let msg = tocsin_notify::Message {
+        alert_id: 0,
+        summary: format!("Test notification for {} from Tocsin", u.name),
+        details: format!(
+            "Sent on request of {}. Nothing needs doing.",
+            caller.actor().name
+        ),
+        severity: Severity::Sev4,
+        priority: tocsin_domain::Priority::Low,
+        status: AlertStatus::Pending,
+        links: vec![],
+        alert_url: st.0.public_url.clone(),
+        actions: vec![],
+        recipient: u.id.clone(),
+    };
+    let mut results = Vec::new();
+    for (contact, channel, address) in &u.contacts {
+        let r = match st.0.channels.get(channel) {
+            None => Err(format!(
+                "no provider is configured for {channel} notifications; set it under `providers` in tocsin.yaml"
+            )),
+            Some(c) => match tokio::time::timeout(
+                std::time::Duration::from_secs(20),
+                c.send(address, &msg),
+            )
+            .await
+            {
+                Ok(Ok(detail)) => Ok(detail),
+                Ok(Err(e)) => Err(e.message),
+                Err(_) => Err("no answer within 20s".to_owned()),
+            },
+        };
+        results.push(match r {
+            Ok(detail) => json!({"contact": contact, "channel": channel, "address": address, "ok": true, "detail": detail}),
+            Err(error) => json!({"contact": contact, "channel": channel, "address": address, "ok": false, "error": error}),
+        });
+    }
+    Ok(Json(json!({"user": u.id, "results": results})))
+}

@@ -42,6 +42,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/schedules/{id}/oncall", get(schedules::oncall))
         .route("/api/v1/schedules/{id}/shifts", get(schedules::shifts))
         .route("/api/v1/users", get(schedules::users))
+        .route(
+            "/api/v1/users/{id}/test-notification",
+            post(alerts::test_notification),
+        )
         .route("/ical/{token}", get(schedules::feed))
         .route("/act/{action}", get(links::confirm).post(links::act))
         .route("/api/v1/slack/interactivity", post(slack::interactivity))

@@ -39,6 +39,8 @@ pub(crate) struct ScheduleRuntime {
 /// A user as the API shows them.
 pub(crate) struct UserRuntime {
     pub id: String,
+    /// (contact id, channel, address)
+    pub contacts: Vec<(String, String, String)>,
     pub name: String,
     pub email: Option<String>,
     pub timezone: Option<String>,
@@ -81,6 +83,8 @@ pub(crate) struct Inner {
     pub twilio_auth_token: Option<String>,
     /// Phone number → Tocsin user (from `sms` and `voice` contacts).
     pub phone_users: HashMap<String, String>,
+    /// The notification channels, for test notifications.
+    pub channels: HashMap<String, Arc<dyn tocsin_notify::Channel>>,
 }
 
 /// Shared, cheaply cloned application state.
@@ -109,6 +113,7 @@ impl AppState {
         store: Arc<dyn Store>,
         secrets: &Secrets,
         public_url: &str,
+        channels: Vec<Arc<dyn tocsin_notify::Channel>>,
     ) -> Result<Self, StateError> {
         let keys = &secrets.source_keys;
         let mut sources = Vec::new();
@@ -185,6 +190,14 @@ impl AppState {
             .map(|u| {
                 Ok(UserRuntime {
                     id: u.id.clone(),
+                    contacts: u
+                        .contacts
+                        .iter()
+                        .filter_map(|c| {
+                            c.value()
+                                .map(|v| (c.id.clone(), c.kind.channel().to_owned(), v.to_owned()))
+                        })
+                        .collect(),
                     name: u.name.clone().unwrap_or_else(|| u.id.clone()),
                     email: u.email.clone(),
                     timezone: u.timezone.clone(),
@@ -230,6 +243,10 @@ impl AppState {
                         .filter(|c| c.kind == tocsin_config::ContactType::Slack)
                         .filter_map(|c| c.channel.clone().map(|ch| (ch, u.id.clone())))
                 })
+                .collect(),
+            channels: channels
+                .into_iter()
+                .map(|c| (c.name().to_owned(), c))
                 .collect(),
             twilio_auth_token: config
                 .providers

@@ -27,7 +27,7 @@ api_tokens:
   - {name: watcher, token: observer-token-0123456789, role: observer}
   - {name: oncall, token: responder-token-0123456789, role: responder}
 users:
-  - {id: alice, name: Alice Example, contacts: [{id: mail, type: email, address: a@example.com}], notify: {high: [{contact: mail, after: 0m}]}}
+  - {id: alice, name: Alice Example, contacts: [{id: mail, type: email, address: a@example.com}, {id: hook, type: webhook, url: "RECEIVER/hook"}], notify: {high: [{contact: mail, after: 0m}]}}
   - {id: bob, name: Bob Example, contacts: [{id: phone, type: sms, number: "+1 555 000 2222"}, {id: call, type: voice, number: "+15550002222"}]}
   - {id: carol, name: Carol Example, contacts: [{id: slack, type: slack, channel: U0CAROL}]}
 schedules:
@@ -51,13 +51,33 @@ sources:
 
 struct Server {
     base: String,
+    webhook_hits: Arc<std::sync::atomic::AtomicUsize>,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
 
 async fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let config = tocsin_config::from_str(CONFIG, Path::new("."), &|_| None).unwrap();
+    // A receiver for webhook notifications (test notifications use it).
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver_url = format!("http://{}", receiver.local_addr().unwrap());
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let counter = counter.clone();
+            async move {
+                let v: Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(v["event"], "alert.notification");
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                StatusCode::OK
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(receiver, app).await });
+    let config_text = CONFIG.replace("RECEIVER", &receiver_url);
+    let config = tocsin_config::from_str(&config_text, Path::new("."), &|_| None).unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let store: Arc<dyn tocsin_store::Store> =
         Arc::from(tocsin_store::connect(&url, 4).await.unwrap());
@@ -79,12 +99,18 @@ async fn start() -> Server {
             .collect(),
         link_secret: LINK_SECRET.into(),
     };
-    let state = tocsin_web::AppState::new(&config, store, &secrets, "http://tocsin.test").unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let channels: Vec<Arc<dyn tocsin_notify::Channel>> = vec![Arc::new(
+        tocsin_notify::webhook::Webhook::new(Default::default()).unwrap(),
+    )];
+    let state = tocsin_web::AppState::new(&config, store, &secrets, "http://tocsin.test", channels)
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, tocsin_web::app(state)).await });
     Server {
         base: format!("http://{addr}"),
+        webhook_hits: hits,
         http: {
             // In a workspace build reqwest carries the binary's features
             // (rustls without a built-in provider): install ring first.
@@ -1165,4 +1191,54 @@ async fn twilio_sms_replies_and_voice_keypresses_act_only_when_signed() {
         ),
         (Some("user:bob"), Some("voice"))
     );
+}
+
+#[tokio::test]
+async fn test_notification_reports_each_contact() {
+    let s = start().await;
+    let (st, v) = s
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/users/alice/test-notification",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let r = v["results"].as_array().unwrap();
+    assert_eq!(r.len(), 2);
+    assert_eq!(
+        (r[0]["contact"].as_str(), r[0]["ok"].as_bool()),
+        (Some("mail"), Some(false))
+    );
+    assert!(
+        r[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no provider is configured for email")
+    );
+    assert_eq!(
+        (r[1]["contact"].as_str(), r[1]["ok"].as_bool()),
+        (Some("hook"), Some(true))
+    );
+    assert_eq!(r[1]["detail"], "the webhook answered 200");
+    assert_eq!(s.webhook_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let (st, _) = s
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/users/zed/test-notification",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = s
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/users/alice/test-notification",
+            Some(OBSERVER),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
 }
