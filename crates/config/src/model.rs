@@ -562,3 +562,26 @@ impl Schedule {
         }
     }
 }
+
+impl SupportHours {
+    /// The domain model of this calendar (call on a validated config).
+    pub fn to_domain(&self) -> tocsin_domain::support_hours::SupportHours {
+        use crate::validate::{parse_days, parse_window};
+        tocsin_domain::support_hours::SupportHours {
+            id: self.id.clone(),
+            tz: self.timezone.parse().unwrap_or(chrono_tz::UTC),
+            windows: self
+                .weekly
+                .iter()
+                .filter_map(|(days, window)| {
+                    let (from, to) = parse_window(window).ok()?;
+                    Some(tocsin_domain::schedule::Restriction {
+                        days: parse_days(days).ok()?,
+                        from,
+                        to,
+                    })
+                })
+                .collect(),
+        }
+    }
+}

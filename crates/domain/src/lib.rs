@@ -10,6 +10,7 @@ pub mod links;
 pub mod routing;
 pub mod schedule;
 pub mod secret;
+pub mod support_hours;
 pub mod types;
 
 pub use alert::{AlertStatus, Link, Member, MemberStatus, TimelineKind};

@@ -88,6 +88,7 @@ async fn alert_with(s: &dyn Store, key: &str, addresses: &[(&str, &str)]) -> i64
         policy_id: "p".into(),
         service_id: None,
         route_note: "r".into(),
+        first_step_at: None,
     };
     let id = s
         .ingest("src", &Actor::new("source:src", "test"), vec![ev], t(0))

@@ -121,6 +121,7 @@ fn event(key: &str, priority: Priority) -> RoutedEvent {
         policy_id: "main".into(),
         service_id: None,
         route_note: "routed".into(),
+        first_step_at: None,
     }
 }
 

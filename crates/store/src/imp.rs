@@ -249,7 +249,7 @@ macro_rules! impl_store {
                     .iter()
                     .filter(|d| d.is_new)
                     .filter_map(|d| {
-                        d.policy_id.as_ref().map(|p| serde_json::json!([d.id, p, ms(d.created_at)]))
+                        d.policy_id.as_ref().map(|p| serde_json::json!([d.id, p, ms(d.first_step_at.unwrap_or(d.created_at)), ms(d.created_at)]))
                     })
                     .collect();
                 if !steps.is_empty() {

@@ -48,6 +48,9 @@ pub struct RoutedEvent {
     pub service_id: Option<String>,
     /// How the policy was chosen (goes on the timeline of a new alert).
     pub route_note: String,
+    /// When a new alert's first escalation step is due (support hours may
+    /// delay it); `None`: at once.
+    pub first_step_at: Option<DateTime<Utc>>,
 }
 
 /// What ingesting one event did.

@@ -65,6 +65,8 @@ pub(crate) struct Draft {
     pub resolved_by: Option<String>,
     /// Anything to write at all.
     pub dirty: bool,
+    /// When a new alert's first escalation step is due.
+    pub first_step_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize)]
@@ -186,6 +188,7 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                         resolved_at: None,
                         resolved_by: None,
                         dirty: false,
+                        first_step_at: None,
                     });
                     by_key.insert(key.clone(), drafts.len() - 1);
                     drafts.len() - 1
@@ -229,6 +232,7 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                         resolved_at: None,
                         resolved_by: None,
                         dirty: true,
+                        first_step_at: routed.first_step_at,
                     });
                     by_key.insert(key, drafts.len() - 1);
                     labels.extend(

@@ -108,6 +108,7 @@ fn routed(key: &str, members: Vec<Member>) -> RoutedEvent {
         policy_id: "p1".into(),
         service_id: Some("checkout".into()),
         route_note: "routed to p1".into(),
+        first_step_at: None,
     }
 }
 

@@ -110,7 +110,14 @@ async fn receive(
         .map_err(|e| ApiError::bad_request(format!("invalid Alertmanager webhook: {e}")))?;
     let routed: Vec<RoutedEvent> = events
         .into_iter()
-        .map(|event| {
+        .map(|mut event| {
+            let mut first_step_at = None;
+            if let Some((hours, mode)) = &source.support {
+                let t = hours.treat(event.priority, *mode, now);
+                event.priority = t.priority;
+                first_step_at = t.notify_at;
+                event.notes.extend(t.note);
+            }
             let route = st.0.router.route(
                 &event.routing,
                 SourceRouting {
@@ -123,6 +130,7 @@ async fn receive(
                 policy_id: route.policy_id,
                 service_id: route.service_id,
                 route_note: route.note,
+                first_step_at,
             }
         })
         .collect();

@@ -21,6 +21,11 @@ pub struct SourceRuntime {
     pub policy_id: String,
     pub service_id: Option<String>,
     pub prometheus: PrometheusSettings,
+    /// Support hours and what happens outside them.
+    pub support: Option<(
+        tocsin_domain::support_hours::SupportHours,
+        tocsin_domain::OutsideSupportHours,
+    )>,
 }
 
 pub(crate) struct ApiTokenRuntime {
@@ -139,6 +144,13 @@ impl AppState {
                 key_digest: TokenDigest::of(key),
                 policy_id: s.escalation_policy.clone(),
                 service_id: s.service.clone(),
+                support: s.support_hours.as_ref().and_then(|id| {
+                    config
+                        .support_hours
+                        .iter()
+                        .find(|h| &h.id == id)
+                        .map(|h| (h.to_domain(), s.outside_support_hours))
+                }),
                 prometheus: PrometheusSettings {
                     grouping: s.grouping,
                     severity_map: SeverityMap::new(&s.severity_map, s.default_severity),

@@ -44,8 +44,12 @@ escalation_policies:
   - {id: payments, levels: [{notify: ["user:alice"], escalate_after: 5m}]}
 services:
   - {id: payments-svc, name: Payments, escalation_policy: payments}
+support_hours:
+  - {id: office, timezone: UTC, weekly: {SUPPORT_DAY: "00:00-00:01"}}
 sources:
   - {id: am, type: prometheus, escalation_policy: default, key: group-key-0123456789abcdef}
+  - {id: am-office, type: prometheus, escalation_policy: default, key: office-key-0123456789abcdef, support_hours: office}
+  - {id: am-lowered, type: prometheus, escalation_policy: default, key: lowered-key-0123456789abcd, support_hours: office, outside_support_hours: low}
   - {id: am-per-alert, type: prometheus, escalation_policy: default, grouping: alert, key: alert-key-0123456789abcdef}
 "#;
 
@@ -76,7 +80,14 @@ async fn start() -> Server {
         }),
     );
     tokio::spawn(async move { axum::serve(receiver, app).await });
-    let config_text = CONFIG.replace("RECEIVER", &receiver_url);
+    // Support hours that are certainly not now: one minute, three days ahead.
+    let support_day = (chrono::Utc::now() + chrono::TimeDelta::days(3))
+        .format("%a")
+        .to_string()
+        .to_lowercase();
+    let config_text = CONFIG
+        .replace("RECEIVER", &receiver_url)
+        .replace("SUPPORT_DAY", &support_day);
     let config = tocsin_config::from_str(&config_text, Path::new("."), &|_| None).unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let store: Arc<dyn tocsin_store::Store> =
@@ -1241,4 +1252,68 @@ async fn test_notification_reports_each_contact() {
         )
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn outside_support_hours_low_alerts_wait_and_sources_can_lower_priority() {
+    let s = start().await;
+    let next_start = (chrono::Utc::now() + chrono::TimeDelta::days(3))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+
+    // A warning (LOW): created now, level 1 delayed until support hours start.
+    let mut warning: Value = serde_json::from_slice(&fixture("firing-single.json")).unwrap();
+    warning["alerts"][0]["labels"]["severity"] = json!("warning");
+    let (_, v) = s
+        .hook(
+            "office-key-0123456789abcdef",
+            serde_json::to_vec(&warning).unwrap(),
+        )
+        .await;
+    let id = v["alerts"][0]["id"].as_i64().unwrap();
+    let (_, a) = s.get(&format!("/api/v1/alerts/{id}")).await;
+    assert_eq!(a["priority"], "low");
+    let due = chrono::DateTime::parse_from_rfc3339(a["escalation"][0]["due_at"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(due.to_utc(), next_start);
+    let note = a["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "note")
+        .unwrap()
+        .clone();
+    assert!(
+        note["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("outside support hours `office`: delayed until "),
+        "{note}"
+    );
+
+    // A critical (HIGH) alert is not delayed.
+    let (_, v) = s
+        .hook("office-key-0123456789abcdef", fixture("api-firing.json"))
+        .await;
+    let (_, a) = s
+        .get(&format!("/api/v1/alerts/{}", v["alerts"][0]["id"]))
+        .await;
+    assert_eq!(a["priority"], "high");
+    let due = chrono::DateTime::parse_from_rfc3339(a["escalation"][0]["due_at"].as_str().unwrap())
+        .unwrap();
+    assert!((chrono::Utc::now() - due.to_utc()).num_seconds().abs() < 60);
+
+    // `outside_support_hours: low` lowers even a critical alert.
+    let (_, v) = s
+        .hook("lowered-key-0123456789abcd", fixture("firing-single.json"))
+        .await;
+    let (_, a) = s
+        .get(&format!("/api/v1/alerts/{}", v["alerts"][0]["id"]))
+        .await;
+    assert_eq!(
+        (a["severity"].as_str(), a["priority"].as_str()),
+        (Some("SEV0"), Some("low"))
+    );
 }
