@@ -89,6 +89,7 @@ async fn alert_with(s: &dyn Store, key: &str, addresses: &[(&str, &str)]) -> i64
         service_id: None,
         route_note: "r".into(),
         first_step_at: None,
+        page: true,
     };
     let id = s
         .ingest("src", &Actor::new("source:src", "test"), vec![ev], t(0))

@@ -122,6 +122,7 @@ fn event(key: &str, priority: Priority) -> RoutedEvent {
         service_id: None,
         route_note: "routed".into(),
         first_step_at: None,
+        page: true,
     }
 }
 

@@ -99,6 +99,24 @@ macro_rules! impl_store {
                 })
             }
 
+            fn window_from_row(
+                row: &<$db as sqlx::Database>::Row,
+            ) -> Result<$crate::MaintenanceWindow, sqlx::Error> {
+                use sqlx::Row;
+                use $crate::imp::from_ms;
+                Ok($crate::MaintenanceWindow {
+                    id: row.try_get("id")?,
+                    target_kind: row.try_get("target_kind")?,
+                    target_id: row.try_get("target_id")?,
+                    starts_at: from_ms(row.try_get("starts_at")?),
+                    ends_at: from_ms(row.try_get("ends_at")?),
+                    reason: row.try_get("reason")?,
+                    created_by: row.try_get("created_by")?,
+                    created_at: from_ms(row.try_get("created_at")?),
+                    ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(from_ms),
+                })
+            }
+
             fn entry_from_row(
                 row: &<$db as sqlx::Database>::Row,
             ) -> Result<$crate::TimelineEntry, sqlx::Error> {
@@ -247,7 +265,7 @@ macro_rules! impl_store {
                 let steps: Vec<serde_json::Value> = plan
                     .drafts
                     .iter()
-                    .filter(|d| d.is_new)
+                    .filter(|d| d.is_new && d.page)
                     .filter_map(|d| {
                         d.policy_id.as_ref().map(|p| serde_json::json!([d.id, p, ms(d.first_step_at.unwrap_or(d.created_at)), ms(d.created_at)]))
                     })
@@ -922,6 +940,54 @@ macro_rules! impl_store {
                     })
                     .collect::<Result<_, sqlx::Error>>()
                     .map_err(Into::into)
+            }
+
+            async fn create_maintenance(
+                &self,
+                target_kind: &str,
+                target_id: &str,
+                starts_at: chrono::DateTime<chrono::Utc>,
+                ends_at: chrono::DateTime<chrono::Utc>,
+                reason: &str,
+                created_by: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<$crate::MaintenanceWindow, $crate::StoreError> {
+                use $crate::imp::ms;
+                let row = sqlx::query("INSERT INTO maintenance_windows (target_kind, target_id, starts_at, ends_at, reason, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, target_kind, target_id, starts_at, ends_at, reason, created_by, created_at, ended_at")
+                    .bind(target_kind)
+                    .bind(target_id)
+                    .bind(ms(starts_at))
+                    .bind(ms(ends_at))
+                    .bind(reason)
+                    .bind(created_by)
+                    .bind(ms(now))
+                    .fetch_one(&self.write)
+                    .await?;
+                Ok(Self::window_from_row(&row)?)
+            }
+
+            async fn end_maintenance(
+                &self,
+                id: i64,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Option<$crate::MaintenanceWindow>, $crate::StoreError> {
+                let row = sqlx::query("UPDATE maintenance_windows SET ended_at = COALESCE(ended_at, $1) WHERE id = $2 RETURNING id, target_kind, target_id, starts_at, ends_at, reason, created_by, created_at, ended_at")
+                    .bind($crate::imp::ms(now))
+                    .bind(id)
+                    .fetch_optional(&self.write)
+                    .await?;
+                Ok(row.as_ref().map(Self::window_from_row).transpose()?)
+            }
+
+            async fn maintenance_windows(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Vec<$crate::MaintenanceWindow>, $crate::StoreError> {
+                let rows = sqlx::query("SELECT id, target_kind, target_id, starts_at, ends_at, reason, created_by, created_at, ended_at FROM maintenance_windows WHERE ended_at IS NULL AND ends_at > $1 ORDER BY starts_at, id")
+                    .bind($crate::imp::ms(now))
+                    .fetch_all(&self.read)
+                    .await?;
+                Ok(rows.iter().map(Self::window_from_row).collect::<Result<Vec<_>, _>>()?)
             }
 
             async fn count_by_status(&self) -> Result<Vec<(tocsin_domain::AlertStatus, i64)>, $crate::StoreError> {

@@ -168,6 +168,32 @@ pub trait Store: Send + Sync + 'static {
     /// The notifications of an alert, oldest first.
     async fn deliveries(&self, alert_id: i64) -> Result<Vec<Delivery>, StoreError>;
 
+    /// Open a maintenance window.
+    #[allow(clippy::too_many_arguments)]
+    async fn create_maintenance(
+        &self,
+        target_kind: &str,
+        target_id: &str,
+        starts_at: DateTime<Utc>,
+        ends_at: DateTime<Utc>,
+        reason: &str,
+        created_by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<MaintenanceWindow, StoreError>;
+
+    /// End a window now; `None` when there is no such window.
+    async fn end_maintenance(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MaintenanceWindow>, StoreError>;
+
+    /// Windows not ended and not over at `now` (active or upcoming).
+    async fn maintenance_windows(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<MaintenanceWindow>, StoreError>;
+
     /// Number of alerts in each status.
     async fn count_by_status(&self) -> Result<Vec<(AlertStatus, i64)>, StoreError>;
 }

@@ -51,6 +51,8 @@ pub struct RoutedEvent {
     /// When a new alert's first escalation step is due (support hours may
     /// delay it); `None`: at once.
     pub first_step_at: Option<DateTime<Utc>>,
+    /// False during a maintenance window: a new alert is stored, nobody paged.
+    pub page: bool,
 }
 
 /// What ingesting one event did.
@@ -263,4 +265,25 @@ pub enum DeliveryOutcome {
     Failed {
         error: String,
     },
+}
+
+/// A maintenance window on a source or a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MaintenanceWindow {
+    pub id: i64,
+    /// `source` or `service`.
+    pub target_kind: String,
+    pub target_id: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl MaintenanceWindow {
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.ended_at.is_none() && self.starts_at <= now && now < self.ends_at
+    }
 }

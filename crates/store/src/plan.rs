@@ -67,6 +67,8 @@ pub(crate) struct Draft {
     pub dirty: bool,
     /// When a new alert's first escalation step is due.
     pub first_step_at: Option<DateTime<Utc>>,
+    /// Whether a new alert starts escalating at all.
+    pub page: bool,
 }
 
 #[derive(Serialize)]
@@ -189,6 +191,7 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                         resolved_by: None,
                         dirty: false,
                         first_step_at: None,
+                        page: false,
                     });
                     by_key.insert(key.clone(), drafts.len() - 1);
                     drafts.len() - 1
@@ -233,6 +236,7 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                         resolved_by: None,
                         dirty: true,
                         first_step_at: routed.first_step_at,
+                        page: routed.page,
                     });
                     by_key.insert(key, drafts.len() - 1);
                     labels.extend(

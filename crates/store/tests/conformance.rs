@@ -109,6 +109,7 @@ fn routed(key: &str, members: Vec<Member>) -> RoutedEvent {
         service_id: Some("checkout".into()),
         route_note: "routed to p1".into(),
         first_step_at: None,
+        page: true,
     }
 }
 
@@ -1123,6 +1124,63 @@ async fn unaccept_and_reassign_restart_escalation(s: &dyn Store) {
     ));
 }
 
+async fn maintenance_windows_open_list_and_end(s: &dyn Store) {
+    let w = s
+        .create_maintenance(
+            "source",
+            "prom",
+            t(10),
+            t(100),
+            "db upgrade",
+            "token:x",
+            t(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            w.target_kind.as_str(),
+            w.target_id.as_str(),
+            w.reason.as_str()
+        ),
+        ("source", "prom", "db upgrade")
+    );
+    assert!(!w.is_active(t(5)) && w.is_active(t(10)) && !w.is_active(t(100)));
+    s.create_maintenance("service", "checkout", t(0), t(20), "", "token:x", t(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.maintenance_windows(t(1)).await.unwrap().len(),
+        2,
+        "active and upcoming"
+    );
+    assert_eq!(
+        s.maintenance_windows(t(30)).await.unwrap().len(),
+        1,
+        "over ones are left out"
+    );
+    let ended = s.end_maintenance(w.id, t(40)).await.unwrap().unwrap();
+    assert_eq!(ended.ended_at, Some(t(40)));
+    assert!(!ended.is_active(t(50)));
+    assert!(s.maintenance_windows(t(41)).await.unwrap().is_empty());
+    assert!(s.end_maintenance(999_999, t(41)).await.unwrap().is_none());
+}
+
+async fn unpaged_alerts_get_no_escalation(s: &dyn Store) {
+    let mut ev = routed("quiet", vec![member("a", true, 0, None)]);
+    ev.page = false;
+    let id = s.ingest("prom", &src(), vec![ev], t(1)).await.unwrap()[0]
+        .alert_id
+        .unwrap();
+    assert!(s.steps(id).await.unwrap().is_empty());
+    assert!(
+        s.claim_due_steps(t(100), TimeDelta::seconds(30), 10, "w")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {
@@ -1154,6 +1212,8 @@ macro_rules! suite {
             case!(workers_claim_disjoint_steps);
             case!(outbox_deliveries_retry_fail_and_stop);
             case!(unaccept_and_reassign_restart_escalation);
+            case!(maintenance_windows_open_list_and_end);
+            case!(unpaged_alerts_get_no_escalation);
         }
     };
     (@open sqlite) => { Some(sqlite().await) };

@@ -108,6 +108,7 @@ async fn receive(
         .map_err(|e| ApiError::bad_request(format!("invalid Alertmanager webhook: {e}")))?;
     let events = alertmanager::map(&hook, &source.prometheus, now)
         .map_err(|e| ApiError::bad_request(format!("invalid Alertmanager webhook: {e}")))?;
+    let windows = crate::maintenance::active(st, now).await;
     let routed: Vec<RoutedEvent> = events
         .into_iter()
         .map(|mut event| {
@@ -125,10 +126,28 @@ async fn receive(
                     service_id: source.service_id.as_deref(),
                 },
             );
+            let page = match crate::maintenance::covering(
+                &windows,
+                &source.id,
+                route.service_id.as_deref(),
+            ) {
+                Some(w) => {
+                    event.notes.push(format!(
+                        "in maintenance window #{} ({} `{}`, until {}): stored, nobody paged",
+                        w.id,
+                        w.target_kind,
+                        w.target_id,
+                        w.ends_at.to_rfc3339()
+                    ));
+                    false
+                }
+                None => true,
+            };
             RoutedEvent {
                 event,
                 policy_id: route.policy_id,
                 service_id: route.service_id,
+                page,
                 route_note: route.note,
                 first_step_at,
             }

@@ -7,6 +7,7 @@ mod auth;
 mod error;
 mod ingest;
 mod links;
+mod maintenance;
 mod metrics;
 mod ops;
 mod redact;
@@ -52,6 +53,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/twilio/sms", post(twilio::sms))
         .route("/api/v1/twilio/voice", post(twilio::voice))
         .route("/api/v1/twilio/voice/gather", post(twilio::gather))
+        .route(
+            "/api/v1/maintenance",
+            get(maintenance::list).post(maintenance::create),
+        )
+        .route("/api/v1/maintenance/{id}/end", post(maintenance::end))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -90,6 +90,11 @@ pub(crate) struct Inner {
     pub phone_users: HashMap<String, String>,
     /// The notification channels, for test notifications.
     pub channels: HashMap<String, Arc<dyn tocsin_notify::Channel>>,
+    /// Maintenance windows as last read, and when (read at most once a second).
+    pub maintenance:
+        tokio::sync::Mutex<Option<(std::time::Instant, Vec<tocsin_store::MaintenanceWindow>)>>,
+    pub source_ids: std::collections::HashSet<String>,
+    pub service_ids: std::collections::HashSet<String>,
 }
 
 /// Shared, cheaply cloned application state.
@@ -260,6 +265,9 @@ impl AppState {
                 .into_iter()
                 .map(|c| (c.name().to_owned(), c))
                 .collect(),
+            maintenance: tokio::sync::Mutex::new(None),
+            source_ids: config.sources.iter().map(|s| s.id.clone()).collect(),
+            service_ids: config.services.iter().map(|s| s.id.clone()).collect(),
             twilio_auth_token: config
                 .providers
                 .twilio

@@ -1317,3 +1317,83 @@ async fn outside_support_hours_low_alerts_wait_and_sources_can_lower_priority() 
         (Some("SEV0"), Some("low"))
     );
 }
+
+#[tokio::test]
+async fn maintenance_windows_store_alerts_but_page_nobody() {
+    let s = start().await;
+    let post = |path: &str, body: Value| {
+        s.http
+            .post(format!("{}{path}", s.base))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+    };
+    let res = post(
+        "/api/v1/maintenance",
+        json!({"source": "am", "duration": "2h", "reason": "upgrade"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let w: Value = res.json().await.unwrap();
+    let wid = w["id"].as_i64().unwrap();
+    let (_, list) = s.get("/api/v1/maintenance").await;
+    assert_eq!(list["windows"][0]["active"], true);
+
+    // Stored and visible, but no escalation.
+    let (st, v) = s.hook(KEY, fixture("firing-single.json")).await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    let id = v["alerts"][0]["id"].as_i64().unwrap();
+    let (_, a) = s.get(&format!("/api/v1/alerts/{id}")).await;
+    assert!(a["escalation"].as_array().unwrap().is_empty());
+    let note = a["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "note")
+        .unwrap()
+        .clone();
+    assert!(
+        note["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("in maintenance window #{wid} (source `am`")),
+        "{note}"
+    );
+
+    // Bad requests.
+    for bad in [
+        json!({"source": "nope", "duration": "1h"}),
+        json!({"duration": "1h"}),
+        json!({"source": "am"}),
+        json!({"source": "am", "duration": "soon"}),
+        json!({"service": "payments-svc", "ends_at": "2001-01-01T00:00:00Z"}),
+    ] {
+        let res = post("/api/v1/maintenance", bad.clone()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let res = s
+        .http
+        .post(format!("{}/api/v1/maintenance", s.base))
+        .bearer_auth(OBSERVER)
+        .json(&json!({"source": "am", "duration": "1h"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    // Ended: the next new alert escalates again.
+    let res = post(&format!("/api/v1/maintenance/{wid}/end"), json!({}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let (_, v) = s.hook(KEY, fixture("api-firing.json")).await;
+    let (_, a) = s
+        .get(&format!("/api/v1/alerts/{}", v["alerts"][0]["id"]))
+        .await;
+    assert_eq!(a["escalation"].as_array().unwrap().len(), 1);
+    let res = post("/api/v1/maintenance/999/end", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,178 @@
+//! Maintenance windows on sources and services: while one is active, new
+//! alerts are stored and shown but nobody is paged.
+//!
+//! - `GET /api/v1/maintenance`: active and upcoming windows.
+//! - `POST /api/v1/maintenance` with `{"source" | "service": ID,
+//!   "duration": "2h" | "ends_at": RFC3339, "starts_at"?: RFC3339,
+//!   "reason"?: text}`.
+//! - `POST /api/v1/maintenance/{id}/end`: end it now.
+
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tocsin_domain::DurationSpec;
+use tocsin_store::MaintenanceWindow;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How long ingest trusts its copy of the windows (other nodes' changes
+/// take effect within this).
+const CACHE: Duration = Duration::from_secs(1);
+
+/// The windows active at `now` (cached for a second). Storage trouble means
+/// no window is known: paging goes on, which is the safe side.
+pub(crate) async fn active(st: &AppState, now: DateTime<Utc>) -> Vec<MaintenanceWindow> {
+    let mut cache = st.0.maintenance.lock().await;
+    let fresh = cache.as_ref().is_some_and(|(at, _)| at.elapsed() < CACHE);
+    if !fresh {
+        match st.0.store.maintenance_windows(now).await {
+            Ok(w) => *cache = Some((Instant::now(), w)),
+            Err(e) => {
+                tracing::warn!(error = %e, "maintenance windows unavailable; paging as usual");
+                return Vec::new();
+            }
+        }
+    }
+    cache
+        .as_ref()
+        .map(|(_, w)| w.iter().filter(|w| w.is_active(now)).cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The window that covers a source or a service, if any.
+pub(crate) fn covering<'a>(
+    windows: &'a [MaintenanceWindow],
+    source: &str,
+    service: Option<&str>,
+) -> Option<&'a MaintenanceWindow> {
+    windows.iter().find(|w| {
+        (w.target_kind == "source" && w.target_id == source)
+            || (w.target_kind == "service" && Some(w.target_id.as_str()) == service)
+    })
+}
+
+async fn forget(st: &AppState) {
+    *st.0.maintenance.lock().await = None;
+}
+
+pub async fn list(State(st): State<AppState>, _caller: Caller) -> Result<Json<Value>, ApiError> {
+    let now = Utc::now();
+    let w =
+        st.0.store
+            .maintenance_windows(now)
+            .await
+            .map_err(|e| ApiError::from_store("maintenance windows", e))?;
+    let out: Vec<Value> = w
+        .into_iter()
+        .map(|w| {
+            let active = w.is_active(now);
+            let mut v = json!(w);
+            v["active"] = json!(active);
+            v
+        })
+        .collect();
+    Ok(Json(json!({"windows": out})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewWindow {
+    source: Option<String>,
+    service: Option<String>,
+    duration: Option<String>,
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
+    reason: Option<String>,
+}
+
+pub async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.must_act()?;
+    let b: NewWindow = tocsin_wire::WireError::parse_json(&body)
+        .map_err(|e| ApiError::bad_request(format!("maintenance window: {e}")))?;
+    let (kind, id) = match (b.source, b.service) {
+        (Some(s), None) if st.0.source_ids.contains(&s) => ("source", s),
+        (None, Some(s)) if st.0.service_ids.contains(&s) => ("service", s),
+        (Some(s), None) => {
+            return Err(ApiError::bad_request(format!(
+                "maintenance window: no source `{s}`"
+            )));
+        }
+        (None, Some(s)) => {
+            return Err(ApiError::bad_request(format!(
+                "maintenance window: no service `{s}`"
+            )));
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "maintenance window: name exactly one of `source` or `service`",
+            ));
+        }
+    };
+    let now = Utc::now();
+    let starts_at = b.starts_at.unwrap_or(now);
+    let ends_at = match (b.duration, b.ends_at) {
+        (Some(d), None) => {
+            let d: DurationSpec = d.parse().map_err(|e: tocsin_domain::ParseError| {
+                ApiError::bad_request(format!("maintenance window: duration: {e}"))
+            })?;
+            starts_at + d.as_chrono()
+        }
+        (None, Some(e)) => e,
+        _ => {
+            return Err(ApiError::bad_request(
+                "maintenance window: give exactly one of `duration` (e.g. 2h) or `ends_at`",
+            ));
+        }
+    };
+    if ends_at <= starts_at || ends_at <= now {
+        return Err(ApiError::bad_request(
+            "maintenance window: it must end after it starts, in the future",
+        ));
+    }
+    let w =
+        st.0.store
+            .create_maintenance(
+                kind,
+                &id,
+                starts_at,
+                ends_at,
+                b.reason.as_deref().unwrap_or(""),
+                &caller.actor().name,
+                now,
+            )
+            .await
+            .map_err(|e| ApiError::from_store("create maintenance window", e))?;
+    forget(&st).await;
+    Ok((StatusCode::CREATED, Json(json!(w))))
+}
+
+pub async fn end(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.must_act()?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("`{id}` is not a window id")))?;
+    let w =
+        st.0.store
+            .end_maintenance(id, Utc::now())
+            .await
+            .map_err(|e| ApiError::from_store("end maintenance window", e))?
+            .ok_or_else(|| ApiError::not_found(format!("no maintenance window {id}")))?;
+    forget(&st).await;
+    Ok(Json(json!(w)))
+}
