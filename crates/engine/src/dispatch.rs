@@ -148,7 +148,9 @@ impl Dispatcher {
                     *slot = Some(r);
                 }
             }
-            for (d, r) in due.iter().zip(results) {
+            let mut finished = Vec::with_capacity(due.len());
+            let mut labels = Vec::with_capacity(due.len());
+            for (d, r) in due.into_iter().zip(results) {
                 let r = r.unwrap_or_else(|| Err(SendError::retry("the send task failed")));
                 let attempt = d.attempts + 1;
                 let (outcome, label) = match r {
@@ -162,16 +164,22 @@ impl Dispatcher {
                     ),
                     Err(e) => (DeliveryOutcome::Failed { error: e.message }, "failed"),
                 };
-                if self.store.finish_delivery(d, outcome, now).await? {
-                    match label {
-                        "sent" => report.sent += 1,
-                        "retry" => report.retried += 1,
-                        _ => report.failed += 1,
-                    }
-                    report.attempts.push((d.channel.clone(), label));
-                } else {
+                labels.push((d.channel.clone(), label));
+                finished.push((d, outcome));
+            }
+            // One transaction for the whole round.
+            let held = self.store.finish_deliveries(finished, now).await?;
+            for (ok, (channel, label)) in held.into_iter().zip(labels) {
+                if !ok {
                     report.skipped += 1;
+                    continue;
                 }
+                match label {
+                    "sent" => report.sent += 1,
+                    "retry" => report.retried += 1,
+                    _ => report.failed += 1,
+                }
+                report.attempts.push((channel, label));
             }
         }
         Ok(report)

@@ -58,15 +58,24 @@ impl EscalationWorker {
             if steps.is_empty() {
                 break;
             }
-            for step in steps {
-                let done = self.plan(&step, now);
-                let queued = done.deliveries.len();
-                if self.store.complete_step(&step, done, now).await? {
+            let planned: Vec<(ClaimedStep, StepDone)> = steps
+                .into_iter()
+                .map(|step| {
+                    let done = self.plan(&step, now);
+                    (step, done)
+                })
+                .collect();
+            let queued: Vec<(usize, DateTime<Utc>)> = planned
+                .iter()
+                .map(|(s, d)| (d.deliveries.len(), s.due_at))
+                .collect();
+            // One transaction for the whole round.
+            let held = self.store.complete_steps(planned, now).await?;
+            for (ok, (n, due_at)) in held.into_iter().zip(queued) {
+                if ok {
                     report.steps += 1;
-                    report.notifications += queued;
-                    report.max_lag_ms = report
-                        .max_lag_ms
-                        .max((now - step.due_at).num_milliseconds());
+                    report.notifications += n;
+                    report.max_lag_ms = report.max_lag_ms.max((now - due_at).num_milliseconds());
                 } else {
                     report.skipped += 1;
                 }

@@ -65,7 +65,12 @@ macro_rules! impl_store {
         insert_labels = $insert_labels:literal,
         insert_timeline = $insert_timeline:literal,
         insert_steps = $insert_steps:literal,
-        skip_locked = $skip_locked:literal
+        skip_locked = $skip_locked:literal,
+        ids_open = $ids_open:literal,
+        ids_close = $ids_close:literal,
+        insert_outbox = $insert_outbox:literal,
+        insert_next_steps = $insert_next_steps:literal,
+        update_outbox = $update_outbox:literal
     ) => {
         impl $store {
             fn alert_from_row(
@@ -692,13 +697,23 @@ macro_rules! impl_store {
                 .bind(i64::from(limit))
                 .fetch_all(&mut *tx)
                 .await?;
+                let alert_ids: Vec<i64> = rows
+                    .iter()
+                    .map(|r| r.try_get::<i64, _>("alert_id"))
+                    .collect::<Result<_, _>>()?;
+                let mut priorities = std::collections::HashMap::new();
+                if !alert_ids.is_empty() {
+                    let prows = sqlx::query(concat!("SELECT id, priority FROM alerts WHERE id IN (", $ids_open, "$1", $ids_close, ")"))
+                        .bind($crate::imp::enc(&alert_ids)?)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    for p in prows {
+                        priorities.insert(p.try_get::<i64, _>("id")?, parse::<tocsin_domain::Priority>(p.try_get::<&str, _>("priority")?)?);
+                    }
+                }
                 let mut out = Vec::with_capacity(rows.len());
                 for r in rows {
                     let alert_id: i64 = r.try_get("alert_id")?;
-                    let prio = sqlx::query("SELECT priority FROM alerts WHERE id = $1")
-                        .bind(alert_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
                     out.push($crate::ClaimedStep {
                         id: r.try_get("id")?,
                         alert_id,
@@ -706,7 +721,7 @@ macro_rules! impl_store {
                         level: r.try_get("level")?,
                         round: r.try_get("round")?,
                         due_at: from_ms(r.try_get("due_at")?),
-                        priority: parse(prio.try_get::<&str, _>("priority")?)?,
+                        priority: priorities.get(&alert_id).copied().unwrap_or(tocsin_domain::Priority::High),
                         claim: claim.to_owned(),
                     });
                 }
@@ -721,58 +736,71 @@ macro_rules! impl_store {
                 done: $crate::StepDone,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<bool, $crate::StoreError> {
-                use $crate::imp::ms;
+                let mut r = self.complete_steps(vec![(step.clone(), done)], now).await?;
+                Ok(r.pop().unwrap_or(false))
+            }
+
+            async fn complete_steps(
+                &self,
+                items: Vec<($crate::ClaimedStep, $crate::StepDone)>,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Vec<bool>, $crate::StoreError> {
+                use sqlx::Row;
+                use $crate::imp::{enc, ms};
+                if items.is_empty() {
+                    return Ok(Vec::new());
+                }
                 let mut tx = self.write.begin().await?;
-                let marked = sqlx::query("UPDATE escalation_steps SET status = 'done', done_at = $1 WHERE id = $2 AND status = 'running' AND claim = $3")
+                // Mark done every step whose claim still holds (one statement per claim token).
+                let mut held = std::collections::HashSet::new();
+                let mut claims: Vec<&str> = items.iter().map(|(s, _)| s.claim.as_str()).collect();
+                claims.sort_unstable();
+                claims.dedup();
+                for claim in claims {
+                    let ids: Vec<i64> = items.iter().filter(|(s, _)| s.claim == claim).map(|(s, _)| s.id).collect();
+                    let rows = sqlx::query(concat!(
+                        "UPDATE escalation_steps SET status = 'done', done_at = $1 WHERE status = 'running' AND claim = $2 AND id IN (",
+                        $ids_open, "$3", $ids_close, ") RETURNING id"
+                    ))
                     .bind(ms(now))
-                    .bind(step.id)
-                    .bind(&step.claim)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if marked != 1 {
-                    tx.rollback().await?;
-                    return Ok(false);
+                    .bind(claim)
+                    .bind(enc(&ids)?)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for r in rows {
+                        held.insert(r.try_get::<i64, _>("id")?);
+                    }
                 }
-                for d in &done.deliveries {
-                    sqlx::query("INSERT INTO outbox (alert_id, step_id, user_id, contact_id, channel, address, due_at, status, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7, $8)")
-                        .bind(step.alert_id)
-                        .bind(step.id)
-                        .bind(&d.user_id)
-                        .bind(&d.contact_id)
-                        .bind(&d.channel)
-                        .bind(&d.address)
-                        .bind(ms(d.due_at))
-                        .bind(ms(now))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                if let Some(n) = done.next {
-                    sqlx::query("INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6)")
-                        .bind(step.alert_id)
-                        .bind(&step.policy_id)
-                        .bind(n.level)
-                        .bind(n.round)
-                        .bind(ms(n.due_at))
-                        .bind(ms(now))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let rows: Vec<$crate::plan::TimelineRow> = done
-                    .timeline
-                    .iter()
-                    .map(|(k, m)| $crate::plan::TimelineRow {
+                let mut outbox = Vec::new();
+                let mut next = Vec::new();
+                let mut timeline = Vec::new();
+                for (step, done) in items.iter().filter(|(s, _)| held.contains(&s.id)) {
+                    for d in &done.deliveries {
+                        outbox.push(serde_json::json!([
+                            step.alert_id, step.id, d.user_id, d.contact_id, d.channel, d.address, ms(d.due_at), ms(now)
+                        ]));
+                    }
+                    if let Some(n) = done.next {
+                        next.push(serde_json::json!([step.alert_id, step.policy_id, n.level, n.round, ms(n.due_at), ms(now)]));
+                    }
+                    timeline.extend(done.timeline.iter().map(|(k, m)| $crate::plan::TimelineRow {
                         alert_id: step.alert_id,
                         at: ms(now),
                         actor: done.actor.name.clone(),
                         channel: done.actor.channel.clone(),
                         kind: k.as_str(),
                         message: m.clone(),
-                    })
-                    .collect();
-                Self::insert_timeline(&mut tx, &rows).await?;
+                    }));
+                }
+                if !outbox.is_empty() {
+                    sqlx::query($insert_outbox).bind(enc(&outbox)?).execute(&mut *tx).await?;
+                }
+                if !next.is_empty() {
+                    sqlx::query($insert_next_steps).bind(enc(&next)?).execute(&mut *tx).await?;
+                }
+                Self::insert_timeline(&mut tx, &timeline).await?;
                 tx.commit().await?;
-                Ok(true)
+                Ok(items.iter().map(|(s, _)| held.contains(&s.id)).collect())
             }
 
             async fn claim_due_deliveries(
@@ -797,14 +825,31 @@ macro_rules! impl_store {
                 .bind(i64::from(limit))
                 .fetch_all(&mut *tx)
                 .await?;
-                let sql = format!("SELECT {} FROM alerts WHERE id = $1", $crate::imp::ALERT_COLUMNS);
+                let alert_ids: Vec<i64> = rows
+                    .iter()
+                    .map(|r| r.try_get::<i64, _>("alert_id"))
+                    .collect::<Result<_, _>>()?;
+                let mut alerts = std::collections::HashMap::new();
+                if !alert_ids.is_empty() {
+                    let sql = format!(
+                        "SELECT {} FROM alerts WHERE id IN ({}$1{})",
+                        $crate::imp::ALERT_COLUMNS, $ids_open, $ids_close
+                    );
+                    let arows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind($crate::imp::enc(&alert_ids)?)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    for a in arows {
+                        let alert = Self::alert_from_row(&a)?;
+                        alerts.insert(alert.id, alert);
+                    }
+                }
                 let mut out = Vec::with_capacity(rows.len());
                 for r in rows {
                     let alert_id: i64 = r.try_get("alert_id")?;
-                    let a = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                        .bind(alert_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
+                    let Some(alert) = alerts.get(&alert_id).cloned() else {
+                        continue;
+                    };
                     out.push($crate::ClaimedDelivery {
                         id: r.try_get("id")?,
                         alert_id,
@@ -814,7 +859,7 @@ macro_rules! impl_store {
                         address: r.try_get("address")?,
                         attempts: r.try_get("attempts")?,
                         claim: claim.to_owned(),
-                        alert: Self::alert_from_row(&a)?,
+                        alert,
                     });
                 }
                 tx.commit().await?;
@@ -828,61 +873,78 @@ macro_rules! impl_store {
                 outcome: $crate::DeliveryOutcome,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<bool, $crate::StoreError> {
-                use $crate::imp::ms;
-                use $crate::DeliveryOutcome;
-                use $crate::imp::attempt_word;
+                let mut r = self.finish_deliveries(vec![(d.clone(), outcome)], now).await?;
+                Ok(r.pop().unwrap_or(false))
+            }
+
+            async fn finish_deliveries(
+                &self,
+                items: Vec<($crate::ClaimedDelivery, $crate::DeliveryOutcome)>,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Vec<bool>, $crate::StoreError> {
+                use sqlx::Row;
                 use tocsin_domain::TimelineKind;
-                let attempt = d.attempts + 1;
-                let mut tx = self.write.begin().await?;
-                let (status, next_at, error, sent_at, message) = match &outcome {
-                    DeliveryOutcome::Sent { detail } => (
-                        "sent",
-                        ms(now),
-                        None,
-                        Some(ms(now)),
-                        format!("{} to {} by {} ({}): delivered{}", attempt_word(attempt), d.user_id, d.channel, d.address, if detail.is_empty() { String::new() } else { format!(" ({detail})") }),
-                    ),
-                    DeliveryOutcome::Retry { error, next_at } => (
-                        "pending",
-                        ms(*next_at),
-                        Some(error.clone()),
-                        None,
-                        format!("{} to {} by {} ({}) failed: {error}; retrying at {}", attempt_word(attempt), d.user_id, d.channel, d.address, next_at.to_rfc3339()),
-                    ),
-                    DeliveryOutcome::Failed { error } => (
-                        "failed",
-                        ms(now),
-                        Some(error.clone()),
-                        None,
-                        format!("{} to {} by {} ({}) failed: {error}; giving up", attempt_word(attempt), d.user_id, d.channel, d.address),
-                    ),
-                };
-                let changed = sqlx::query("UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, sent_at = $5, claim = NULL WHERE id = $6 AND status = 'running' AND claim = $7")
-                    .bind(status)
-                    .bind(attempt)
-                    .bind(next_at)
-                    .bind(error)
-                    .bind(sent_at)
-                    .bind(d.id)
-                    .bind(&d.claim)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if changed != 1 {
-                    tx.rollback().await?;
-                    return Ok(false);
+                use $crate::DeliveryOutcome;
+                use $crate::imp::{attempt_word, enc, ms};
+                if items.is_empty() {
+                    return Ok(Vec::new());
                 }
-                let row = $crate::plan::TimelineRow {
-                    alert_id: d.alert_id,
-                    at: ms(now),
-                    actor: "system".to_owned(),
-                    channel: d.channel.clone(),
-                    kind: TimelineKind::Notification.as_str(),
-                    message,
-                };
-                Self::insert_timeline(&mut tx, std::slice::from_ref(&row)).await?;
+                let mut rows = Vec::with_capacity(items.len());
+                let mut messages = std::collections::HashMap::new();
+                for (d, outcome) in &items {
+                    let attempt = d.attempts + 1;
+                    let who = format!("{} to {} by {} ({})", attempt_word(attempt), d.user_id, d.channel, d.address);
+                    let (status, next_at, error, sent_at, message) = match outcome {
+                        DeliveryOutcome::Sent { detail } => (
+                            "sent",
+                            ms(now),
+                            None,
+                            Some(ms(now)),
+                            if detail.is_empty() { format!("{who}: delivered") } else { format!("{who}: delivered ({detail})") },
+                        ),
+                        DeliveryOutcome::Retry { error, next_at } => (
+                            "pending",
+                            ms(*next_at),
+                            Some(error.clone()),
+                            None,
+                            format!("{who} failed: {error}; retrying at {}", next_at.to_rfc3339()),
+                        ),
+                        DeliveryOutcome::Failed { error } => (
+                            "failed",
+                            ms(now),
+                            Some(error.clone()),
+                            None,
+                            format!("{who} failed: {error}; giving up"),
+                        ),
+                    };
+                    rows.push(serde_json::json!([d.id, d.claim, status, attempt, next_at, error, sent_at]));
+                    messages.insert(d.id, (d.alert_id, d.channel.clone(), message));
+                }
+                let mut tx = self.write.begin().await?;
+                let held_rows = sqlx::query($update_outbox)
+                    .bind(enc(&rows)?)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let mut held = std::collections::HashSet::new();
+                for r in held_rows {
+                    held.insert(r.try_get::<i64, _>("id")?);
+                }
+                let timeline: Vec<$crate::plan::TimelineRow> = items
+                    .iter()
+                    .filter(|(d, _)| held.contains(&d.id))
+                    .filter_map(|(d, _)| messages.remove(&d.id))
+                    .map(|(alert_id, channel, message)| $crate::plan::TimelineRow {
+                        alert_id,
+                        at: ms(now),
+                        actor: "system".to_owned(),
+                        channel,
+                        kind: TimelineKind::Notification.as_str(),
+                        message,
+                    })
+                    .collect();
+                Self::insert_timeline(&mut tx, &timeline).await?;
                 tx.commit().await?;
-                Ok(true)
+                Ok(items.iter().map(|(d, _)| held.contains(&d.id)).collect())
             }
 
             async fn outbox_depth(&self) -> Result<i64, $crate::StoreError> {

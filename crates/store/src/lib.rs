@@ -162,6 +162,22 @@ pub trait Store: Send + Sync + 'static {
     /// Notifications waiting to be sent (the outbox depth).
     async fn outbox_depth(&self) -> Result<i64, StoreError>;
 
+    /// Complete many claimed steps in one transaction (see `complete_step`);
+    /// one answer per item, in order.
+    async fn complete_steps(
+        &self,
+        items: Vec<(ClaimedStep, StepDone)>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError>;
+
+    /// Record many attempts in one transaction (see `finish_delivery`); one
+    /// answer per item, in order.
+    async fn finish_deliveries(
+        &self,
+        items: Vec<(ClaimedDelivery, DeliveryOutcome)>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError>;
+
     /// The escalation steps of an alert, oldest first.
     async fn steps(&self, alert_id: i64) -> Result<Vec<EscalationStep>, StoreError>;
 

@@ -48,7 +48,12 @@ impl_store!(
     insert_labels = "INSERT INTO alert_labels (alert_id, name, value) SELECT (j.v ->> 0)::bigint, j.v ->> 1, j.v ->> 2 FROM jsonb_array_elements($1::jsonb) AS j(v) ON CONFLICT DO NOTHING",
     insert_timeline = "INSERT INTO alert_timeline (alert_id, at, actor, channel, kind, message) SELECT (j.v ->> 'alert_id')::bigint, (j.v ->> 'at')::bigint, j.v ->> 'actor', j.v ->> 'channel', j.v ->> 'kind', j.v ->> 'message' FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
     insert_steps = "INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) SELECT (j.v ->> 0)::bigint, j.v ->> 1, 0, 0, (j.v ->> 2)::bigint, 'pending', (j.v ->> 3)::bigint FROM jsonb_array_elements($1::jsonb) AS j(v)",
-    skip_locked = " FOR UPDATE SKIP LOCKED"
+    skip_locked = " FOR UPDATE SKIP LOCKED",
+    ids_open = "SELECT (jsonb_array_elements_text(",
+    ids_close = "::jsonb))::bigint",
+    insert_outbox = "INSERT INTO outbox (alert_id, step_id, user_id, contact_id, channel, address, due_at, status, next_attempt_at, created_at) SELECT (j.v ->> 0)::bigint, (j.v ->> 1)::bigint, j.v ->> 2, j.v ->> 3, j.v ->> 4, j.v ->> 5, (j.v ->> 6)::bigint, 'pending', (j.v ->> 6)::bigint, (j.v ->> 7)::bigint FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
+    insert_next_steps = "INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) SELECT (j.v ->> 0)::bigint, j.v ->> 1, (j.v ->> 2)::bigint, (j.v ->> 3)::bigint, (j.v ->> 4)::bigint, 'pending', (j.v ->> 5)::bigint FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
+    update_outbox = "UPDATE outbox SET status = j.v ->> 2, attempts = (j.v ->> 3)::bigint, next_attempt_at = (j.v ->> 4)::bigint, last_error = j.v ->> 5, sent_at = (j.v ->> 6)::bigint, claim = NULL FROM jsonb_array_elements($1::jsonb) AS j(v) WHERE outbox.id = (j.v ->> 0)::bigint AND outbox.status = 'running' AND outbox.claim = j.v ->> 1 RETURNING outbox.id AS id"
 );
 
 impl PgStore {

@@ -179,5 +179,10 @@ impl_store!(
     insert_labels = "INSERT INTO alert_labels (alert_id, name, value) SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM json_each($1) AS j WHERE true ON CONFLICT DO NOTHING",
     insert_timeline = "INSERT INTO alert_timeline (alert_id, at, actor, channel, kind, message) SELECT j.value ->> 'alert_id', j.value ->> 'at', j.value ->> 'actor', j.value ->> 'channel', j.value ->> 'kind', j.value ->> 'message' FROM json_each($1) AS j ORDER BY j.key",
     insert_steps = "INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) SELECT j.value ->> 0, j.value ->> 1, 0, 0, j.value ->> 2, 'pending', j.value ->> 3 FROM json_each($1) AS j",
-    skip_locked = ""
+    skip_locked = "",
+    ids_open = "SELECT value FROM json_each(",
+    ids_close = ")",
+    insert_outbox = "INSERT INTO outbox (alert_id, step_id, user_id, contact_id, channel, address, due_at, status, next_attempt_at, created_at) SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, j.value ->> 5, j.value ->> 6, 'pending', j.value ->> 6, j.value ->> 7 FROM json_each($1) AS j ORDER BY j.key",
+    insert_next_steps = "INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, 'pending', j.value ->> 5 FROM json_each($1) AS j ORDER BY j.key",
+    update_outbox = "UPDATE outbox SET status = j.value ->> 2, attempts = j.value ->> 3, next_attempt_at = j.value ->> 4, last_error = j.value ->> 5, sent_at = j.value ->> 6, claim = NULL FROM json_each($1) AS j WHERE outbox.id = j.value ->> 0 AND outbox.status = 'running' AND outbox.claim = j.value ->> 1 RETURNING outbox.id AS id"
 );
