@@ -68,28 +68,10 @@ sources: [{{id: am, type: prometheus, escalation_policy: p, key: {KEY}}}]
         ),
     )
     .unwrap();
-    let out = std::fs::File::create(dir.path().join("out")).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tocsin"));
-    cmd.args(["serve", "--config"]).arg(&cfg);
-    let _tocsin = Proc::spawn_split("tocsin", &mut cmd, out, &dir.path().join("err"));
+    let _tocsin = serve(dir.path(), &cfg, 0);
     wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30)).await;
 
-    let body = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/alertmanager/firing-single.json"
-    ))
-    .unwrap();
-    let res: Value = http()
-        .post(format!("{base}/api/v1/events/prometheus/{KEY}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = res["alerts"][0]["id"].as_i64().unwrap();
+    let id = post_fixture(&base, KEY, "firing-single.json").await;
     let alert = || async {
         http()
             .get(format!("{base}/api/v1/alerts/{id}"))

@@ -76,22 +76,7 @@ async fn scenario(dir: &Path, db: &str) {
     let base = format!("http://127.0.0.1:{port}");
     let mut p = start(dir, port, db, 0);
     wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30)).await;
-    let body = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/alertmanager/firing-single.json"
-    ))
-    .unwrap();
-    let res: Value = http()
-        .post(format!("{base}/api/v1/events/prometheus/{KEY}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = res["alerts"][0]["id"].as_i64().unwrap();
+    let id = post_fixture(&base, KEY, "firing-single.json").await;
 
     // Level 1 runs at once (the worker looks every 250 ms).
     let a = wait_for("level 1", Duration::from_secs(5), || async {

@@ -156,13 +156,19 @@ async fn transition(
             .transition(id, action, &caller.actor(), Utc::now())
             .await
             .map_err(|e| ApiError::from_store("alert transition", e))?;
+    respond(r, id, "accepted or un-accepted")
+}
+
+/// The answer to a change of an alert: the alert, 409 for a resolved one,
+/// or 404.
+fn respond(r: TransitionResult, id: i64, what: &str) -> Result<Json<serde_json::Value>, ApiError> {
     match r {
         TransitionResult::Done(a) | TransitionResult::Unchanged(a) => Ok(Json(json!(a))),
         TransitionResult::Conflict(a) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "conflict",
             format!(
-                "alert {} is {}; a resolved alert cannot be accepted, un-accepted or reassigned (the next firing opens a new alert)",
+                "alert {} is {}; a resolved alert cannot be {what} (the next firing opens a new alert)",
                 a.id, a.status
             ),
         )),
@@ -243,18 +249,7 @@ pub async fn reassign(
             .reassign(id, &target, &caller.actor(), Utc::now())
             .await
             .map_err(|e| ApiError::from_store("reassign", e))?;
-    match r {
-        TransitionResult::Done(a) | TransitionResult::Unchanged(a) => Ok(Json(json!(a))),
-        TransitionResult::Conflict(a) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!(
-                "alert {} is {}; a resolved alert cannot be reassigned",
-                a.id, a.status
-            ),
-        )),
-        TransitionResult::NotFound => Err(ApiError::not_found(format!("no alert {id}"))),
-    }
+    respond(r, id, "reassigned")
 }
 
 /// `POST /api/v1/alerts/{id}/comment` with a text body (or JSON `{"text": …}`).

@@ -217,3 +217,33 @@ fn is_root() -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
 }
+
+/// POST a fixture body from fixtures/alertmanager to a source's webhook URL;
+/// the id of the first alert in the answer.
+pub async fn post_fixture(base: &str, key: &str, fixture: &str) -> i64 {
+    let path = format!(
+        "{}/../../fixtures/alertmanager/{fixture}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let body = std::fs::read(&path).unwrap();
+    let res: serde_json::Value = http()
+        .post(format!("{base}/api/v1/events/prometheus/{key}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    res["alerts"][0]["id"].as_i64().unwrap()
+}
+
+/// `tocsin serve --config CFG` with the banner in `dir/out{run}` and the log
+/// in `dir/err{run}`.
+pub fn serve(dir: &Path, cfg: &Path, run: usize) -> Proc {
+    let out = std::fs::File::create(dir.join(format!("out{run}"))).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tocsin"));
+    cmd.args(["serve", "--config"]).arg(cfg);
+    Proc::spawn_split("tocsin", &mut cmd, out, &dir.join(format!("err{run}")))
+}
