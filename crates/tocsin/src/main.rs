@@ -329,6 +329,8 @@ async fn serve(
         channels.clone(),
     )?;
     let metrics = state.metrics_handle();
+    let escalate_now = state.escalation_wakeup();
+    let dispatch_now = Arc::new(tokio::sync::Notify::new());
     let app = tocsin_web::app(state);
     let keys = &secrets.source_keys;
 
@@ -363,10 +365,12 @@ async fn serve(
     tokio::spawn(escalate_forever(
         tocsin_engine::EscalationWorker::new(store.clone(), catalog),
         metrics.clone(),
+        escalate_now,
+        dispatch_now.clone(),
     ));
     let mut dispatcher = tocsin_engine::Dispatcher::new(store.clone(), channels, public_url);
     dispatcher.links = Some(tocsin_domain::links::LinkSigner::new(&secrets.link_secret));
-    tokio::spawn(dispatch_forever(dispatcher, metrics.clone()));
+    tokio::spawn(dispatch_forever(dispatcher, metrics.clone(), dispatch_now));
 
     let shutdown_grace = config
         .server
@@ -400,13 +404,22 @@ const ESCALATION_POLL: Duration = Duration::from_millis(250);
 async fn escalate_forever(
     worker: tocsin_engine::EscalationWorker,
     metrics: Arc<tocsin_web::Metrics>,
+    wake: Arc<tokio::sync::Notify>,
+    dispatch_now: Arc<tokio::sync::Notify>,
 ) {
     let mut every = tokio::time::interval(ESCALATION_POLL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        every.tick().await;
+        // Every poll, and at once when ingest has created alerts.
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = wake.notified() => {}
+        }
         match worker.tick(Utc::now()).await {
             Ok(r) if r.steps > 0 => {
+                if r.notifications > 0 {
+                    dispatch_now.notify_one();
+                }
                 metrics.escalation(r.steps as u64, r.notifications as u64, r.max_lag_ms);
                 tracing::debug!(
                     steps = r.steps,
@@ -489,11 +502,16 @@ fn channels(config: &Config, public_url: &str) -> Result<Vec<Arc<dyn tocsin_noti
 async fn dispatch_forever(
     dispatcher: tocsin_engine::Dispatcher,
     metrics: Arc<tocsin_web::Metrics>,
+    wake: Arc<tokio::sync::Notify>,
 ) {
     let mut every = tokio::time::interval(ESCALATION_POLL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        every.tick().await;
+        // Every poll, and at once when an escalation step queued notifications.
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = wake.notified() => {}
+        }
         match dispatcher.tick(Utc::now()).await {
             Ok(r) => {
                 for (channel, outcome) in &r.attempts {

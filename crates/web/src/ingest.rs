@@ -169,6 +169,12 @@ async fn receive(
             ));
         }
     };
+    if results
+        .iter()
+        .any(|r| r.outcome == tocsin_store::IngestOutcome::Created)
+    {
+        st.0.wake.notify_one();
+    }
     let mut alerts = Vec::with_capacity(results.len());
     for r in &results {
         st.0.metrics.ingested(&source.id, r.outcome.as_str(), 1);

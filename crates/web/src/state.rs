@@ -88,6 +88,9 @@ pub(crate) struct Inner {
     pub twilio_auth_token: Option<String>,
     /// Phone number → Tocsin user (from `sms` and `voice` contacts).
     pub phone_users: HashMap<String, String>,
+    /// Woken after ingest creates alerts, so the escalation worker runs at
+    /// once instead of at its next poll.
+    pub wake: Arc<tokio::sync::Notify>,
     /// The notification channels, for test notifications.
     pub channels: HashMap<String, Arc<dyn tocsin_notify::Channel>>,
     /// Maintenance windows as last read, and when (read at most once a second).
@@ -266,6 +269,7 @@ impl AppState {
                 .map(|c| (c.name().to_owned(), c))
                 .collect(),
             maintenance: tokio::sync::Mutex::new(None),
+            wake: Arc::new(tokio::sync::Notify::new()),
             source_ids: config.sources.iter().map(|s| s.id.clone()).collect(),
             service_ids: config.services.iter().map(|s| s.id.clone()).collect(),
             twilio_auth_token: config
@@ -319,6 +323,11 @@ impl AppState {
 
     pub(crate) fn feed_url(&self, token: &str) -> String {
         format!("{}/ical/{token}.ics", self.0.public_url)
+    }
+
+    /// Notified whenever ingest has created alerts (new escalation steps).
+    pub fn escalation_wakeup(&self) -> Arc<tokio::sync::Notify> {
+        self.0.wake.clone()
     }
 
     /// The metrics registry, for workers outside the HTTP layer.
