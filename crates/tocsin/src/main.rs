@@ -400,6 +400,10 @@ async fn serve(
 /// How often due escalation steps are looked for: well within the 1 s promise.
 const ESCALATION_POLL: Duration = Duration::from_millis(250);
 
+/// After a wake-up, wait this long so that a burst is handled in one round
+/// (one transaction) rather than one round per alert.
+const WAKE_COALESCE: Duration = Duration::from_millis(20);
+
 /// Run due escalation steps until the process ends.
 async fn escalate_forever(
     worker: tocsin_engine::EscalationWorker,
@@ -410,10 +414,10 @@ async fn escalate_forever(
     let mut every = tokio::time::interval(ESCALATION_POLL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        // Every poll, and at once when ingest has created alerts.
+        // Every poll, and soon after ingest has created alerts.
         tokio::select! {
             _ = every.tick() => {}
-            _ = wake.notified() => {}
+            _ = wake.notified() => tokio::time::sleep(WAKE_COALESCE).await,
         }
         match worker.tick(Utc::now()).await {
             Ok(r) if r.steps > 0 => {
@@ -507,10 +511,10 @@ async fn dispatch_forever(
     let mut every = tokio::time::interval(ESCALATION_POLL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        // Every poll, and at once when an escalation step queued notifications.
+        // Every poll, and soon after an escalation step queued notifications.
         tokio::select! {
             _ = every.tick() => {}
-            _ = wake.notified() => {}
+            _ = wake.notified() => tokio::time::sleep(WAKE_COALESCE).await,
         }
         match dispatcher.tick(Utc::now()).await {
             Ok(r) => {

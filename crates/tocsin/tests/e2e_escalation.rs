@@ -81,7 +81,7 @@ async fn scenario(dir: &Path, db: &str) {
     // Level 1 runs at once (the worker looks every 250 ms).
     let a = wait_for("level 1", Duration::from_secs(5), || async {
         let a = alert(&base, id).await;
-        (count(&a, "notifications") == 1).then_some(a)
+        (count(&a, "notifications") == 1 && count(&a, "escalation") == 2).then_some(a)
     })
     .await;
     assert_eq!(a["notifications"][0]["user_id"], "alice");

@@ -127,14 +127,16 @@ pub async fn show(
         .timeline(id)
         .await
         .map_err(|e| ApiError::from_store("alert timeline", e))?;
-    let escalation = store
-        .steps(id)
-        .await
-        .map_err(|e| ApiError::from_store("alert escalation", e))?;
+    // Notifications before steps: a step's notifications and its next step
+    // commit together, so this order never shows one without the other.
     let notifications = store
         .deliveries(id)
         .await
         .map_err(|e| ApiError::from_store("alert notifications", e))?;
+    let escalation = store
+        .steps(id)
+        .await
+        .map_err(|e| ApiError::from_store("alert escalation", e))?;
     Ok(Json(json!(AlertWithTimeline {
         alert,
         timeline,
