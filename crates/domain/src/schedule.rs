@@ -45,11 +45,7 @@ impl Restriction {
     }
 
     /// Whether local time `l` falls in a window (of its own day or the day before).
-    pub fn covers_local(&self, l: NaiveDateTime) -> bool {
-        self.covers(l)
-    }
-
-    fn covers(&self, l: NaiveDateTime) -> bool {
+    pub(crate) fn covers(&self, l: NaiveDateTime) -> bool {
         let d = l.date();
         [d.pred_opt(), Some(d)].into_iter().flatten().any(|day| {
             if !self.applies_on(day) {

@@ -29,7 +29,7 @@ pub struct Treatment {
 impl SupportHours {
     pub fn is_within(&self, t: DateTime<Utc>) -> bool {
         let l = t.with_timezone(&self.tz).naive_local();
-        self.windows.iter().any(|w| w.covers_local(l))
+        self.windows.iter().any(|w| w.covers(l))
     }
 
     /// The next instant support hours start, strictly after `t` (within 8 days).

@@ -7,9 +7,8 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
-use sha2::Sha256;
+use tocsin_domain::links::hmac_sha256_hex;
 
 use crate::{Channel, Message, SendError, http_client, http_outcome};
 
@@ -30,11 +29,9 @@ impl Webhook {
 
 /// `sha256=<hex>` over `"{timestamp}.{body}"`.
 pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()));
-    mac.update(format!("{timestamp}.").as_bytes());
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    let mut message = format!("{timestamp}.").into_bytes();
+    message.extend_from_slice(body);
+    format!("sha256={}", hmac_sha256_hex(secret.as_bytes(), &message))
 }
 
 /// The JSON document a webhook receives.
