@@ -11,6 +11,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tocsin.db";
 /// Default retention of resolved alerts, in days.
 pub const DEFAULT_RETENTION_DAYS: u64 = 90;
+/// Default bundle window, in seconds.
+pub const DEFAULT_BUNDLE_WINDOW_SECS: u64 = 10;
+/// Default lifetime of action links, in seconds.
+pub const DEFAULT_ACTION_LINK_TTL_SECS: u64 = 86_400;
 /// Default request body limit (5 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 5 * 1024 * 1024;
 
@@ -25,6 +29,8 @@ pub struct Config {
     pub api_tokens: Vec<ApiToken>,
     #[serde(default)]
     pub providers: Providers,
+    #[serde(default)]
+    pub notifications: Notifications,
     #[serde(default)]
     pub teams: Vec<Team>,
     #[serde(default)]
@@ -56,6 +62,19 @@ pub struct Server {
     pub body_limit_bytes: Option<usize>,
     /// How long in-flight requests may take to finish at shutdown (default 10s).
     pub shutdown_timeout: Option<DurationSpec>,
+}
+
+/// How notifications go out.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notifications {
+    /// Pages to one contact within this long of a message are merged into
+    /// one message sent when the window ends (default 10s; `0s` sends each
+    /// page on its own).
+    pub bundle_window: Option<DurationSpec>,
+    /// How long the signed accept/resolve links in a message work
+    /// (default 24h).
+    pub action_link_ttl: Option<DurationSpec>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -467,6 +486,20 @@ impl Config {
             Some(d) => Some(d),
             None => Some(DurationSpec::from_secs(DEFAULT_RETENTION_DAYS * 86_400)),
         }
+    }
+
+    /// The bundle window (default 10 s; zero turns bundling off).
+    pub fn bundle_window(&self) -> DurationSpec {
+        self.notifications
+            .bundle_window
+            .unwrap_or(DurationSpec::from_secs(DEFAULT_BUNDLE_WINDOW_SECS))
+    }
+
+    /// How long action links work (default 24 h).
+    pub fn action_link_ttl(&self) -> DurationSpec {
+        self.notifications
+            .action_link_ttl
+            .unwrap_or(DurationSpec::from_secs(DEFAULT_ACTION_LINK_TTL_SECS))
     }
 
     pub fn body_limit(&self) -> usize {

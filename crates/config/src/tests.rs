@@ -280,3 +280,28 @@ fn schedules_convert_to_the_domain_model() {
         .to_utc();
     assert_eq!(s.on_call(t).map(|o| o.user).as_deref(), Some("carol"));
 }
+
+#[test]
+fn notification_settings_default_and_are_checked() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.bundle_window().as_secs(), 10);
+    assert_eq!(c.action_link_ttl().as_secs(), 86_400);
+    let set = parse(&format!(
+        "{MINIMAL}notifications: {{bundle_window: 30s, action_link_ttl: 2h}}\n"
+    ))
+    .unwrap();
+    assert_eq!(set.bundle_window().as_secs(), 30);
+    assert_eq!(set.action_link_ttl().as_secs(), 7200);
+    let off = parse(&format!("{MINIMAL}notifications: {{bundle_window: 0s}}\n")).unwrap();
+    assert_eq!(off.bundle_window().as_secs(), 0);
+    let p = problems(&format!(
+        "{MINIMAL}notifications: {{bundle_window: 2h, action_link_ttl: 0s}}\n"
+    ));
+    assert_eq!(
+        p,
+        [
+            "notifications.action_link_ttl: must be longer than 0 (e.g. 24h)",
+            "notifications.bundle_window: must be at most 1h: longer would hold pages back too long (0s turns bundling off)"
+        ]
+    );
+}

@@ -369,6 +369,24 @@ impl Validator {
                 }
             }
         }
+        if c.notifications
+            .action_link_ttl
+            .is_some_and(|d| d.as_secs() == 0)
+        {
+            self.err(
+                "notifications.action_link_ttl",
+                "must be longer than 0 (e.g. 24h)",
+            );
+        }
+        if c.notifications
+            .bundle_window
+            .is_some_and(|d| d.as_secs() > 3600)
+        {
+            self.err(
+                "notifications.bundle_window",
+                "must be at most 1h: longer would hold pages back too long (0s turns bundling off)",
+            );
+        }
         if let Some(sp) = &c.status_page {
             for (i, ch) in sp.charts.iter().enumerate() {
                 self.reference(

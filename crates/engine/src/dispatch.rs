@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use tocsin_domain::AlertStatus;
 use tocsin_domain::links::{ActionLink, LinkAction, LinkSigner};
-use tocsin_notify::{Channel, Message, SendError};
-use tocsin_store::{ClaimedDelivery, DeliveryOutcome, Store};
+use tocsin_notify::{Brief, Channel, Message, SendError};
+use tocsin_store::{Alert, ClaimedDelivery, DeliveryOutcome, Store};
 
 use crate::{EngineError, claim_token};
 
@@ -41,6 +41,9 @@ pub struct Dispatcher {
     pub links: Option<LinkSigner>,
     /// How long action links work.
     pub link_ttl: TimeDelta,
+    /// Pages to one contact within this long of its last message wait and
+    /// go out together as one message (zero: no bundling).
+    pub bundle_window: TimeDelta,
 }
 
 impl Dispatcher {
@@ -60,45 +63,75 @@ impl Dispatcher {
             send_timeout: Duration::from_secs(30),
             links: None,
             link_ttl: TimeDelta::hours(24),
+            bundle_window: TimeDelta::seconds(10),
         }
     }
 
-    fn message(&self, d: &ClaimedDelivery, now: DateTime<Utc>) -> Message {
-        let a = &d.alert;
-        let actions = match &self.links {
-            Some(signer) if a.status.is_open() => [
-                (LinkAction::Accept, "Accept"),
-                (LinkAction::Resolve, "Resolve"),
-            ]
-            .into_iter()
-            .filter(|(act, _)| !(*act == LinkAction::Accept && a.status == AlertStatus::Accepted))
-            .map(|(action, label)| {
-                let link = ActionLink {
-                    alert_id: a.id,
-                    action,
-                    user: d.user_id.clone(),
-                    expires: (now + self.link_ttl).timestamp(),
-                };
-                (
-                    label.to_owned(),
-                    format!("{}/act/{action}?{}", self.public_url, signer.query(&link)),
-                )
-            })
-            .collect(),
-            _ => Vec::new(),
+    /// Signed action links for `user` on alert `a`.
+    fn actions(&self, a: &Alert, user: &str, now: DateTime<Utc>) -> Vec<(String, String)> {
+        let Some(signer) = &self.links else {
+            return Vec::new();
         };
-        Message {
-            alert_id: a.id,
-            summary: a.summary.clone(),
-            details: a.details.clone(),
-            severity: a.severity,
-            priority: a.priority,
-            status: a.status,
-            links: a.links.clone(),
-            alert_url: format!("{}/api/v1/alerts/{}", self.public_url, a.id),
-            actions,
-            recipient: d.user_id.clone(),
+        if !a.status.is_open() {
+            return Vec::new();
         }
+        [
+            (LinkAction::Accept, "Accept"),
+            (LinkAction::Resolve, "Resolve"),
+        ]
+        .into_iter()
+        .filter(|(act, _)| !(*act == LinkAction::Accept && a.status == AlertStatus::Accepted))
+        .map(|(action, label)| {
+            let link = ActionLink {
+                alert_id: a.id,
+                action,
+                user: user.to_owned(),
+                expires: (now + self.link_ttl).timestamp(),
+            };
+            (
+                label.to_owned(),
+                format!("{}/act/{action}?{}", self.public_url, signer.query(&link)),
+            )
+        })
+        .collect()
+    }
+
+    fn alert_url(&self, id: i64) -> String {
+        format!("{}/api/v1/alerts/{id}", self.public_url)
+    }
+
+    /// One message for a bundle of deliveries to one contact (most often a
+    /// bundle of one). The most severe alert leads; the rest are listed.
+    fn message(&self, bundle: &[ClaimedDelivery], now: DateTime<Utc>) -> Option<Message> {
+        let mut alerts: Vec<&Alert> = bundle.iter().map(|d| &d.alert).collect();
+        alerts.sort_by_key(|a| (a.severity, a.id));
+        alerts.dedup_by_key(|a| a.id);
+        let (lead, rest) = alerts.split_first()?;
+        let user = &bundle.first()?.user_id;
+        Some(Message {
+            alert_id: lead.id,
+            summary: lead.summary.clone(),
+            details: lead.details.clone(),
+            severity: lead.severity,
+            priority: lead.priority,
+            status: lead.status,
+            links: lead.links.clone(),
+            alert_url: self.alert_url(lead.id),
+            actions: self.actions(lead, user, now),
+            recipient: user.clone(),
+            also: rest
+                .iter()
+                .map(|a| Brief {
+                    alert_id: a.id,
+                    summary: a.summary.clone(),
+                    severity: a.severity,
+                    priority: a.priority,
+                    status: a.status,
+                    alert_url: self.alert_url(a.id),
+                    actions: self.actions(a, user, now),
+                })
+                .collect(),
+        })
     }
 
     /// Wait before attempt `n + 1` after `n` failed attempts.
@@ -114,18 +147,46 @@ impl Dispatcher {
             let claim = claim_token();
             let due = self
                 .store
-                .claim_due_deliveries(now, self.lease, self.batch, &claim)
+                .claim_due_deliveries(now, self.lease, self.batch, self.bundle_window, &claim)
                 .await?;
             if due.is_empty() {
                 break;
             }
+            // One message per contact: what a claim returns for a contact
+            // is its bundle.
+            let mut bundles: Vec<Vec<ClaimedDelivery>> = Vec::new();
+            let mut index: HashMap<(String, String, String, String), usize> = HashMap::new();
+            for d in due {
+                let key = (
+                    d.user_id.clone(),
+                    d.contact_id.clone(),
+                    d.channel.clone(),
+                    d.address.clone(),
+                );
+                match index.get(&key) {
+                    Some(&i) => {
+                        if let Some(b) = bundles.get_mut(i) {
+                            b.push(d);
+                        }
+                    }
+                    None => {
+                        index.insert(key, bundles.len());
+                        bundles.push(vec![d]);
+                    }
+                }
+            }
             // Send concurrently: one slow provider must not hold up the rest.
             let mut sends = tokio::task::JoinSet::new();
-            for (i, d) in due.iter().enumerate() {
-                let channel = self.channels.get(&d.channel).cloned();
-                let msg = self.message(d, now);
-                let address = d.address.clone();
-                let name = d.channel.clone();
+            for (i, bundle) in bundles.iter().enumerate() {
+                let Some(first) = bundle.first() else {
+                    continue;
+                };
+                let Some(msg) = self.message(bundle, now) else {
+                    continue;
+                };
+                let channel = self.channels.get(&first.channel).cloned();
+                let address = first.address.clone();
+                let name = first.channel.clone();
                 let timeout = self.send_timeout;
                 sends.spawn(async move {
                     let r = match channel {
@@ -140,7 +201,7 @@ impl Dispatcher {
                     (i, r)
                 });
             }
-            let mut results: Vec<Option<Result<String, SendError>>> = vec![None; due.len()];
+            let mut results: Vec<Option<Result<String, SendError>>> = vec![None; bundles.len()];
             while let Some(joined) = sends.join_next().await {
                 if let Ok((i, r)) = joined
                     && let Some(slot) = results.get_mut(i)
@@ -148,24 +209,43 @@ impl Dispatcher {
                     *slot = Some(r);
                 }
             }
-            let mut finished = Vec::with_capacity(due.len());
-            let mut labels = Vec::with_capacity(due.len());
-            for (d, r) in due.into_iter().zip(results) {
+            let mut finished = Vec::new();
+            let mut labels = Vec::new();
+            for (bundle, r) in bundles.into_iter().zip(results) {
                 let r = r.unwrap_or_else(|| Err(SendError::retry("the send task failed")));
-                let attempt = d.attempts + 1;
-                let (outcome, label) = match r {
-                    Ok(detail) => (DeliveryOutcome::Sent { detail }, "sent"),
-                    Err(e) if e.retryable && attempt < self.max_attempts => (
-                        DeliveryOutcome::Retry {
-                            error: e.message,
-                            next_at: now + self.backoff_after(attempt),
-                        },
-                        "retry",
-                    ),
-                    Err(e) => (DeliveryOutcome::Failed { error: e.message }, "failed"),
-                };
-                labels.push((d.channel.clone(), label));
-                finished.push((d, outcome));
+                let size = bundle.len();
+                for d in bundle {
+                    let attempt = d.attempts + 1;
+                    let (outcome, label) = match &r {
+                        Ok(detail) if size > 1 => (
+                            DeliveryOutcome::Sent {
+                                detail: format!("{detail}; one message bundling {size} alerts"),
+                            },
+                            "sent",
+                        ),
+                        Ok(detail) => (
+                            DeliveryOutcome::Sent {
+                                detail: detail.clone(),
+                            },
+                            "sent",
+                        ),
+                        Err(e) if e.retryable && attempt < self.max_attempts => (
+                            DeliveryOutcome::Retry {
+                                error: e.message.clone(),
+                                next_at: now + self.backoff_after(attempt),
+                            },
+                            "retry",
+                        ),
+                        Err(e) => (
+                            DeliveryOutcome::Failed {
+                                error: e.message.clone(),
+                            },
+                            "failed",
+                        ),
+                    };
+                    labels.push((d.channel.clone(), label));
+                    finished.push((d, outcome));
+                }
             }
             // One transaction for the whole round.
             let held = self.store.finish_deliveries(finished, now).await?;

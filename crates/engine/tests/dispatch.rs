@@ -228,3 +228,127 @@ async fn accepting_stops_what_is_queued() {
     assert_eq!(ch.seen.lock().unwrap().len(), 1);
     assert_eq!(s.deliveries(id).await.unwrap()[0].status, "cancelled");
 }
+
+/// Records every message it is given.
+#[derive(Default)]
+struct Recorder {
+    got: Mutex<Vec<(String, Message)>>,
+}
+
+#[async_trait]
+impl Channel for Recorder {
+    fn name(&self) -> &'static str {
+        "email"
+    }
+    async fn send(&self, address: &str, msg: &Message) -> Result<String, SendError> {
+        self.got
+            .lock()
+            .unwrap()
+            .push((address.to_owned(), msg.clone()));
+        Ok("250 queued".into())
+    }
+}
+
+#[tokio::test]
+async fn pages_within_the_window_go_out_as_one_message() {
+    let (s, _dir) = store().await;
+    let ch = Arc::new(Recorder::default());
+    let mut d = Dispatcher::new(
+        s.clone(),
+        vec![ch.clone() as Arc<dyn Channel>],
+        "http://tocsin.test",
+    );
+    d.links = Some(tocsin_domain::links::LinkSigner::new("link-secret"));
+    let mail = [("email", "alice@example.com")];
+
+    // The first page goes out at once, on its own.
+    let a1 = alert_with(s.as_ref(), "k1", &mail).await;
+    assert_eq!(d.tick(t(0)).await.unwrap().sent, 1);
+    // Two more inside the 10 s window wait for its end…
+    let a2 = alert_with(s.as_ref(), "k2", &mail).await;
+    let a3 = alert_with(s.as_ref(), "k3", &mail).await;
+    assert!(d.tick(t(2)).await.unwrap().attempts.is_empty());
+    assert!(d.tick(t(9)).await.unwrap().attempts.is_empty());
+    // …and then go out as one message.
+    assert_eq!(d.tick(t(10)).await.unwrap().sent, 2);
+    {
+        let got = ch.got.lock().unwrap();
+        assert_eq!(got.len(), 2, "two messages for three pages");
+        assert_eq!(got[0].1.alert_id, a1);
+        assert!(got[0].1.also.is_empty());
+        let bundle = &got[1].1;
+        assert_eq!(got[1].0, "alice@example.com");
+        assert_eq!((bundle.alert_id, bundle.also.len()), (a2, 1));
+        assert_eq!(bundle.also[0].alert_id, a3);
+        assert_eq!(
+            bundle.title(),
+            format!("[Tocsin] 2 alerts: SEV1 #{a2}: queue backlog, and 1 more")
+        );
+        // Each bundled alert has its own signed links.
+        assert!(
+            bundle
+                .action("Accept")
+                .unwrap()
+                .contains(&format!("alert={a2}"))
+        );
+        let links = &bundle.also[0].actions;
+        assert!(
+            links
+                .iter()
+                .any(|(l, u)| l == "Accept" && u.contains(&format!("alert={a3}")))
+        );
+        let text = bundle.text();
+        assert!(text.starts_with("2 alerts came in for you"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "\n#{a3} SEV1 (high priority, pending): queue backlog\n"
+            )),
+            "{text}"
+        );
+    }
+    for id in [a2, a3] {
+        let notes: Vec<String> = s
+            .timeline(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "notification")
+            .map(|e| e.message)
+            .collect();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].ends_with("delivered (250 queued; one message bundling 2 alerts)"),
+            "{notes:?}"
+        );
+    }
+
+    // A held page whose alert is accepted meanwhile is dropped from the bundle.
+    let a4 = alert_with(s.as_ref(), "k4", &mail).await;
+    let a5 = alert_with(s.as_ref(), "k5", &mail).await;
+    assert!(d.tick(t(12)).await.unwrap().attempts.is_empty());
+    s.transition(a4, Transition::Accept, &Actor::new("token:t", "api"), t(15))
+        .await
+        .unwrap();
+    assert_eq!(d.tick(t(20)).await.unwrap().sent, 1);
+    let got = ch.got.lock().unwrap();
+    assert_eq!(got.len(), 3);
+    assert_eq!((got[2].1.alert_id, got[2].1.also.len()), (a5, 0));
+}
+
+#[tokio::test]
+async fn a_zero_window_sends_every_page_on_its_own() {
+    let (s, _dir) = store().await;
+    let ch = Arc::new(Recorder::default());
+    let mut d = Dispatcher::new(
+        s.clone(),
+        vec![ch.clone() as Arc<dyn Channel>],
+        "http://tocsin.test",
+    );
+    d.bundle_window = TimeDelta::zero();
+    let mail = [("email", "alice@example.com")];
+    alert_with(s.as_ref(), "k1", &mail).await;
+    assert_eq!(d.tick(t(0)).await.unwrap().sent, 1);
+    alert_with(s.as_ref(), "k2", &mail).await;
+    assert_eq!(d.tick(t(1)).await.unwrap().sent, 1);
+    assert_eq!(ch.got.lock().unwrap().len(), 2);
+}

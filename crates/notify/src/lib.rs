@@ -27,7 +27,26 @@ pub struct Message {
     pub actions: Vec<(String, String)>,
     /// The user this message goes to.
     pub recipient: String,
+    /// Further alerts bundled into this message (pages to the same contact
+    /// within the bundle window); empty for a message about one alert.
+    pub also: Vec<Brief>,
 }
+
+/// One more alert in a bundled message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Brief {
+    pub alert_id: i64,
+    pub summary: String,
+    pub severity: Severity,
+    pub priority: Priority,
+    pub status: AlertStatus,
+    pub alert_url: String,
+    /// Signed action links for the recipient, like [`Message::actions`].
+    pub actions: Vec<(String, String)>,
+}
+
+/// How many bundled alerts a message lists one by one; the rest are counted.
+pub const BUNDLE_LISTED: usize = 10;
 
 impl Message {
     /// The action link with this label (`Accept`, `Resolve`).
@@ -62,20 +81,46 @@ pub fn http_client() -> Result<reqwest::Client, SendError> {
 }
 
 impl Message {
-    /// `[Tocsin] SEV1 #12: disk full`
-    pub fn title(&self) -> String {
-        format!(
-            "[Tocsin] {} #{}: {}",
-            self.severity, self.alert_id, self.summary
-        )
+    /// How many alerts this message is about.
+    pub fn count(&self) -> usize {
+        1 + self.also.len()
     }
 
-    /// The plain-text body every text channel starts from.
+    /// `[Tocsin] SEV1 #12: disk full`, or for a bundle
+    /// `[Tocsin] 3 alerts: SEV1 #12: disk full, and 2 more`.
+    pub fn title(&self) -> String {
+        if self.also.is_empty() {
+            format!(
+                "[Tocsin] {} #{}: {}",
+                self.severity, self.alert_id, self.summary
+            )
+        } else {
+            format!(
+                "[Tocsin] {} alerts: {} #{}: {}, and {} more",
+                self.count(),
+                self.severity,
+                self.alert_id,
+                self.summary,
+                self.also.len()
+            )
+        }
+    }
+
+    /// The plain-text body every text channel starts from. A bundle starts
+    /// with the first alert in full, then lists the others with their links.
     pub fn text(&self) -> String {
-        let mut out = format!(
+        let mut out = String::new();
+        if !self.also.is_empty() {
+            out.push_str(&format!(
+                "{} alerts came in for you at about the same time; they are bundled into this one message.\n\n#{} ",
+                self.count(),
+                self.alert_id
+            ));
+        }
+        out.push_str(&format!(
             "{}\n\nSeverity: {} ({} priority)\nStatus: {}\nAlert: {}\n",
             self.summary, self.severity, self.priority, self.status, self.alert_url
-        );
+        ));
         for (label, url) in &self.actions {
             out.push_str(&format!("{label}: {url}\n"));
         }
@@ -94,7 +139,34 @@ impl Message {
                 }
             }
         }
+        if !self.also.is_empty() {
+            out.push_str(&format!("\nAlso for you ({} more):\n", self.also.len()));
+            for b in self.also.iter().take(BUNDLE_LISTED) {
+                out.push_str(&format!(
+                    "\n#{} {} ({} priority, {}): {}\nAlert: {}\n",
+                    b.alert_id, b.severity, b.priority, b.status, b.summary, b.alert_url
+                ));
+                for (label, url) in &b.actions {
+                    out.push_str(&format!("{label}: {url}\n"));
+                }
+            }
+            if self.also.len() > BUNDLE_LISTED {
+                out.push_str(&format!(
+                    "\n…and {} more; see {}\n",
+                    self.also.len() - BUNDLE_LISTED,
+                    self.alerts_url()
+                ));
+            }
+        }
         out
+    }
+
+    /// The list of alerts nobody has accepted, next to [`Message::alert_url`].
+    pub fn alerts_url(&self) -> String {
+        match self.alert_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}?status=pending"),
+            None => self.alert_url.clone(),
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use crate::{Channel, Message, SendError, http_client, http_outcome};
+use crate::{BUNDLE_LISTED, Brief, Channel, Message, SendError, http_client, http_outcome};
 
 pub struct Slack {
     http: reqwest::Client,
@@ -39,35 +39,81 @@ fn header_blocks(msg: &Message) -> Vec<Value> {
         text.push('\n');
         text.push_str(&links.join(" · "));
     }
-    vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})]
+    let mut blocks = Vec::new();
+    if !msg.also.is_empty() {
+        blocks.push(json!({"type": "header", "text": {"type": "plain_text",
+            "text": format!("{} alerts for you, bundled", msg.count())}}));
+    }
+    blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}));
+    blocks
 }
 
-/// An incoming-webhook message: link buttons open the signed confirmation pages.
-pub fn webhook_payload(msg: &Message) -> Value {
-    let mut blocks = header_blocks(msg);
-    let buttons: Vec<Value> = msg
-        .actions
+/// The section of one further alert in a bundle.
+fn brief_block(b: &Brief) -> Value {
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": format!(
+        "*<{}|#{}> {}*\n{} · {} priority · {}",
+        b.alert_url, b.alert_id, b.summary, b.severity, b.priority, b.status
+    )}})
+}
+
+/// The line that counts the bundled alerts not listed one by one.
+fn overflow_block(msg: &Message) -> Option<Value> {
+    let hidden = msg
+        .also
+        .len()
+        .checked_sub(BUNDLE_LISTED)
+        .filter(|n| *n > 0)?;
+    Some(json!({"type": "context", "elements": [{"type": "mrkdwn",
+        "text": format!("…and {hidden} more: <{}|open alerts>", msg.alerts_url())}]}))
+}
+
+fn link_buttons(actions: &[(String, String)], alert_id: i64) -> Vec<Value> {
+    actions
         .iter()
         .map(|(label, url)| {
             json!({"type": "button", "text": {"type": "plain_text", "text": label}, "url": url,
-                   "action_id": format!("open_{}", label.to_lowercase())})
+                   "action_id": format!("open_{}_{alert_id}", label.to_lowercase())})
         })
-        .collect();
+        .collect()
+}
+
+fn bot_buttons(alert_id: i64) -> Value {
+    json!({"type": "actions", "block_id": format!("tocsin-alert-{alert_id}"), "elements": [
+        {"type": "button", "text": {"type": "plain_text", "text": "Accept"}, "style": "primary",
+         "action_id": "accept", "value": alert_id.to_string()},
+        {"type": "button", "text": {"type": "plain_text", "text": "Resolve"},
+         "action_id": "resolve", "value": alert_id.to_string()},
+    ]})
+}
+
+/// An incoming-webhook message: link buttons open the signed confirmation
+/// pages. A bundle has a section and buttons per alert.
+pub fn webhook_payload(msg: &Message) -> Value {
+    let mut blocks = header_blocks(msg);
+    let buttons = link_buttons(&msg.actions, msg.alert_id);
     if !buttons.is_empty() {
         blocks.push(json!({"type": "actions", "elements": buttons}));
     }
+    for b in msg.also.iter().take(BUNDLE_LISTED) {
+        blocks.push(brief_block(b));
+        let buttons = link_buttons(&b.actions, b.alert_id);
+        if !buttons.is_empty() {
+            blocks.push(json!({"type": "actions", "elements": buttons}));
+        }
+    }
+    blocks.extend(overflow_block(msg));
     json!({"text": msg.title(), "blocks": blocks})
 }
 
 /// A bot message: buttons carry `accept:<id>` / `resolve:<id>` back to Tocsin.
 pub fn bot_payload(channel: &str, msg: &Message) -> Value {
     let mut blocks = header_blocks(msg);
-    blocks.push(json!({"type": "actions", "block_id": format!("tocsin-alert-{}", msg.alert_id), "elements": [
-        {"type": "button", "text": {"type": "plain_text", "text": "Accept"}, "style": "primary",
-         "action_id": "accept", "value": msg.alert_id.to_string()},
-        {"type": "button", "text": {"type": "plain_text", "text": "Resolve"},
-         "action_id": "resolve", "value": msg.alert_id.to_string()},
-    ]}));
+    blocks.push(bot_buttons(msg.alert_id));
+    for b in msg.also.iter().take(BUNDLE_LISTED) {
+        blocks.push(brief_block(b));
+        blocks.push(bot_buttons(b.alert_id));
+    }
+    blocks.extend(overflow_block(msg));
     json!({"channel": channel, "text": msg.title(), "blocks": blocks})
 }
 

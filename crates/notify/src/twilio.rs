@@ -62,16 +62,40 @@ impl Client {
     }
 }
 
-/// The SMS text: short, with how to answer.
+/// The SMS text: short, with how to answer. A bundle lists every alert
+/// (as many as fit) on one line each.
 pub fn sms_body(msg: &Message) -> String {
-    let head = format!(
-        "Tocsin #{} {} {}: {}",
-        msg.alert_id, msg.severity, msg.priority, msg.summary
-    );
-    let tail = format!(
-        "\nReply ACK {id} to accept, RES {id} to resolve.",
-        id = msg.alert_id
-    );
+    let (head, tail) = if msg.also.is_empty() {
+        (
+            format!(
+                "Tocsin #{} {} {}: {}",
+                msg.alert_id, msg.severity, msg.priority, msg.summary
+            ),
+            format!(
+                "\nReply ACK {id} to accept, RES {id} to resolve.",
+                id = msg.alert_id
+            ),
+        )
+    } else {
+        let mut head = format!(
+            "Tocsin: {} alerts\n#{} {} {}: {}",
+            msg.count(),
+            msg.alert_id,
+            msg.severity,
+            msg.priority,
+            msg.summary
+        );
+        for b in &msg.also {
+            head.push_str(&format!(
+                "\n#{} {} {}: {}",
+                b.alert_id, b.severity, b.priority, b.summary
+            ));
+        }
+        (
+            head,
+            "\nReply ACK <number> to accept, RES <number> to resolve.".to_owned(),
+        )
+    };
     let room = 1600usize.saturating_sub(tail.chars().count());
     let head: String = head.chars().take(room).collect();
     format!("{head}{tail}")
@@ -139,10 +163,19 @@ impl Channel for TwilioVoice {
                     ("From", self.client.s.from.clone()),
                     (
                         "Url",
-                        format!(
-                            "{}/api/v1/twilio/voice?alert={}",
-                            self.public_url, msg.alert_id
-                        ),
+                        if msg.also.is_empty() {
+                            format!(
+                                "{}/api/v1/twilio/voice?alert={}",
+                                self.public_url, msg.alert_id
+                            )
+                        } else {
+                            format!(
+                                "{}/api/v1/twilio/voice?alert={}&more={}",
+                                self.public_url,
+                                msg.alert_id,
+                                msg.also.len()
+                            )
+                        },
                     ),
                     ("Method", "POST".to_owned()),
                     ("Timeout", "45".to_owned()),

@@ -2,7 +2,8 @@
 //! has a `secret`, the request carries
 //! `X-Tocsin-Timestamp: <unix seconds>` and
 //! `X-Tocsin-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`,
-//! so the receiver can check origin and freshness.
+//! so the receiver can check origin and freshness. A bundled message lists
+//! its further alerts under `also`.
 
 use std::collections::HashMap;
 
@@ -53,6 +54,18 @@ pub fn payload(msg: &Message) -> serde_json::Value {
             "accept": msg.action("Accept"),
             "resolve": msg.action("Resolve"),
         },
+        "also": msg.also.iter().map(|b| {
+            let action = |label: &str| b.actions.iter().find(|(l, _)| l == label).map(|(_, u)| u.clone());
+            json!({
+                "id": b.alert_id,
+                "status": b.status.as_str(),
+                "severity": b.severity.as_str(),
+                "priority": b.priority.as_str(),
+                "summary": b.summary,
+                "url": b.alert_url,
+                "actions": {"accept": action("Accept"), "resolve": action("Resolve")},
+            })
+        }).collect::<Vec<_>>(),
     })
 }
 

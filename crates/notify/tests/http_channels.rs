@@ -50,6 +50,7 @@ fn message() -> Message {
             ),
         ],
         recipient: "alice".into(),
+        also: vec![],
     }
 }
 
@@ -450,4 +451,85 @@ async fn twilio_sms_and_calls() {
             .unwrap_err()
             .retryable
     );
+}
+
+fn bundle(n: i64) -> Message {
+    let mut m = message();
+    m.also = (8..8 + n)
+        .map(|id| tocsin_notify::Brief {
+            alert_id: id,
+            summary: format!("disk {id} full"),
+            severity: Severity::Sev2,
+            priority: Priority::Low,
+            status: AlertStatus::Pending,
+            alert_url: format!("http://tocsin.test/api/v1/alerts/{id}"),
+            actions: vec![(
+                "Accept".into(),
+                format!("http://tocsin.test/act/accept?alert={id}&sig=x"),
+            )],
+        })
+        .collect();
+    m
+}
+
+#[test]
+fn bundled_messages_list_every_alert_on_every_channel() {
+    let m = bundle(2);
+    assert_eq!(
+        m.title(),
+        "[Tocsin] 3 alerts: SEV0 #7: Payments API errors — above 5%, and 2 more"
+    );
+    let text = m.text();
+    assert!(text.starts_with("3 alerts came in for you"), "{text}");
+    assert!(text.contains("Also for you (2 more):"), "{text}");
+    assert!(
+        text.contains("#9 SEV2 (low priority, pending): disk 9 full\nAlert: http://tocsin.test/api/v1/alerts/9\nAccept: http://tocsin.test/act/accept?alert=9&sig=x\n"),
+        "{text}"
+    );
+
+    let sms = tocsin_notify::twilio::sms_body(&m);
+    assert!(
+        sms.starts_with("Tocsin: 3 alerts\n#7 SEV0 high: Payments"),
+        "{sms}"
+    );
+    assert!(
+        sms.contains("\n#8 SEV2 low: disk 8 full\n#9 SEV2 low: disk 9 full\n"),
+        "{sms}"
+    );
+    assert!(sms.ends_with("Reply ACK <number> to accept, RES <number> to resolve."));
+
+    let hook = tocsin_notify::webhook::payload(&m);
+    assert_eq!(hook["alert"]["id"], 7);
+    assert_eq!(hook["also"].as_array().unwrap().len(), 2);
+    assert_eq!(hook["also"][1]["id"], 9);
+    assert_eq!(
+        hook["also"][1]["actions"]["accept"],
+        "http://tocsin.test/act/accept?alert=9&sig=x"
+    );
+
+    // Slack bot: Accept/Resolve buttons per alert, each block id unique.
+    let bot = tocsin_notify::slack::bot_payload("C1", &m);
+    let ids: Vec<&str> = bot["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["block_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["tocsin-alert-7", "tocsin-alert-8", "tocsin-alert-9"]);
+    assert_eq!(bot["blocks"][0]["type"], "header");
+
+    // A big bundle lists ten and counts the rest.
+    let big = bundle(14);
+    let text = big.text();
+    assert!(text.contains("#17 SEV2"), "{text}");
+    assert!(!text.contains("#18 SEV2"), "{text}");
+    assert!(
+        text.contains("…and 4 more; see http://tocsin.test/api/v1/alerts?status=pending"),
+        "{text}"
+    );
+    let hook = tocsin_notify::slack::webhook_payload(&big);
+    let last = hook["blocks"].as_array().unwrap().last().unwrap().clone();
+    assert!(last.to_string().contains("and 4 more"), "{last}");
+    let sms = tocsin_notify::twilio::sms_body(&big);
+    assert!(sms.chars().count() <= 1600);
 }

@@ -808,12 +808,13 @@ macro_rules! impl_store {
                 now: chrono::DateTime<chrono::Utc>,
                 lease: chrono::TimeDelta,
                 limit: u32,
+                bundle: chrono::TimeDelta,
                 claim: &str,
             ) -> Result<Vec<$crate::ClaimedDelivery>, $crate::StoreError> {
                 use sqlx::Row;
                 use $crate::imp::ms;
                 let mut tx = self.write.begin().await?;
-                let rows = sqlx::query(concat!(
+                let mut rows = sqlx::query(concat!(
                     "UPDATE outbox SET status = 'running', claim = $1, claimed_until = $2 WHERE id IN (",
                     "SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= $3) OR (status = 'running' AND claimed_until < $3) ",
                     "ORDER BY next_attempt_at LIMIT $4", $skip_locked,
@@ -825,6 +826,44 @@ macro_rules! impl_store {
                 .bind(i64::from(limit))
                 .fetch_all(&mut *tx)
                 .await?;
+                if !rows.is_empty() && bundle > chrono::TimeDelta::zero() {
+                    // Every claimed contact has a gate.
+                    sqlx::query("INSERT INTO contact_gates (user_id, contact_id, open_at) SELECT DISTINCT user_id, contact_id, 0 FROM outbox WHERE claim = $1 AND status = 'running' ON CONFLICT DO NOTHING")
+                        .bind(claim)
+                        .execute(&mut *tx)
+                        .await?;
+                    // Open the gates whose window is over, and close them for
+                    // the next window. On PostgreSQL this locks the gates, so
+                    // two nodes cannot both open one.
+                    sqlx::query("UPDATE contact_gates SET open_at = $2, claim = $1 WHERE open_at <= $3 AND EXISTS (SELECT 1 FROM outbox o WHERE o.claim = $1 AND o.status = 'running' AND o.user_id = contact_gates.user_id AND o.contact_id = contact_gates.contact_id)")
+                        .bind(claim)
+                        .bind(ms(now + bundle))
+                        .bind(ms(now))
+                        .execute(&mut *tx)
+                        .await?;
+                    // An open gate takes everything due for its contact, so
+                    // one message carries the whole bundle.
+                    sqlx::query(concat!(
+                        "UPDATE outbox SET status = 'running', claim = $1, claimed_until = $2 WHERE id IN (",
+                        "SELECT o.id FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= $3 ",
+                        "AND EXISTS (SELECT 1 FROM contact_gates g WHERE g.claim = $1 AND g.user_id = o.user_id AND g.contact_id = o.contact_id) ",
+                        "LIMIT 1000", $skip_locked, ")"
+                    ))
+                    .bind(claim)
+                    .bind(ms(now + lease))
+                    .bind(ms(now))
+                    .execute(&mut *tx)
+                    .await?;
+                    // A closed gate holds its contact's pages until it opens.
+                    sqlx::query("UPDATE outbox SET status = 'pending', claim = NULL, claimed_until = NULL, next_attempt_at = (SELECT g.open_at FROM contact_gates g WHERE g.user_id = outbox.user_id AND g.contact_id = outbox.contact_id) WHERE claim = $1 AND status = 'running' AND NOT EXISTS (SELECT 1 FROM contact_gates g WHERE g.claim = $1 AND g.user_id = outbox.user_id AND g.contact_id = outbox.contact_id)")
+                        .bind(claim)
+                        .execute(&mut *tx)
+                        .await?;
+                    rows = sqlx::query("SELECT id, alert_id, user_id, contact_id, channel, address, attempts FROM outbox WHERE claim = $1 AND status = 'running'")
+                        .bind(claim)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                }
                 let alert_ids: Vec<i64> = rows
                     .iter()
                     .map(|r| r.try_get::<i64, _>("alert_id"))

@@ -141,11 +141,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Claim up to `limit` notifications due at `now` (or whose lease ran
     /// out), with their alerts.
+    ///
+    /// With a non-zero `bundle` window, each contact is gated: a contact
+    /// whose last message went out less than `bundle` ago gets nothing now;
+    /// its due notifications are moved to the end of the window. A contact
+    /// whose gate is open gets all its due notifications in this claim (to
+    /// be sent as one message), and its gate closes until `now + bundle`.
     async fn claim_due_deliveries(
         &self,
         now: DateTime<Utc>,
         lease: chrono::TimeDelta,
         limit: u32,
+        bundle: chrono::TimeDelta,
         claim: &str,
     ) -> Result<Vec<ClaimedDelivery>, StoreError>;
 

@@ -871,6 +871,95 @@ async fn source_resolve_stops_escalation(s: &dyn Store) {
     assert_eq!(s.steps(id).await.unwrap()[0].status, "cancelled");
 }
 
+async fn bundling_gates_each_contact(s: &dyn Store) {
+    let evs: Vec<RoutedEvent> = (1..=4)
+        .map(|i| routed(&format!("b{i}"), vec![member("a", true, 0, None)]))
+        .collect();
+    ingest(s, &evs, 0).await;
+    let mut steps = s
+        .claim_due_steps(t(0), TimeDelta::seconds(30), 10, "w")
+        .await
+        .unwrap();
+    steps.sort_by_key(|x| x.alert_id);
+    let ids: Vec<i64> = steps.iter().map(|x| x.alert_id).collect();
+    let plan = [
+        vec![mail("alice", 0), mail("bob", 0)],
+        vec![mail("alice", 2)],
+        vec![mail("alice", 5)],
+        vec![mail("alice", 25)],
+    ];
+    for (step, deliveries) in steps.iter().zip(plan) {
+        assert!(
+            s.complete_step(step, done(None, deliveries, "l1"), t(0))
+                .await
+                .unwrap()
+        );
+    }
+    let window = TimeDelta::seconds(10);
+    let claim = |at: i64, limit: u32, token: &'static str| async move {
+        let mut v: Vec<(String, i64)> = s
+            .claim_due_deliveries(t(at), TimeDelta::seconds(30), limit, window, token)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.user_id, d.alert_id))
+            .collect();
+        v.sort();
+        v
+    };
+    let sent = |at: i64, token: &'static str| async move {
+        let claimed = s
+            .claim_due_deliveries(t(at), TimeDelta::seconds(30), 10, window, token)
+            .await
+            .unwrap();
+        let got: Vec<(String, i64)> = claimed
+            .iter()
+            .map(|d| (d.user_id.clone(), d.alert_id))
+            .collect();
+        let items = claimed
+            .into_iter()
+            .map(|d| {
+                (
+                    d,
+                    DeliveryOutcome::Sent {
+                        detail: String::new(),
+                    },
+                )
+            })
+            .collect();
+        assert!(
+            s.finish_deliveries(items, t(at))
+                .await
+                .unwrap()
+                .into_iter()
+                .all(|ok| ok)
+        );
+        let mut got = got;
+        got.sort();
+        got
+    };
+
+    // The first page to each contact goes out at once.
+    assert_eq!(
+        sent(0, "c0").await,
+        [("alice".to_owned(), ids[0]), ("bob".to_owned(), ids[0])]
+    );
+    // Alice's next pages fall inside her window: held, not claimed.
+    assert!(claim(3, 10, "c3").await.is_empty());
+    assert!(claim(6, 10, "c6").await.is_empty());
+    assert!(claim(9, 10, "c9").await.is_empty());
+    assert_eq!(s.outbox_depth().await.unwrap(), 3);
+    // When the window ends, one claim takes all of them (even past its
+    // limit), to go out as one message.
+    assert_eq!(
+        claim(10, 1, "c10").await,
+        [("alice".to_owned(), ids[1]), ("alice".to_owned(), ids[2])]
+    );
+    // A page after a quiet window goes out at once again.
+    assert!(claim(19, 10, "c19").await.is_empty());
+    assert_eq!(sent(25, "c25").await, [("alice".to_owned(), ids[3])]);
+}
+
 async fn workers_claim_disjoint_steps(s: &dyn Store) {
     let evs: Vec<RoutedEvent> = (0..20)
         .map(|i| routed(&format!("k{i}"), vec![member("a", true, 0, None)]))
@@ -907,7 +996,7 @@ async fn outbox_deliveries_retry_fail_and_stop(s: &dyn Store) {
     assert_eq!(s.outbox_depth().await.unwrap(), 2);
 
     let due = s
-        .claim_due_deliveries(t(1), TimeDelta::seconds(30), 10, "d1")
+        .claim_due_deliveries(t(1), TimeDelta::seconds(30), 10, TimeDelta::zero(), "d1")
         .await
         .unwrap();
     assert_eq!(due.len(), 1, "bob's is not due yet");
@@ -921,7 +1010,7 @@ async fn outbox_deliveries_retry_fail_and_stop(s: &dyn Store) {
     );
     assert_eq!(due[0].alert.summary, "g summary");
     assert!(
-        s.claim_due_deliveries(t(2), TimeDelta::seconds(30), 10, "d2")
+        s.claim_due_deliveries(t(2), TimeDelta::seconds(30), 10, TimeDelta::zero(), "d2")
             .await
             .unwrap()
             .is_empty(),
@@ -946,7 +1035,7 @@ async fn outbox_deliveries_retry_fail_and_stop(s: &dyn Store) {
     );
 
     let again = s
-        .claim_due_deliveries(t(20), TimeDelta::seconds(30), 10, "d3")
+        .claim_due_deliveries(t(20), TimeDelta::seconds(30), 10, TimeDelta::zero(), "d3")
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
@@ -964,7 +1053,7 @@ async fn outbox_deliveries_retry_fail_and_stop(s: &dyn Store) {
     );
 
     let bob = s
-        .claim_due_deliveries(t(60), TimeDelta::seconds(30), 10, "d4")
+        .claim_due_deliveries(t(60), TimeDelta::seconds(30), 10, TimeDelta::zero(), "d4")
         .await
         .unwrap();
     assert!(
@@ -1031,7 +1120,7 @@ async fn outbox_deliveries_retry_fail_and_stop(s: &dyn Store) {
     .await
     .unwrap();
     assert!(
-        s.claim_due_deliveries(t(200), TimeDelta::seconds(30), 10, "d5")
+        s.claim_due_deliveries(t(200), TimeDelta::seconds(30), 10, TimeDelta::zero(), "d5")
             .await
             .unwrap()
             .is_empty()
@@ -1210,6 +1299,7 @@ macro_rules! suite {
             case!(escalation_steps_are_durable_claimed_and_completed_once);
             case!(source_resolve_stops_escalation);
             case!(workers_claim_disjoint_steps);
+            case!(bundling_gates_each_contact);
             case!(outbox_deliveries_retry_fail_and_stop);
             case!(unaccept_and_reassign_restart_escalation);
             case!(maintenance_windows_open_list_and_end);
@@ -1286,4 +1376,72 @@ async fn concurrent_futures_are_really_concurrent_on_postgres() {
         }
     }
     assert_eq!(created, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_dispatchers_open_a_contact_gate_once_on_postgres() {
+    let Some(db) = postgres().await else { return };
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::from(db.store);
+    let evs: Vec<RoutedEvent> = (0..40)
+        .map(|i| routed(&format!("g{i}"), vec![member("a", true, 0, None)]))
+        .collect();
+    store.ingest("prom", &src(), evs, t(0)).await.unwrap();
+    for step in store
+        .claim_due_steps(t(0), TimeDelta::seconds(30), 100, "w")
+        .await
+        .unwrap()
+    {
+        store
+            .complete_step(&step, done(None, vec![mail("alice", 0)], "l1"), t(0))
+            .await
+            .unwrap();
+    }
+    // Four dispatchers claim alice's 40 pages at the same moment, a few
+    // each: only one of them may message her now.
+    let mut handles = Vec::new();
+    for w in 0..4 {
+        let s = store.clone();
+        handles.push(tokio::spawn(async move {
+            s.claim_due_deliveries(
+                t(1),
+                TimeDelta::seconds(30),
+                3,
+                TimeDelta::seconds(10),
+                &format!("d{w}"),
+            )
+            .await
+            .unwrap()
+            .len()
+        }));
+    }
+    let mut sizes = Vec::new();
+    for h in handles {
+        sizes.push(h.await.unwrap());
+    }
+    sizes.sort_unstable();
+    assert_eq!(sizes[..3], [0, 0, 0], "one bundle, not several: {sizes:?}");
+    assert!(sizes[3] >= 3, "{sizes:?}");
+    // Whatever the winner did not take waits for the window's end, and
+    // then goes out in one claim.
+    let rest = 40 - sizes[3];
+    assert!(
+        store
+            .claim_due_deliveries(t(9), TimeDelta::seconds(30), 3, TimeDelta::seconds(10), "e")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    if rest > 0 {
+        let later = store
+            .claim_due_deliveries(
+                t(11),
+                TimeDelta::seconds(90),
+                3,
+                TimeDelta::seconds(10),
+                "f",
+            )
+            .await
+            .unwrap();
+        assert_eq!(later.len(), rest);
+    }
 }

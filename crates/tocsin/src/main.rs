@@ -370,6 +370,8 @@ async fn serve(
     ));
     let mut dispatcher = tocsin_engine::Dispatcher::new(store.clone(), channels, public_url);
     dispatcher.links = Some(tocsin_domain::links::LinkSigner::new(&secrets.link_secret));
+    dispatcher.link_ttl = delta(config.action_link_ttl());
+    dispatcher.bundle_window = delta(config.bundle_window());
     tokio::spawn(dispatch_forever(dispatcher, metrics.clone(), dispatch_now));
 
     let shutdown_grace = config
@@ -577,6 +579,11 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// A configured duration as a `TimeDelta` (saturating; config durations are small).
+fn delta(d: tocsin_domain::DurationSpec) -> chrono::TimeDelta {
+    chrono::TimeDelta::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 1000))
 }
 
 #[cfg(test)]

@@ -329,6 +329,7 @@ pub async fn test_notification(
         alert_url: st.0.public_url.clone(),
         actions: vec![],
         recipient: u.id.clone(),
+        also: vec![],
     };
     let mut results = Vec::new();
     for (contact, channel, address) in &u.contacts {

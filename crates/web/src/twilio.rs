@@ -74,12 +74,16 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn alert_param(uri: &axum::http::Uri) -> Option<i64> {
+fn number_param(uri: &axum::http::Uri, name: &str) -> Option<i64> {
     uri.query()?
         .split('&')
-        .find_map(|kv| kv.strip_prefix("alert="))?
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))?
         .parse()
         .ok()
+}
+
+fn alert_param(uri: &axum::http::Uri) -> Option<i64> {
+    number_param(uri, "alert")
 }
 
 /// `ACK 12`, `RES 12`, `12a`, `12c` → (transition, alert id).
@@ -163,8 +167,14 @@ pub async fn voice(
         return Ok(twiml("<Say>This alert no longer exists. Goodbye.</Say>"));
     };
     let action = format!("{}/api/v1/twilio/voice/gather?alert={id}", st.0.public_url);
+    // A bundled call names its lead alert and counts the others.
+    let more = match number_param(&uri, "more") {
+        Some(1) => " There is 1 more alert for you; see your messages.".to_owned(),
+        Some(n) if n > 1 => format!(" There are {n} more alerts for you; see your messages."),
+        _ => String::new(),
+    };
     Ok(twiml(&format!(
-        "<Gather numDigits=\"1\" action=\"{}\" method=\"POST\" timeout=\"10\"><Say>Tocsin alert {id}, {}, {}. {}. Press 1 to accept.</Say></Gather><Say>No key was pressed. Goodbye.</Say>",
+        "<Gather numDigits=\"1\" action=\"{}\" method=\"POST\" timeout=\"10\"><Say>Tocsin alert {id}, {}, {}. {}.{more} Press 1 to accept alert {id}.</Say></Gather><Say>No key was pressed. Goodbye.</Say>",
         xml_escape(&action),
         a.severity,
         a.status,

@@ -1166,7 +1166,24 @@ async fn twilio_sms_replies_and_voice_keypresses_act_only_when_signed() {
     .unwrap();
     let xml = res.text().await.unwrap();
     assert!(xml.contains("<Gather numDigits=\"1\" action=\"http://tocsin.test/api/v1/twilio/voice/gather?alert=2\""), "{xml}");
-    assert!(xml.contains("Press 1 to accept."), "{xml}");
+    assert!(xml.contains("Press 1 to accept alert 2."), "{xml}");
+    assert!(!xml.contains("more alert"), "{xml}");
+    // A bundled call counts the other alerts.
+    let burl = "http://tocsin.test/api/v1/twilio/voice?alert=2&more=3";
+    let res = post(
+        "/api/v1/twilio/voice?alert=2&more=3",
+        call.clone(),
+        twilio_sign(burl, &call, token),
+    )
+    .await
+    .unwrap();
+    let xml = res.text().await.unwrap();
+    assert!(
+        xml.contains(
+            "There are 3 more alerts for you; see your messages. Press 1 to accept alert 2."
+        ),
+        "{xml}"
+    );
     let press = vec![
         ("CallSid", "CA1"),
         ("From", "+15550001111"),
