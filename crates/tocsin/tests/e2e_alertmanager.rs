@@ -9,10 +9,8 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -22,39 +20,12 @@ const GROUP_KEY: &str = "e2e-group-key-0123456789abcdef";
 const ALERT_KEY: &str = "e2e-alert-key-0123456789abcdef";
 const TOKEN: &str = "e2e-admin-token-0123456789";
 
-type Series = Arc<Mutex<BTreeMap<String, f64>>>;
-
-/// The scrape target: `harness_condition{node="…"} value` for each node.
-async fn start_target(series: Series) -> u16 {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let series = series.clone();
-            async move {
-                let mut out = String::from("# TYPE harness_condition gauge\n");
-                for (node, v) in series.lock().unwrap().iter() {
-                    out.push_str(&format!(
-                        "harness_condition{{node=\"{node}\",service=\"checkout\"}} {v}\n"
-                    ));
-                }
-                out
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    port
-}
-
 struct Stack {
     dir: PathBuf,
     tocsin_port: u16,
     db_url: String,
     tocsin: Option<Proc>,
-    _prometheus: Proc,
-    _alertmanager: Proc,
-    series: Series,
+    monitoring: Monitoring,
     http: reqwest::Client,
     runs: usize,
 }
@@ -84,36 +55,18 @@ sources:
 
 impl Stack {
     async fn start(dir: &Path, db_url: String) -> Stack {
-        let prometheus_bin = require_binary("/usr/bin/prometheus", "prometheus");
-        let am_bin = require_binary(
-            "/usr/bin/prometheus-alertmanager",
-            "prometheus-alertmanager",
-        );
-        let series: Series = Arc::new(Mutex::new(BTreeMap::new()));
-        let target_port = start_target(series.clone()).await;
-        let (tocsin_port, prom_port, am_port) = (free_port(), free_port(), free_port());
-
+        let tocsin_port = free_port();
         let tocsin_cfg = tocsin_config(dir, tocsin_port, &db_url);
-        let mut stack_tocsin = None;
         let tocsin = spawn_tocsin(dir, &tocsin_cfg, 0);
         wait_http_ok(
             &format!("http://127.0.0.1:{tocsin_port}/readyz"),
             Duration::from_secs(30),
         )
         .await;
-        stack_tocsin.replace(tocsin);
-
-        std::fs::write(
-            dir.join("alertmanager.yml"),
-            format!(
+        let monitoring = Monitoring::start(
+            dir,
+            &format!(
                 r#"
-route:
-  receiver: tocsin
-  group_by: [alertname, service]
-  group_wait: 1s
-  group_interval: 2s
-  repeat_interval: 4s
-receivers:
   - name: tocsin
     webhook_configs:
       - url: http://127.0.0.1:{tocsin_port}/api/v1/events/prometheus/{GROUP_KEY}
@@ -123,98 +76,20 @@ receivers:
 "#
             ),
         )
-        .unwrap();
-        let alertmanager = Proc::spawn(
-            "alertmanager",
-            Command::new(am_bin)
-                .arg(format!(
-                    "--config.file={}",
-                    dir.join("alertmanager.yml").display()
-                ))
-                .arg(format!("--storage.path={}", dir.join("am-data").display()))
-                .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-                .arg("--cluster.listen-address=")
-                .arg("--log.level=info"),
-            &dir.join("alertmanager.log"),
-        );
-        wait_http_ok(
-            &format!("http://127.0.0.1:{am_port}/-/ready"),
-            Duration::from_secs(30),
-        )
         .await;
-
-        std::fs::write(
-            dir.join("rules.yml"),
-            r#"
-groups:
-  - name: harness
-    rules:
-      - alert: HarnessDown
-        expr: harness_condition > 0
-        labels:
-          severity: critical
-          service_id: checkout
-          url: http://dashboards.example.test/d/harness
-          urlLabel: Harness dashboard
-        annotations:
-          summary: 'harness down on {{ $labels.node }}'
-          description: 'harness_condition is {{ $value }} on {{ $labels.node }}'
-          runbook_url: http://runbooks.example.test/harness
-"#,
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("prometheus.yml"),
-            format!(
-                r#"
-global: {{scrape_interval: 1s, evaluation_interval: 1s}}
-rule_files: ["{rules}"]
-alerting:
-  alertmanagers: [{{static_configs: [{{targets: ["127.0.0.1:{am_port}"]}}]}}]
-scrape_configs:
-  - job_name: harness
-    static_configs: [{{targets: ["127.0.0.1:{target_port}"]}}]
-"#,
-                rules = dir.join("rules.yml").display()
-            ),
-        )
-        .unwrap();
-        let prometheus = Proc::spawn(
-            "prometheus",
-            Command::new(prometheus_bin)
-                .arg(format!(
-                    "--config.file={}",
-                    dir.join("prometheus.yml").display()
-                ))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.join("prom-data").display()
-                ))
-                .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-                .arg("--rules.alert.resend-delay=1s"),
-            &dir.join("prometheus.log"),
-        );
-        wait_http_ok(
-            &format!("http://127.0.0.1:{prom_port}/-/ready"),
-            Duration::from_secs(30),
-        )
-        .await;
-
         Stack {
             dir: dir.to_owned(),
             tocsin_port,
             db_url,
-            tocsin: stack_tocsin,
-            _prometheus: prometheus,
-            _alertmanager: alertmanager,
-            series,
+            tocsin: Some(tocsin),
+            monitoring,
             http: http(),
             runs: 1,
         }
     }
 
     fn set(&self, node: &str, v: f64) {
-        self.series.lock().unwrap().insert(node.to_owned(), v);
+        self.monitoring.set(node, v);
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -447,14 +322,6 @@ async fn scenario(stack: &mut Stack) {
         !logs.contains(GROUP_KEY) && !logs.contains(ALERT_KEY),
         "a key leaked into the logs"
     );
-}
-
-fn scratch(name: &str) -> PathBuf {
-    // Directly under /tmp so that the postgres user can reach it too.
-    let dir = std::env::temp_dir().join(format!("tocsin-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

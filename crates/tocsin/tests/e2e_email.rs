@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -15,33 +13,6 @@ use serde_json::Value;
 
 const KEY: &str = "mail-key-0123456789abcdef01";
 const TOKEN: &str = "mail-token-0123456789abcdef";
-
-fn smtp_server(dir: &Path, port: u16) -> Proc {
-    let maildir = dir.join("maildir");
-    let mut cmd = Command::new("python3");
-    cmd.args([
-        "-m",
-        "aiosmtpd",
-        "-n",
-        "-l",
-        &format!("127.0.0.1:{port}"),
-        "-c",
-        "aiosmtpd.handlers.Mailbox",
-    ])
-    .arg(&maildir);
-    Proc::spawn("aiosmtpd", &mut cmd, &dir.join("smtp.log"))
-}
-
-fn delivered(dir: &Path) -> Vec<String> {
-    let new = dir.join("maildir").join("new");
-    std::fs::read_dir(new)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_to_email_through_a_real_smtp_server_with_a_retry() {
@@ -193,39 +164,4 @@ sources: [{{id: am, type: prometheus, escalation_policy: p, key: {KEY}}}]
         "{metrics}"
     );
     assert!(metrics.contains("tocsin_outbox_depth 0"), "{metrics}");
-}
-
-/// The body of a stored message, undoing quoted-printable if it was used.
-fn decode_body(mail: &str) -> String {
-    let (head, body) = mail
-        .split_once("\n\n")
-        .or_else(|| mail.split_once("\r\n\r\n"))
-        .unwrap_or((mail, ""));
-    if !head
-        .to_ascii_lowercase()
-        .contains("content-transfer-encoding: quoted-printable")
-    {
-        return body.replace("\r\n", "\n");
-    }
-    let joined = body.replace("=\r\n", "").replace("=\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match hex {
-            Some(v) if bytes[i] == b'=' => {
-                out.push(v);
-                i += 3;
-            }
-            _ => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).replace("\r\n", "\n")
 }

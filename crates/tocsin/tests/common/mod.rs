@@ -247,3 +247,244 @@ pub fn serve(dir: &Path, cfg: &Path, run: usize) -> Proc {
     cmd.args(["serve", "--config"]).arg(cfg);
     Proc::spawn_split("tocsin", &mut cmd, out, &dir.join(format!("err{run}")))
 }
+
+/// The value of `harness_condition{node=…}` per node, as the scrape target
+/// serves it.
+pub type Series = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, f64>>>;
+
+/// A scrape target serving `harness_condition{node="…",service="checkout"}`.
+async fn start_target(series: Series) -> u16 {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let series = series.clone();
+            async move {
+                let mut out = String::from("# TYPE harness_condition gauge\n");
+                for (node, v) in series.lock().unwrap().iter() {
+                    out.push_str(&format!(
+                        "harness_condition{{node=\"{node}\",service=\"checkout\"}} {v}\n"
+                    ));
+                }
+                out
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
+
+/// The real Prometheus (Debian `prometheus`) scraping a test target, with a
+/// rule `HarnessDown` that fires while `harness_condition > 0`, and the real
+/// Alertmanager (Debian `prometheus-alertmanager`) sending to `receivers`
+/// (the YAML of its `receivers:` list, with one named `tocsin`).
+pub struct Monitoring {
+    pub prometheus: Proc,
+    pub alertmanager: Proc,
+    pub series: Series,
+    pub am_port: u16,
+}
+
+impl Monitoring {
+    pub async fn start(dir: &Path, receivers: &str) -> Monitoring {
+        let prometheus_bin = require_binary("/usr/bin/prometheus", "prometheus");
+        let am_bin = require_binary(
+            "/usr/bin/prometheus-alertmanager",
+            "prometheus-alertmanager",
+        );
+        let series: Series = Default::default();
+        let target_port = start_target(series.clone()).await;
+        let (prom_port, am_port) = (free_port(), free_port());
+        std::fs::write(
+            dir.join("alertmanager.yml"),
+            format!(
+                r#"
+route:
+  receiver: tocsin
+  group_by: [alertname, service]
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 4s
+receivers:
+{receivers}
+"#
+            ),
+        )
+        .unwrap();
+        let alertmanager = Proc::spawn(
+            "alertmanager",
+            Command::new(am_bin)
+                .arg(format!(
+                    "--config.file={}",
+                    dir.join("alertmanager.yml").display()
+                ))
+                .arg(format!("--storage.path={}", dir.join("am-data").display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+                .arg("--cluster.listen-address=")
+                .arg("--log.level=info"),
+            &dir.join("alertmanager.log"),
+        );
+        wait_http_ok(
+            &format!("http://127.0.0.1:{am_port}/-/ready"),
+            Duration::from_secs(30),
+        )
+        .await;
+
+        std::fs::write(
+            dir.join("rules.yml"),
+            r#"
+groups:
+  - name: harness
+    rules:
+      - alert: HarnessDown
+        expr: harness_condition > 0
+        labels:
+          severity: critical
+          service_id: checkout
+          url: http://dashboards.example.test/d/harness
+          urlLabel: Harness dashboard
+        annotations:
+          summary: 'harness down on {{ $labels.node }}'
+          description: 'harness_condition is {{ $value }} on {{ $labels.node }}'
+          runbook_url: http://runbooks.example.test/harness
+"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("prometheus.yml"),
+            format!(
+                r#"
+global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+rule_files: ["{rules}"]
+alerting:
+  alertmanagers: [{{static_configs: [{{targets: ["127.0.0.1:{am_port}"]}}]}}]
+scrape_configs:
+  - job_name: harness
+    static_configs: [{{targets: ["127.0.0.1:{target_port}"]}}]
+"#,
+                rules = dir.join("rules.yml").display()
+            ),
+        )
+        .unwrap();
+        let prometheus = Proc::spawn(
+            "prometheus",
+            Command::new(prometheus_bin)
+                .arg(format!(
+                    "--config.file={}",
+                    dir.join("prometheus.yml").display()
+                ))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("prom-data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+                .arg("--rules.alert.resend-delay=1s"),
+            &dir.join("prometheus.log"),
+        );
+        wait_http_ok(
+            &format!("http://127.0.0.1:{prom_port}/-/ready"),
+            Duration::from_secs(30),
+        )
+        .await;
+        Monitoring {
+            prometheus,
+            alertmanager,
+            series,
+            am_port,
+        }
+    }
+
+    /// Set `harness_condition` of `node` (above 0 fires the rule).
+    pub fn set(&self, node: &str, v: f64) {
+        self.series.lock().unwrap().insert(node.to_owned(), v);
+    }
+}
+
+/// A real SMTP server (aiosmtpd from PyPI; scripts/test installs it) that
+/// stores every message in `dir/maildir`.
+pub fn smtp_server(dir: &Path, port: u16) -> Proc {
+    let maildir = dir.join("maildir");
+    let mut cmd = Command::new("python3");
+    cmd.args([
+        "-m",
+        "aiosmtpd",
+        "-n",
+        "-l",
+        &format!("127.0.0.1:{port}"),
+        "-c",
+        "aiosmtpd.handlers.Mailbox",
+    ])
+    .arg(&maildir);
+    Proc::spawn("aiosmtpd", &mut cmd, &dir.join("smtp.log"))
+}
+
+/// Every message the SMTP server of `dir` has stored, oldest first.
+pub fn delivered(dir: &Path) -> Vec<String> {
+    let new = dir.join("maildir").join("new");
+    let mut files: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(new)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let at = e.metadata().and_then(|m| m.modified()).ok()?;
+                    Some((at, std::fs::read_to_string(e.path()).ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort_by_key(|(at, _)| *at);
+    files.into_iter().map(|(_, m)| m).collect()
+}
+
+/// The body of a stored message, undoing quoted-printable if it was used.
+pub fn decode_body(mail: &str) -> String {
+    let (head, body) = mail
+        .split_once("\n\n")
+        .or_else(|| mail.split_once("\r\n\r\n"))
+        .unwrap_or((mail, ""));
+    if !head
+        .to_ascii_lowercase()
+        .contains("content-transfer-encoding: quoted-printable")
+    {
+        return body.replace("\r\n", "\n");
+    }
+    let joined = body.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(v) if bytes[i] == b'=' => {
+                out.push(v);
+                i += 3;
+            }
+            _ => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).replace("\r\n", "\n")
+}
+
+/// A line of a message's body starting with `prefix` (e.g. `Accept: `),
+/// without the prefix.
+pub fn body_line(mail: &str, prefix: &str) -> Option<String> {
+    decode_body(mail)
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .map(|l| l.trim().to_owned())
+}
+
+/// A scratch directory directly under /tmp, so that the postgres user can
+/// reach it too.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tocsin-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
