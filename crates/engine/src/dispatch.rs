@@ -153,15 +153,17 @@ impl Dispatcher {
                 break;
             }
             // One message per contact: what a claim returns for a contact
-            // is its bundle.
+            // is its bundle. Without bundling, one message per page.
+            let bundling = self.bundle_window > TimeDelta::zero();
             let mut bundles: Vec<Vec<ClaimedDelivery>> = Vec::new();
-            let mut index: HashMap<(String, String, String, String), usize> = HashMap::new();
+            let mut index: HashMap<(String, String, String, String, i64), usize> = HashMap::new();
             for d in due {
                 let key = (
                     d.user_id.clone(),
                     d.contact_id.clone(),
                     d.channel.clone(),
                     d.address.clone(),
+                    if bundling { 0 } else { d.id },
                 );
                 match index.get(&key) {
                     Some(&i) => {

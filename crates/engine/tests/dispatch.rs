@@ -349,6 +349,13 @@ async fn a_zero_window_sends_every_page_on_its_own() {
     alert_with(s.as_ref(), "k1", &mail).await;
     assert_eq!(d.tick(t(0)).await.unwrap().sent, 1);
     alert_with(s.as_ref(), "k2", &mail).await;
-    assert_eq!(d.tick(t(1)).await.unwrap().sent, 1);
-    assert_eq!(ch.got.lock().unwrap().len(), 2);
+    alert_with(s.as_ref(), "k3", &mail).await;
+    assert_eq!(
+        d.tick(t(1)).await.unwrap().sent,
+        2,
+        "claimed together, sent apart"
+    );
+    let got = ch.got.lock().unwrap();
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|(_, m)| m.also.is_empty()));
 }
