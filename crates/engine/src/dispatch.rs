@@ -12,6 +12,9 @@ use tocsin_store::{Alert, ClaimedDelivery, DeliveryOutcome, Store};
 
 use crate::{EngineError, claim_token};
 
+/// Most attempts recorded in one transaction.
+const FINISH_CHUNK: usize = 200;
+
 /// What one tick did, per channel and outcome.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DispatchReport {
@@ -249,8 +252,15 @@ impl Dispatcher {
                     finished.push((d, outcome));
                 }
             }
-            // One transaction for the whole round.
-            let held = self.store.finish_deliveries(finished, now).await?;
+            // One transaction per 200 results: a round is few transactions,
+            // but a big bundle does not hold SQLite's one writer for long.
+            let mut held = Vec::with_capacity(finished.len());
+            let mut rest = finished;
+            while !rest.is_empty() {
+                let tail = rest.split_off(rest.len().min(FINISH_CHUNK));
+                held.extend(self.store.finish_deliveries(rest, now).await?);
+                rest = tail;
+            }
             for (ok, (channel, label)) in held.into_iter().zip(labels) {
                 if !ok {
                     report.skipped += 1;
