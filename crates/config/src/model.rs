@@ -15,6 +15,8 @@ pub const DEFAULT_RETENTION_DAYS: u64 = 90;
 pub const DEFAULT_BUNDLE_WINDOW_SECS: u64 = 10;
 /// Default lifetime of action links, in seconds.
 pub const DEFAULT_ACTION_LINK_TTL_SECS: u64 = 86_400;
+/// Default per-key rate limit of the PagerDuty, Opsgenie and ilert endpoints.
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 120;
 /// Default request body limit (5 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 5 * 1024 * 1024;
 
@@ -417,6 +419,11 @@ pub struct Source {
     #[serde(default)]
     pub outside_support_hours: OutsideSupportHours,
     pub templates: Option<SourceTemplates>,
+    /// Events per minute this source's key may send to the PagerDuty,
+    /// Opsgenie and ilert endpoints before they answer 429 (default 120,
+    /// as PagerDuty; `0` for no limit). Never applies to Alertmanager
+    /// webhooks or heartbeats.
+    pub rate_limit_per_minute: Option<u32>,
 }
 
 fn default_severity() -> Severity {

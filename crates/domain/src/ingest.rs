@@ -48,6 +48,13 @@ pub struct AlertEvent {
     pub resolved_at: Option<DateTime<Utc>>,
     /// Remarks for the timeline made while mapping (template failures, …).
     pub notes: Vec<String>,
+    /// The sender sends commands, not snapshots with start and end times
+    /// (PagerDuty, Opsgenie, ilert): its one member's times are the time of
+    /// receipt. A trigger for an open alert continues it (keeps its start),
+    /// and a resolve carries no content of its own (the alert keeps its
+    /// summary, details and labels).
+    #[serde(default)]
+    pub stateless: bool,
 }
 
 impl AlertEvent {
@@ -176,6 +183,24 @@ pub fn merge(stored: &[Member], incoming: &[Member], event_resolved: bool) -> Me
     }
 }
 
+/// A command-style event's members as continuations of the open alert's:
+/// a member that is already stored keeps its start (so a repeated trigger
+/// is a duplicate, and a resolve ends what was started).
+fn continue_members(stored: &[Member], incoming: &[Member]) -> Vec<Member> {
+    incoming
+        .iter()
+        .map(
+            |m| match stored.iter().find(|s| s.fingerprint == m.fingerprint) {
+                Some(s) if s.is_firing() => Member {
+                    starts_at: s.starts_at,
+                    ..m.clone()
+                },
+                _ => m.clone(),
+            },
+        )
+        .collect()
+}
+
 /// Decide what an incoming event does, given the open alert for its dedup key
 /// (if any) and the most recent resolved one (if any).
 pub fn decide(
@@ -185,7 +210,14 @@ pub fn decide(
     now: DateTime<Utc>,
 ) -> Decision {
     if let Some(o) = open {
-        let merged = merge(&o.members, &event.members, event.resolved);
+        let continued;
+        let members = if event.stateless {
+            continued = continue_members(&o.members, &event.members);
+            &continued
+        } else {
+            &event.members
+        };
+        let merged = merge(&o.members, members, event.resolved);
         if !merged.content_changed {
             return if merged.stale > 0 && merged.stale == event.members.len() {
                 Decision::Stale {
@@ -297,6 +329,7 @@ mod tests {
             detected_at: t(0),
             resolved_at: None,
             notes: vec![],
+            stateless: false,
             members,
         }
     }
@@ -421,6 +454,40 @@ mod tests {
         // `late` started after the resolve's end, so it stays firing.
         assert_eq!(merge.firing, 1);
         assert_eq!(resolve_at, None);
+    }
+
+    #[test]
+    fn command_style_triggers_continue_and_resolve_the_open_alert() {
+        let open = existing(1, vec![firing("cmd", 0)]);
+        let mut again = event(vec![firing("cmd", 30)]);
+        again.stateless = true;
+        assert_eq!(
+            decide(Some(&open), None, &again, t(30)),
+            Decision::Duplicate { alert_id: 1 },
+            "a repeated trigger is a duplicate"
+        );
+        let mut changed = again.clone();
+        changed.members[0]
+            .annotations
+            .insert("summary".into(), "worse".into());
+        let Decision::Update { merge, .. } = decide(Some(&open), None, &changed, t(31)) else {
+            panic!("expected update")
+        };
+        assert!(merge.content_changed && !merge.state_changed);
+        let mut res = event(vec![resolved("cmd", 40, 40)]);
+        res.stateless = true;
+        let Decision::Update { resolve_at, .. } = decide(Some(&open), None, &res, t(40)) else {
+            panic!("expected update")
+        };
+        assert_eq!(resolve_at, Some(t(40)));
+        // After the resolve, a trigger opens a new alert.
+        let gone = existing(1, vec![resolved("cmd", 0, 40)]);
+        let mut next = event(vec![firing("cmd", 50)]);
+        next.stateless = true;
+        assert!(matches!(
+            decide(None, Some(&gone), &next, t(50)),
+            Decision::Create { .. }
+        ));
     }
 
     #[test]

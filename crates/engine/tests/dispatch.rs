@@ -84,6 +84,7 @@ async fn alert_with(s: &dyn Store, key: &str, addresses: &[(&str, &str)]) -> i64
             detected_at: t(0),
             resolved_at: None,
             notes: vec![],
+            stateless: false,
         },
         policy_id: "p".into(),
         service_id: None,

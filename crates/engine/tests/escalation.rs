@@ -117,6 +117,7 @@ fn event(key: &str, priority: Priority) -> RoutedEvent {
             detected_at: t(0),
             resolved_at: None,
             notes: vec![],
+            stateless: false,
         },
         policy_id: "main".into(),
         service_id: None,

@@ -122,6 +122,24 @@ macro_rules! impl_store {
                 })
             }
 
+            fn change_from_row(
+                row: &<$db as sqlx::Database>::Row,
+            ) -> Result<$crate::ChangeEvent, sqlx::Error> {
+                use sqlx::Row;
+                use $crate::imp::{dec, from_ms};
+                Ok($crate::ChangeEvent {
+                    id: row.try_get("id")?,
+                    source_id: row.try_get("source_id")?,
+                    service_id: row.try_get("service_id")?,
+                    at: from_ms(row.try_get("at")?),
+                    received_at: from_ms(row.try_get("received_at")?),
+                    summary: row.try_get("summary")?,
+                    origin: row.try_get("origin")?,
+                    details: row.try_get("details")?,
+                    links: dec(&row.try_get::<String, _>("links")?)?,
+                })
+            }
+
             fn entry_from_row(
                 row: &<$db as sqlx::Database>::Row,
             ) -> Result<$crate::TimelineEntry, sqlx::Error> {
@@ -1089,6 +1107,52 @@ macro_rules! impl_store {
                     .fetch_all(&self.read)
                     .await?;
                 Ok(rows.iter().map(Self::window_from_row).collect::<Result<Vec<_>, _>>()?)
+            }
+
+            async fn open_alert_id(
+                &self,
+                source_id: &str,
+                dedup_key: &str,
+            ) -> Result<Option<i64>, $crate::StoreError> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT id FROM alerts WHERE source_id = $1 AND dedup_key = $2 AND status IN ('pending', 'accepted') ORDER BY id DESC LIMIT 1")
+                    .bind(source_id)
+                    .bind(dedup_key)
+                    .fetch_optional(&self.read)
+                    .await?;
+                Ok(row.map(|r| r.try_get::<i64, _>("id")).transpose()?)
+            }
+
+            async fn record_change(
+                &self,
+                c: $crate::NewChange,
+            ) -> Result<$crate::ChangeEvent, $crate::StoreError> {
+                use $crate::imp::{enc, ms};
+                let row = sqlx::query("INSERT INTO change_events (source_id, service_id, at, received_at, summary, origin, details, links) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, source_id, service_id, at, received_at, summary, origin, details, links")
+                    .bind(&c.source_id)
+                    .bind(&c.service_id)
+                    .bind(ms(c.at))
+                    .bind(ms(c.received_at))
+                    .bind(&c.summary)
+                    .bind(&c.origin)
+                    .bind(&c.details)
+                    .bind(enc(&c.links)?)
+                    .fetch_one(&self.write)
+                    .await?;
+                Ok(Self::change_from_row(&row)?)
+            }
+
+            async fn changes(
+                &self,
+                service_id: Option<&str>,
+                limit: u32,
+            ) -> Result<Vec<$crate::ChangeEvent>, $crate::StoreError> {
+                let rows = sqlx::query("SELECT id, source_id, service_id, at, received_at, summary, origin, details, links FROM change_events WHERE ($1 IS NULL OR service_id = $1) ORDER BY at DESC, id DESC LIMIT $2")
+                    .bind(service_id)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.read)
+                    .await?;
+                Ok(rows.iter().map(Self::change_from_row).collect::<Result<Vec<_>, _>>()?)
             }
 
             async fn count_by_status(&self) -> Result<Vec<(tocsin_domain::AlertStatus, i64)>, $crate::StoreError> {

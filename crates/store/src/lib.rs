@@ -219,6 +219,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Number of alerts in each status.
     async fn count_by_status(&self) -> Result<Vec<(AlertStatus, i64)>, StoreError>;
+
+    /// The newest open alert of a source with this dedup key.
+    async fn open_alert_id(
+        &self,
+        source_id: &str,
+        dedup_key: &str,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Record a change event.
+    async fn record_change(&self, change: NewChange) -> Result<ChangeEvent, StoreError>;
+
+    /// Change events, newest first: of one service, or all.
+    async fn changes(
+        &self,
+        service_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ChangeEvent>, StoreError>;
 }
 
 /// Open the store a database URL names (`sqlite://…` or `postgres://…`) and

@@ -287,3 +287,31 @@ impl MaintenanceWindow {
         self.ended_at.is_none() && self.starts_at <= now && now < self.ends_at
     }
 }
+
+/// A change event to record (PagerDuty change events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChange {
+    pub source_id: String,
+    pub service_id: Option<String>,
+    pub at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub summary: String,
+    /// The sender's `source` field (host, tool).
+    pub origin: Option<String>,
+    pub details: String,
+    pub links: Vec<tocsin_domain::Link>,
+}
+
+/// A recorded change event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeEvent {
+    pub id: i64,
+    pub source_id: String,
+    pub service_id: Option<String>,
+    pub at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub summary: String,
+    pub origin: Option<String>,
+    pub details: String,
+    pub links: Vec<tocsin_domain::Link>,
+}

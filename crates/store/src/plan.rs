@@ -273,7 +273,11 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                     };
                     let d = &mut drafts[i];
                     d.members = merge.members;
-                    d.content = Some(content(ev));
+                    // A command-style resolve (PagerDuty, …) carries no
+                    // content: the alert keeps what it had.
+                    if !(ev.stateless && ev.resolved) {
+                        d.content = Some(content(ev));
+                    }
                     d.updated_at = now;
                     d.last_seen_at = now;
                     d.seen += 1;

@@ -103,6 +103,7 @@ fn routed(key: &str, members: Vec<Member>) -> RoutedEvent {
             detected_at: members.iter().map(|m| m.starts_at).min().unwrap(),
             resolved_at: None,
             notes: vec!["a note".into()],
+            stateless: false,
             members,
         },
         policy_id: "p1".into(),

@@ -95,6 +95,45 @@ pub async fn list(
     })))
 }
 
+/// `GET /api/v1/changes[?service=ID&limit=N]`: change events, newest first.
+pub async fn changes(
+    State(st): State<AppState>,
+    _caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let q: Vec<(String, String)> = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+    let mut service = None;
+    let mut limit = 100u32;
+    for (k, v) in q {
+        match k.as_str() {
+            "service" => service = Some(v),
+            "limit" => {
+                limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "limit `{v}` must be a number from 1 to 1000"
+                        ))
+                    })?
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{other}`; use service and limit"
+                )));
+            }
+        }
+    }
+    let changes =
+        st.0.store
+            .changes(service.as_deref(), limit)
+            .await
+            .map_err(|e| ApiError::from_store("list changes", e))?;
+    Ok(Json(json!({ "changes": changes })))
+}
+
 fn parse_id(id: &str) -> Result<i64, ApiError> {
     id.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
         ApiError::bad_request(format!("`{id}` is not an alert id (a positive number)"))

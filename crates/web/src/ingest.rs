@@ -108,8 +108,31 @@ async fn receive(
         .map_err(|e| ApiError::bad_request(format!("invalid Alertmanager webhook: {e}")))?;
     let events = alertmanager::map(&hook, &source.prometheus, now)
         .map_err(|e| ApiError::bad_request(format!("invalid Alertmanager webhook: {e}")))?;
+    let routed = route_events(st, source, events, now).await;
+    let actor = Actor::new(format!("source:{}", source.id), "prometheus webhook");
+    let results = store_events(st, &source.id, &actor, routed, now).await?;
+    let mut alerts = Vec::with_capacity(results.len());
+    for r in &results {
+        st.0.metrics.ingested(&source.id, r.outcome.as_str(), 1);
+        if let (Some(id), Some(status)) = (r.alert_id, r.status) {
+            alerts.push(json!({"id": id, "status": status}));
+        }
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"status": "accepted", "alerts": alerts})),
+    ))
+}
+
+/// Apply support hours, routing and maintenance windows to mapped events.
+pub(crate) async fn route_events(
+    st: &AppState,
+    source: &SourceRuntime,
+    events: Vec<tocsin_domain::AlertEvent>,
+    now: chrono::DateTime<Utc>,
+) -> Vec<RoutedEvent> {
     let windows = crate::maintenance::active(st, now).await;
-    let routed: Vec<RoutedEvent> = events
+    events
         .into_iter()
         .map(|mut event| {
             let mut first_step_at = None;
@@ -152,11 +175,21 @@ async fn receive(
                 first_step_at,
             }
         })
-        .collect();
-    let actor = Actor::new(format!("source:{}", source.id), "prometheus webhook");
+        .collect()
+}
+
+/// Store routed events (503 when storage is down or slow), wake the
+/// escalation worker for new alerts, and count outcomes.
+pub(crate) async fn store_events(
+    st: &AppState,
+    source_id: &str,
+    actor: &Actor,
+    routed: Vec<RoutedEvent>,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<tocsin_store::IngestResult>, ApiError> {
     let results = match tokio::time::timeout(
         st.0.store_timeout,
-        st.0.store.ingest(&source.id, &actor, routed, now),
+        st.0.store.ingest(source_id, actor, routed, now),
     )
     .await
     {
@@ -175,15 +208,5 @@ async fn receive(
     {
         st.0.wake.notify_one();
     }
-    let mut alerts = Vec::with_capacity(results.len());
-    for r in &results {
-        st.0.metrics.ingested(&source.id, r.outcome.as_str(), 1);
-        if let (Some(id), Some(status)) = (r.alert_id, r.status) {
-            alerts.push(json!({"id": id, "status": status}));
-        }
-    }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"status": "accepted", "alerts": alerts})),
-    ))
+    Ok(results)
 }

@@ -10,8 +10,10 @@ mod links;
 mod maintenance;
 mod metrics;
 mod ops;
+mod ratelimit;
 mod redact;
 mod schedules;
+mod senders;
 mod slack;
 mod state;
 mod twilio;
@@ -32,6 +34,14 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/events/prometheus/{key}", post(ingest::prometheus))
         .route("/webhooks/{key}", post(ingest::prometheus))
+        .route("/v2/enqueue", post(senders::pd_enqueue))
+        .route("/v2/change/enqueue", post(senders::pd_change))
+        .route("/v2/alerts", post(senders::og_create))
+        .route("/v2/alerts/{id}/close", post(senders::og_close))
+        .route("/v2/alerts/{id}/acknowledge", post(senders::og_acknowledge))
+        .route("/api/events", post(senders::ilert_events))
+        .route("/api/v1/events", post(senders::ilert_events))
+        .route("/api/v1/changes", get(alerts::changes))
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/{id}", get(alerts::show))
         .route("/api/v1/alerts/{id}/accept", post(alerts::accept))

@@ -26,6 +26,8 @@ pub struct SourceRuntime {
         tocsin_domain::support_hours::SupportHours,
         tocsin_domain::OutsideSupportHours,
     )>,
+    /// The per-key limit of the PagerDuty, Opsgenie and ilert endpoints.
+    pub limit: crate::ratelimit::Bucket,
 }
 
 pub(crate) struct ApiTokenRuntime {
@@ -159,6 +161,10 @@ impl AppState {
                         .find(|h| &h.id == id)
                         .map(|h| (h.to_domain(), s.outside_support_hours))
                 }),
+                limit: crate::ratelimit::Bucket::per_minute(
+                    s.rate_limit_per_minute
+                        .unwrap_or(tocsin_config::DEFAULT_RATE_LIMIT_PER_MINUTE),
+                ),
                 prometheus: PrometheusSettings {
                     grouping: s.grouping,
                     severity_map: SeverityMap::new(&s.severity_map, s.default_severity),

@@ -118,7 +118,7 @@ pub struct PrometheusSettings {
 }
 
 impl PrometheusSettings {
-    fn high_priority_from(&self) -> Severity {
+    pub fn high_priority_from(&self) -> Severity {
         self.high_priority_from.unwrap_or(Severity::Sev1)
     }
 }
@@ -318,6 +318,7 @@ fn build(
             .filter_map(|a| a.end())
             .max(),
         notes,
+        stateless: false,
         members,
     }
 }

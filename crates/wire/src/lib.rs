@@ -5,8 +5,13 @@
 //! offending field, and a mapping into [`tocsin_domain::AlertEvent`]s.
 
 pub mod alertmanager;
+pub mod command;
 pub mod error;
+pub mod ilert;
+pub mod opsgenie;
+pub mod pagerduty;
 pub mod template;
 
+pub use command::Command;
 pub use error::WireError;
 pub use template::{TemplateError, Templates};

@@ -1,0 +1,510 @@
+//! Drop-in endpoints for senders users already have (SPEC §2.1, §2.3):
+//! PagerDuty Events v2, the Opsgenie Alert API subset and the ilert Events
+//! API. Each answers with its original's status codes and body shapes
+//! (PROTOCOLS.md §2–§4), and each goes through the same ingest path as
+//! Alertmanager webhooks (routing, support hours, maintenance, dedup and
+//! ordering). Every key is rate-limited (429 with `Retry-After`).
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tocsin_config::SourceType;
+use tocsin_store::{Actor, IngestOutcome, Transition, TransitionResult};
+use tocsin_wire::opsgenie::Identifier;
+use tocsin_wire::{Command, ilert, opsgenie, pagerduty};
+
+use crate::error::ApiError;
+use crate::ingest::{read_json_body, route_events, store_events};
+use crate::state::{AppState, SourceRuntime};
+
+/// What applying a command did.
+struct Applied {
+    alert_id: Option<i64>,
+    outcome: &'static str,
+}
+
+/// A fresh dedup key for an event that brings none (128 random bits).
+fn generated_key() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The source with this key, if it is of the endpoint's type.
+fn source<'a>(st: &'a AppState, key: &str, kind: SourceType) -> Option<&'a SourceRuntime> {
+    st.source_by_key(key).filter(|s| s.kind == kind)
+}
+
+/// Apply one command through the common ingest path.
+async fn apply(
+    st: &AppState,
+    source: &SourceRuntime,
+    cmd: Command,
+    channel: &str,
+    now: DateTime<Utc>,
+) -> Result<Applied, ApiError> {
+    let actor = Actor::new(format!("source:{}", source.id), channel);
+    let event = match cmd {
+        Command::Trigger(e) | Command::Resolve(e) => e,
+        Command::Accept(key) => {
+            let id =
+                st.0.store
+                    .open_alert_id(&source.id, key.as_str())
+                    .await
+                    .map_err(|e| ApiError::from_store("accept by key", e))?;
+            let Some(id) = id else {
+                st.0.metrics.ingested(&source.id, "no_open_alert", 1);
+                return Ok(Applied {
+                    alert_id: None,
+                    outcome: "no_open_alert",
+                });
+            };
+            let r =
+                st.0.store
+                    .transition(id, Transition::Accept, &actor, now)
+                    .await
+                    .map_err(|e| ApiError::from_store("accept by key", e))?;
+            let outcome = match r {
+                TransitionResult::Done(_) => "accepted",
+                _ => "unchanged",
+            };
+            st.0.metrics.ingested(&source.id, outcome, 1);
+            return Ok(Applied {
+                alert_id: Some(id),
+                outcome,
+            });
+        }
+    };
+    let routed = route_events(st, source, vec![event], now).await;
+    let results = store_events(st, &source.id, &actor, routed, now).await?;
+    let r = results.into_iter().next();
+    let outcome = r
+        .as_ref()
+        .map(|r| r.outcome)
+        .unwrap_or(IngestOutcome::Ignored);
+    st.0.metrics.ingested(&source.id, outcome.as_str(), 1);
+    Ok(Applied {
+        alert_id: r.and_then(|r| r.alert_id),
+        outcome: outcome.as_str(),
+    })
+}
+
+fn retry_after(mut res: Response, wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs().max(1);
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
+// ---------------------------------------------------------------- PagerDuty
+
+fn pd_invalid(errors: Vec<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"status": "invalid event", "message": "Event object is invalid", "errors": errors})),
+    )
+        .into_response()
+}
+
+/// PagerDuty answers malformed bodies and bad keys with 400 too.
+fn pd_error(e: ApiError) -> Response {
+    match e.status {
+        StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => pd_invalid(vec![e.message]),
+        _ => e.into_response(),
+    }
+}
+
+fn pd_throttled(wait: std::time::Duration) -> Response {
+    retry_after(
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({"status": "throttle event", "message": "Requests for this integration key are arriving too quickly; retry later", "errors": ["rate limit exceeded"]})),
+        )
+            .into_response(),
+        wait,
+    )
+}
+
+/// `POST /v2/enqueue`: PagerDuty Events API v2 alert events.
+pub async fn pd_enqueue(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let bytes = match read_json_body(&headers, body, st.0.body_limit).await {
+        Ok(b) => b,
+        Err(e) => return pd_error(e),
+    };
+    let ev = match pagerduty::parse(&bytes) {
+        Ok(ev) => ev,
+        Err(errors) => return pd_invalid(errors),
+    };
+    let Some(source) =
+        pagerduty::routing_key(&ev).and_then(|k| source(&st, k, SourceType::Pagerduty))
+    else {
+        if pagerduty::routing_key(&ev).is_some() {
+            st.0.metrics.ingested("unknown", "unknown_key", 1);
+            return pd_invalid(vec![
+                "'routing_key' is not the key of a pagerduty source in Tocsin".to_owned(),
+            ]);
+        }
+        return pd_invalid(vec!["'routing_key' is missing or blank".to_owned()]);
+    };
+    if let Err(wait) = source.limit.take(Instant::now()) {
+        st.0.metrics.ingested(&source.id, "rate_limited", 1);
+        return pd_throttled(wait);
+    }
+    let now = Utc::now();
+    let cmd = match pagerduty::map(&ev, &source.prometheus, &generated_key(), now) {
+        Ok(c) => c,
+        Err(errors) => {
+            st.0.metrics.ingested(&source.id, "invalid", 1);
+            return pd_invalid(errors);
+        }
+    };
+    let key = cmd.key().as_str().to_owned();
+    match apply(&st, source, cmd, "pagerduty events v2", now).await {
+        Ok(_) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "success", "message": "Event processed", "dedup_key": key})),
+        )
+            .into_response(),
+        Err(e) => pd_error(e),
+    }
+}
+
+/// `POST /v2/change/enqueue`: recorded on the service's change list; pages
+/// nobody.
+pub async fn pd_change(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let bytes = match read_json_body(&headers, body, st.0.body_limit).await {
+        Ok(b) => b,
+        Err(e) => return pd_error(e),
+    };
+    let ev = match pagerduty::parse_change(&bytes) {
+        Ok(ev) => ev,
+        Err(errors) => return pd_invalid(errors),
+    };
+    let key = ev.routing_key.as_deref().map(str::trim).unwrap_or_default();
+    let Some(source) = source(&st, key, SourceType::Pagerduty) else {
+        if key.is_empty() {
+            return pd_invalid(vec!["'routing_key' is missing or blank".to_owned()]);
+        }
+        return pd_invalid(vec![
+            "'routing_key' is not the key of a pagerduty source in Tocsin".to_owned(),
+        ]);
+    };
+    if let Err(wait) = source.limit.take(Instant::now()) {
+        return pd_throttled(wait);
+    }
+    let now = Utc::now();
+    let change = match pagerduty::map_change(&ev, now) {
+        Ok(c) => c,
+        Err(errors) => return pd_invalid(errors),
+    };
+    let stored =
+        st.0.store
+            .record_change(tocsin_store::NewChange {
+                source_id: source.id.clone(),
+                service_id: source.service_id.clone(),
+                at: change.at,
+                received_at: now,
+                summary: change.summary,
+                origin: change.source,
+                details: change.details,
+                links: change.links,
+            })
+            .await;
+    match stored {
+        Ok(_) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "success", "message": "Change event processed"})),
+        )
+            .into_response(),
+        Err(e) => ApiError::from_store("change event", e).into_response(),
+    }
+}
+
+// ----------------------------------------------------------------- Opsgenie
+
+fn request_id() -> String {
+    let b: [u8; 16] = rand::random();
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn og(status: StatusCode, started: Instant, message: &str) -> Response {
+    let took = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    let body = if status == StatusCode::ACCEPTED {
+        json!({"result": message, "took": took, "requestId": request_id()})
+    } else {
+        json!({"message": message, "code": status.as_u16(), "took": took, "requestId": request_id()})
+    };
+    (status, Json(body)).into_response()
+}
+
+fn og_error(e: ApiError, started: Instant) -> Response {
+    match e.status {
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::INTERNAL_SERVER_ERROR => e.into_response(),
+        s => og(s, started, &e.message),
+    }
+}
+
+/// The Opsgenie source named by `Authorization: GenieKey …`, or the 401/429
+/// answer.
+fn og_source<'a>(
+    st: &'a AppState,
+    headers: &HeaderMap,
+    started: Instant,
+) -> Result<&'a SourceRuntime, Box<Response>> {
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(opsgenie::genie_key);
+    let Some(source) = key.and_then(|k| source(st, k, SourceType::Opsgenie)) else {
+        st.0.metrics.ingested("unknown", "unknown_key", 1);
+        return Err(Box::new(og(
+            StatusCode::UNAUTHORIZED,
+            started,
+            "Could not authenticate: send `Authorization: GenieKey <key>` with the key of an opsgenie source in Tocsin.",
+        )));
+    };
+    if let Err(wait) = source.limit.take(Instant::now()) {
+        st.0.metrics.ingested(&source.id, "rate_limited", 1);
+        return Err(Box::new(retry_after(
+            og(
+                StatusCode::TOO_MANY_REQUESTS,
+                started,
+                "You are making too many requests! Retry later.",
+            ),
+            wait,
+        )));
+    }
+    Ok(source)
+}
+
+/// `POST /v2/alerts`: create (or repeat) an alert.
+pub async fn og_create(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let source = match og_source(&st, &headers, started) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let bytes = match read_json_body(&headers, body, st.0.body_limit).await {
+        Ok(b) => b,
+        Err(e) => return og_error(e, started),
+    };
+    let create = match opsgenie::parse_create(&bytes) {
+        Ok(c) => c,
+        Err(e) => return og(StatusCode::BAD_REQUEST, started, &e.to_string()),
+    };
+    let now = Utc::now();
+    let cmd = match opsgenie::map_create(&create, &source.prometheus, &generated_key(), now) {
+        Ok(c) => c,
+        Err(e) => {
+            st.0.metrics.ingested(&source.id, "invalid", 1);
+            return og(StatusCode::UNPROCESSABLE_ENTITY, started, &e.to_string());
+        }
+    };
+    match apply(&st, source, cmd, "opsgenie alert api", now).await {
+        Ok(_) => og(StatusCode::ACCEPTED, started, "Request will be processed"),
+        Err(e) => og_error(e, started),
+    }
+}
+
+fn query_param(raw: Option<&str>, name: &str) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(raw.unwrap_or_default())
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// `POST /v2/alerts/{identifier}/close` and `/acknowledge`.
+async fn og_action(
+    st: AppState,
+    headers: HeaderMap,
+    identifier: String,
+    raw: Option<String>,
+    body: Body,
+    action: Transition,
+) -> Response {
+    let started = Instant::now();
+    let source = match og_source(&st, &headers, started) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    // The body ({user, source, note}) is optional; it must still be JSON.
+    let bytes = match read_json_body(&headers, body, st.0.body_limit).await {
+        Ok(b) => b,
+        Err(e) => return og_error(e, started),
+    };
+    let note: Option<String> = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v["note"].as_str().map(str::to_owned));
+    let kind = query_param(raw.as_deref(), "identifierType");
+    let id = match opsgenie::identifier(&identifier, kind.as_deref()) {
+        Ok(id) => id,
+        Err(e) => return og(StatusCode::UNPROCESSABLE_ENTITY, started, &e.to_string()),
+    };
+    let now = Utc::now();
+    let result = match (id, action) {
+        (Identifier::Alias(key), Transition::Accept) => {
+            apply(&st, source, Command::Accept(key), "opsgenie alert api", now).await
+        }
+        (Identifier::Alias(key), _) => {
+            let ev = tocsin_wire::command::resolve_event(key, now);
+            apply(&st, source, Command::Resolve(ev), "opsgenie alert api", now).await
+        }
+        (Identifier::Id(id), action) => og_by_id(&st, source, id, action, now).await,
+    };
+    match result {
+        Ok(applied) => {
+            if let (Some(note), Some(id)) =
+                (note.filter(|n| !n.trim().is_empty()), applied.alert_id)
+            {
+                let actor = Actor::new(format!("source:{}", source.id), "opsgenie alert api");
+                if let Err(e) = st.0.store.comment(id, &actor, &note, now).await {
+                    return og_error(ApiError::from_store("opsgenie note", e), started);
+                }
+            }
+            if applied.outcome == "not_found" {
+                return og(
+                    StatusCode::NOT_FOUND,
+                    started,
+                    &format!("Alert with id [{identifier}] does not exist"),
+                );
+            }
+            og(StatusCode::ACCEPTED, started, "Request will be processed")
+        }
+        Err(e) => og_error(e, started),
+    }
+}
+
+/// Accept or resolve by Tocsin alert id; only alerts of this source.
+async fn og_by_id(
+    st: &AppState,
+    source: &SourceRuntime,
+    id: i64,
+    action: Transition,
+    now: DateTime<Utc>,
+) -> Result<Applied, ApiError> {
+    let alert =
+        st.0.store
+            .get_alert(id)
+            .await
+            .map_err(|e| ApiError::from_store("opsgenie by id", e))?;
+    if alert.is_none_or(|a| a.source_id != source.id) {
+        return Ok(Applied {
+            alert_id: None,
+            outcome: "not_found",
+        });
+    }
+    let actor = Actor::new(format!("source:{}", source.id), "opsgenie alert api");
+    let r =
+        st.0.store
+            .transition(id, action, &actor, now)
+            .await
+            .map_err(|e| ApiError::from_store("opsgenie by id", e))?;
+    Ok(Applied {
+        alert_id: Some(id),
+        outcome: match r {
+            TransitionResult::Done(_) => "changed",
+            _ => "unchanged",
+        },
+    })
+}
+
+pub async fn og_close(
+    State(st): State<AppState>,
+    Path(identifier): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    og_action(st, headers, identifier, raw, body, Transition::Resolve).await
+}
+
+pub async fn og_acknowledge(
+    State(st): State<AppState>,
+    Path(identifier): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    og_action(st, headers, identifier, raw, body, Transition::Accept).await
+}
+
+// -------------------------------------------------------------------- ilert
+
+fn il(status: StatusCode, body: Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+fn il_error(status: StatusCode, message: &str) -> Response {
+    il(status, json!({"message": message, "code": status.as_u16()}))
+}
+
+/// `POST /api/events` and `/api/v1/events`: the ilert Events API.
+pub async fn ilert_events(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let bytes = match read_json_body(&headers, body, st.0.body_limit).await {
+        Ok(b) => b,
+        Err(e) if e.status.is_client_error() => return il_error(e.status, &e.message),
+        Err(e) => return e.into_response(),
+    };
+    let ev = match ilert::parse(&bytes) {
+        Ok(ev) => ev,
+        Err(e) => return il_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let Some(key) = ilert::integration_key(&ev) else {
+        return il_error(
+            StatusCode::BAD_REQUEST,
+            "integrationKey: missing; send the key of an ilert source in Tocsin",
+        );
+    };
+    let Some(source) = source(&st, key, SourceType::Ilert) else {
+        st.0.metrics.ingested("unknown", "unknown_key", 1);
+        return il_error(
+            StatusCode::NOT_FOUND,
+            "integrationKey: no ilert source in Tocsin has this key",
+        );
+    };
+    if let Err(wait) = source.limit.take(Instant::now()) {
+        st.0.metrics.ingested(&source.id, "rate_limited", 1);
+        return retry_after(
+            il_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many events for this key; retry later",
+            ),
+            wait,
+        );
+    }
+    let now = Utc::now();
+    let cmd = match ilert::map(&ev, &source.prometheus, &generated_key(), now) {
+        Ok(c) => c,
+        Err(e) => {
+            st.0.metrics.ingested(&source.id, "invalid", 1);
+            return il_error(StatusCode::BAD_REQUEST, &e.to_string());
+        }
+    };
+    let alert_key = cmd.key().as_str().to_owned();
+    match apply(&st, source, cmd, "ilert events api", now).await {
+        Ok(a) => il(
+            StatusCode::ACCEPTED,
+            json!({
+                "alertKey": alert_key,
+                "alertUrl": a.alert_id.map(|id| format!("{}/api/v1/alerts/{id}", st.0.public_url)),
+                "responseCode": a.outcome.to_ascii_uppercase(),
+            }),
+        ),
+        Err(e) => e.into_response(),
+    }
+}
