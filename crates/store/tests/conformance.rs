@@ -961,6 +961,55 @@ async fn bundling_gates_each_contact(s: &dyn Store) {
     assert_eq!(sent(25, "c25").await, [("alice".to_owned(), ids[3])]);
 }
 
+async fn open_alert_by_key_and_change_events(s: &dyn Store) {
+    let id = ingest(s, &[routed("k1", vec![member("a", true, 0, None)])], 0).await[0]
+        .alert_id
+        .unwrap();
+    assert_eq!(s.open_alert_id("prom", "k1").await.unwrap(), Some(id));
+    assert_eq!(s.open_alert_id("prom", "k2").await.unwrap(), None);
+    assert_eq!(s.open_alert_id("other", "k1").await.unwrap(), None);
+    ingest(s, &[routed("k1", vec![member("a", false, 0, Some(5))])], 6).await;
+    assert_eq!(
+        s.open_alert_id("prom", "k1").await.unwrap(),
+        None,
+        "resolved"
+    );
+
+    for (svc, at, summary) in [
+        (Some("checkout"), 10, "deploy 1"),
+        (None, 20, "config"),
+        (Some("checkout"), 30, "deploy 2"),
+    ] {
+        s.record_change(tocsin_store::NewChange {
+            source_id: "pd".into(),
+            service_id: svc.map(str::to_owned),
+            at: t(at),
+            received_at: t(at + 1),
+            summary: summary.into(),
+            origin: Some("ci".into()),
+            details: "build: 1".into(),
+            links: vec![tocsin_domain::Link {
+                href: "https://ci/1".into(),
+                text: "CI".into(),
+            }],
+        })
+        .await
+        .unwrap();
+    }
+    let mine: Vec<String> = s
+        .changes(Some("checkout"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.summary)
+        .collect();
+    assert_eq!(mine, ["deploy 2", "deploy 1"]);
+    let all = s.changes(None, 2).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].links[0].text, "CI");
+    assert_eq!(all[1].at, t(20));
+}
+
 async fn workers_claim_disjoint_steps(s: &dyn Store) {
     let evs: Vec<RoutedEvent> = (0..20)
         .map(|i| routed(&format!("k{i}"), vec![member("a", true, 0, None)]))
@@ -1301,6 +1350,7 @@ macro_rules! suite {
             case!(source_resolve_stops_escalation);
             case!(workers_claim_disjoint_steps);
             case!(bundling_gates_each_contact);
+            case!(open_alert_by_key_and_change_events);
             case!(outbox_deliveries_retry_fail_and_stop);
             case!(unaccept_and_reassign_restart_escalation);
             case!(maintenance_windows_open_list_and_end);

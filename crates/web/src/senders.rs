@@ -95,7 +95,8 @@ async fn apply(
 }
 
 fn retry_after(mut res: Response, wait: std::time::Duration) -> Response {
-    let secs = wait.as_secs().max(1);
+    // Round up: a client that waits this long finds a token.
+    let secs = (wait.as_secs_f64().ceil() as u64).max(1);
     if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
         res.headers_mut().insert(header::RETRY_AFTER, v);
     }

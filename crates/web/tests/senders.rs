@@ -1,0 +1,556 @@
+//! HTTP contract of the drop-in endpoints: PagerDuty Events v2 (alert and
+//! change events), the Opsgenie Alert API subset and the ilert Events API,
+//! with their documented status codes and bodies, and per-key rate limits
+//! (never on Alertmanager webhooks).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const PD: &str = "pd-key-0123456789abcdef0123";
+const OG: &str = "og-key-0123456789abcdef0123";
+const IL: &str = "il-key-0123456789abcdef0123";
+const AM: &str = "am-key-0123456789abcdef0123";
+const ADMIN: &str = "admin-token-0123456789";
+
+const CONFIG: &str = r#"
+api_tokens: [{name: admin, token: admin-token-0123456789, role: admin}]
+users:
+  - {id: alice, contacts: [{id: mail, type: email, address: a@example.com}], notify: {high: [{contact: mail, after: 0m}]}}
+escalation_policies:
+  - {id: default, levels: [{notify: ["user:alice"], escalate_after: 5m}]}
+  - {id: dbteam, routing_key: db-team, levels: [{notify: ["user:alice"], escalate_after: 5m}]}
+services:
+  - {id: checkout, name: Checkout}
+sources:
+  - {id: pd, type: pagerduty, escalation_policy: default, service: checkout, key: pd-key-0123456789abcdef0123, rate_limit_per_minute: 30}
+  - {id: og, type: opsgenie, escalation_policy: default, key: og-key-0123456789abcdef0123}
+  - {id: il, type: ilert, escalation_policy: default, key: il-key-0123456789abcdef0123, rate_limit_per_minute: 10}
+  - {id: am, type: prometheus, escalation_policy: default, key: am-key-0123456789abcdef0123, rate_limit_per_minute: 1}
+"#;
+
+struct Server {
+    base: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tocsin_config::from_str(CONFIG, Path::new("."), &|_| None).unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store: Arc<dyn tocsin_store::Store> =
+        Arc::from(tocsin_store::connect(&url, 4).await.unwrap());
+    let secrets = tocsin_web::Secrets {
+        source_keys: config
+            .sources
+            .iter()
+            .map(|s| (s.id.clone(), s.key.clone().unwrap()))
+            .collect(),
+        schedule_feeds: Default::default(),
+        user_feeds: [("alice".to_owned(), "feed-user-alice-0123456789".to_owned())].into(),
+        link_secret: "link-secret-0123456789abcdef".into(),
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let state =
+        tocsin_web::AppState::new(&config, store, &secrets, "http://tocsin.test", vec![]).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, tocsin_web::app(state)).await });
+    Server {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+impl Server {
+    async fn send(&self, path: &str, auth: Option<&str>, body: &Value) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let retry_after = res.headers().get("retry-after").cloned();
+        let text = res.text().await.unwrap();
+        let mut v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if let Some(r) = retry_after {
+            v["__retry_after"] = json!(r.to_str().unwrap());
+        }
+        (status, v)
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn alerts(&self, source: &str) -> Vec<Value> {
+        self.get(&format!("/api/v1/alerts?source={source}")).await["alerts"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+fn pd_trigger(key: Option<&str>, summary: &str) -> Value {
+    let mut v = json!({
+        "routing_key": PD,
+        "event_action": "trigger",
+        "payload": {
+            "summary": summary,
+            "source": "db-1.example.com",
+            "severity": "critical",
+            "component": "postgres",
+            "custom_details": {"free": "2%", "mount": "/var"}
+        },
+        "links": [{"href": "https://grafana.example/d/db", "text": "Dashboard"}],
+        "images": [{"src": "https://grafana.example/render/db.png", "alt": "Disk graph"}],
+        "client": "Alertmanager",
+        "client_url": "https://am.example/#/alerts"
+    });
+    if let Some(k) = key {
+        v["dedup_key"] = json!(k);
+    }
+    v
+}
+
+#[tokio::test]
+async fn pagerduty_trigger_acknowledge_resolve_and_errors() {
+    let s = start().await;
+    let (st, v) = s
+        .send(
+            "/v2/enqueue",
+            None,
+            &pd_trigger(Some("db-1/disk"), "Disk full on db-1"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    assert_eq!(
+        v,
+        json!({"status": "success", "message": "Event processed", "dedup_key": "db-1/disk"})
+    );
+    let a = &s.alerts("pd").await[0];
+    assert_eq!(a["summary"], "Disk full on db-1");
+    assert_eq!(a["severity"], "SEV0");
+    assert_eq!(a["priority"], "high");
+    assert_eq!(a["service_id"], "checkout");
+    assert_eq!(a["labels"]["source"], "db-1.example.com");
+    assert_eq!(a["labels"]["component"], "postgres");
+    assert!(a["details"].as_str().unwrap().contains("free: 2%"), "{a}");
+    let links: Vec<&str> = a["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(links, ["Dashboard", "Disk graph", "Alertmanager"]);
+    let id = a["id"].as_i64().unwrap();
+
+    // A repeat changes nothing; a new summary updates the same alert.
+    s.send(
+        "/v2/enqueue",
+        None,
+        &pd_trigger(Some("db-1/disk"), "Disk full on db-1"),
+    )
+    .await;
+    assert_eq!(s.alerts("pd").await.len(), 1);
+    assert_eq!(s.alerts("pd").await[0]["seen_count"], 2);
+    s.send(
+        "/v2/enqueue",
+        None,
+        &pd_trigger(Some("db-1/disk"), "Disk 99% on db-1"),
+    )
+    .await;
+    let a = &s.alerts("pd").await[0];
+    assert_eq!(
+        (a["id"].as_i64(), a["summary"].as_str()),
+        (Some(id), Some("Disk 99% on db-1"))
+    );
+
+    // acknowledge accepts; resolve resolves and keeps the summary.
+    let ack = json!({"routing_key": PD, "event_action": "acknowledge", "dedup_key": "db-1/disk"});
+    let (st, v) = s.send("/v2/enqueue", None, &ack).await;
+    assert_eq!(
+        (st, v["dedup_key"].as_str()),
+        (StatusCode::ACCEPTED, Some("db-1/disk"))
+    );
+    assert_eq!(s.alerts("pd").await[0]["status"], "accepted");
+    let res = json!({"routing_key": PD, "event_action": "resolve", "dedup_key": "db-1/disk"});
+    assert_eq!(
+        s.send("/v2/enqueue", None, &res).await.0,
+        StatusCode::ACCEPTED
+    );
+    let a = &s.alerts("pd").await[0];
+    assert_eq!(a["status"], "resolved");
+    assert_eq!(a["summary"], "Disk 99% on db-1");
+    // After the resolve, a trigger opens a new alert; acknowledge/resolve are dropped.
+    s.send(
+        "/v2/enqueue",
+        None,
+        &pd_trigger(Some("db-1/disk"), "Disk full again"),
+    )
+    .await;
+    let all = s.alerts("pd").await;
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0]["status"], "pending");
+    let ghost = json!({"routing_key": PD, "event_action": "resolve", "dedup_key": "never-seen"});
+    assert_eq!(
+        s.send("/v2/enqueue", None, &ghost).await.0,
+        StatusCode::ACCEPTED
+    );
+
+    // A trigger without dedup_key gets one, generated and returned.
+    let (st, v) = s
+        .send("/v2/enqueue", None, &pd_trigger(None, "no key"))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    let generated = v["dedup_key"].as_str().unwrap();
+    assert_eq!(generated.len(), 32);
+    assert!(
+        s.alerts("pd")
+            .await
+            .iter()
+            .any(|a| a["dedup_key"] == generated)
+    );
+
+    // 400 with errors[] naming each field.
+    let bad =
+        json!({"routing_key": PD, "event_action": "trigger", "payload": {"severity": "fatal"}});
+    let (st, v) = s.send("/v2/enqueue", None, &bad).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(v["status"], "invalid event");
+    assert_eq!(v["message"], "Event object is invalid");
+    assert_eq!(
+        v["errors"],
+        json!([
+            "'payload.summary' is missing or blank",
+            "'payload.source' is missing or blank",
+            "'payload.severity' is invalid: 'fatal' (expected critical, error, warning or info)"
+        ])
+    );
+    let (st, v) = s
+        .send(
+            "/v2/enqueue",
+            None,
+            &json!({"routing_key": PD, "event_action": "resolve"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v["errors"],
+        json!(["'dedup_key' is required for event_action 'resolve'"])
+    );
+    let (st, v) = s
+        .send(
+            "/v2/enqueue",
+            None,
+            &json!({"routing_key": OG, "event_action": "trigger"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "a key of another source type");
+    assert!(
+        v["errors"][0].as_str().unwrap().contains("routing_key"),
+        "{v}"
+    );
+    let (st, v) = s.send("/v2/enqueue", None, &json!([1, 2])).await;
+    assert_eq!(
+        (st, v["status"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid event"))
+    );
+}
+
+#[tokio::test]
+async fn pagerduty_change_events_are_recorded_and_page_nobody() {
+    let s = start().await;
+    let change = json!({
+        "routing_key": PD,
+        "payload": {"summary": "Deployed checkout v42", "source": "ci", "timestamp": "2026-11-21T10:00:00Z",
+                    "custom_details": {"build": "42"}},
+        "links": [{"href": "https://ci.example/42", "text": "Build 42"}]
+    });
+    let (st, v) = s.send("/v2/change/enqueue", None, &change).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["status"], "success");
+    let c = s.get("/api/v1/changes?service=checkout").await;
+    let c = &c["changes"][0];
+    assert_eq!(c["summary"], "Deployed checkout v42");
+    assert_eq!(c["origin"], "ci");
+    assert_eq!(c["at"], "2026-11-21T10:00:00Z");
+    assert_eq!(c["details"], "build: 42");
+    assert_eq!(c["links"][0]["text"], "Build 42");
+    assert!(s.alerts("pd").await.is_empty(), "a change is not an alert");
+    let (st, v) = s
+        .send(
+            "/v2/change/enqueue",
+            None,
+            &json!({"routing_key": PD, "payload": {}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v["errors"],
+        json!(["'payload.summary' is missing or blank"])
+    );
+}
+
+#[tokio::test]
+async fn opsgenie_create_acknowledge_close() {
+    let s = start().await;
+    let auth = format!("GenieKey {OG}");
+    let create = json!({
+        "message": "[FIRING:1] DiskFull db-1",
+        "alias": "6f3c0ab1",
+        "description": "disk is full",
+        "priority": "P2",
+        "tags": ["db", "disk"],
+        "details": {"node": "db-1"},
+        "source": "http://am.example"
+    });
+    let (st, v) = s.send("/v2/alerts", Some(&auth), &create).await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    assert_eq!(v["result"], "Request will be processed");
+    assert!(v["took"].is_number());
+    assert_eq!(v["requestId"].as_str().unwrap().len(), 36);
+    let a = &s.alerts("og").await[0];
+    assert_eq!(a["summary"], "[FIRING:1] DiskFull db-1");
+    assert_eq!(a["severity"], "SEV1");
+    assert_eq!(a["dedup_key"], "6f3c0ab1");
+    assert_eq!(a["labels"]["node"], "db-1");
+    assert_eq!(a["labels"]["tags"], "db,disk");
+    let id = a["id"].as_i64().unwrap();
+    // A repeat create on an open alias only counts.
+    s.send("/v2/alerts", Some(&auth), &create).await;
+    assert_eq!(s.alerts("og").await.len(), 1);
+
+    let (st, _) = s
+        .send(
+            "/v2/alerts/6f3c0ab1/acknowledge?identifierType=alias",
+            Some(&auth),
+            &json!({"source": "x"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    assert_eq!(s.alerts("og").await[0]["status"], "accepted");
+    let (st, _) = s
+        .send(
+            &format!("/v2/alerts/{id}/close"),
+            Some(&auth),
+            &json!({"note": "fixed by hand"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    let shown = s.get(&format!("/api/v1/alerts/{id}")).await;
+    assert_eq!(shown["status"], "resolved");
+    assert!(
+        shown["timeline"].to_string().contains("fixed by hand"),
+        "{shown}"
+    );
+
+    // P1…P5 map to SEV0…SEV4; no priority is P3.
+    for (p, sev) in [("P1", "SEV0"), ("P3", "SEV2"), ("P5", "SEV4")] {
+        let body = json!({"message": format!("m {p}"), "alias": format!("a-{p}"), "priority": p});
+        s.send("/v2/alerts", Some(&auth), &body).await;
+        let all = s.alerts("og").await;
+        let a = all
+            .iter()
+            .find(|a| a["dedup_key"] == format!("a-{p}"))
+            .unwrap();
+        assert_eq!(a["severity"], sev);
+    }
+    let body = json!({"message": "close me", "alias": "by-alias"});
+    s.send("/v2/alerts", Some(&auth), &body).await;
+    s.send(
+        "/v2/alerts/by-alias/close?identifierType=alias",
+        Some(&auth),
+        &json!({}),
+    )
+    .await;
+    let all = s.alerts("og").await;
+    assert_eq!(
+        all.iter().find(|a| a["dedup_key"] == "by-alias").unwrap()["status"],
+        "resolved"
+    );
+
+    // Errors: 401 without the key, 422 for a bad request, 404 for an unknown id.
+    let (st, v) = s.send("/v2/alerts", None, &create).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["code"], 401);
+    assert!(v["requestId"].is_string());
+    let (st, _) = s
+        .send("/v2/alerts", Some(&format!("GenieKey {PD}")), &create)
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, v) = s
+        .send("/v2/alerts", Some(&auth), &json!({"alias": "x"}))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("Message can not be empty"),
+        "{v}"
+    );
+    let (st, _) = s
+        .send(
+            "/v2/alerts",
+            Some(&auth),
+            &json!({"message": "m", "priority": "P9"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    let (st, _) = s
+        .send(
+            "/v2/alerts/x/close?identifierType=bogus",
+            Some(&auth),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    let (st, _) = s
+        .send("/v2/alerts/999999/close", Some(&auth), &json!({}))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn ilert_alert_accept_resolve_with_either_key_field() {
+    let s = start().await;
+    let alert = json!({
+        "integrationKey": IL, "eventType": "ALERT", "alertKey": "DB-1/Disk",
+        "summary": "Disk 95% on db-1", "details": "on /var", "priority": "LOW",
+        "links": [{"href": "https://grafana.example/d/db", "text": "Dashboard"}],
+        "customDetails": {"free": "5%"}, "labels": {"team": "db"}, "routingKey": "db-team"
+    });
+    let (st, v) = s.send("/api/events", None, &alert).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["alertKey"], "db-1/disk");
+    assert_eq!(v["responseCode"], "CREATED");
+    assert!(
+        v["alertUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://tocsin.test/api/v1/alerts/")
+    );
+    let a = &s.alerts("il").await[0];
+    assert_eq!(a["priority"], "low");
+    assert_eq!(a["policy_id"], "dbteam", "routingKey overrides the policy");
+    assert_eq!(a["labels"]["team"], "db");
+    assert!(a["details"].as_str().unwrap().contains("free: 5%"));
+
+    // Keys compare case-insensitively; the legacy path and apiKey work too.
+    let accept = json!({"apiKey": IL, "eventType": "ACCEPT", "alertKey": "db-1/DISK"});
+    let (st, v) = s.send("/api/v1/events", None, &accept).await;
+    assert_eq!(
+        (st, v["responseCode"].as_str()),
+        (StatusCode::ACCEPTED, Some("ACCEPTED"))
+    );
+    assert_eq!(s.alerts("il").await[0]["status"], "accepted");
+    let resolve = json!({"integrationKey": IL, "eventType": "RESOLVE", "alertKey": "Db-1/Disk"});
+    assert_eq!(
+        s.send("/api/events", None, &resolve).await.0,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(s.alerts("il").await[0]["status"], "resolved");
+
+    // Errors name the field.
+    let (st, v) = s
+        .send(
+            "/api/events",
+            None,
+            &json!({"integrationKey": IL, "eventType": "ALERT"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        v["message"].as_str().unwrap().starts_with("summary:"),
+        "{v}"
+    );
+    let (st, v) = s
+        .send(
+            "/api/events",
+            None,
+            &json!({"eventType": "ALERT", "summary": "s"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("integrationKey:"),
+        "{v}"
+    );
+    let (st, _) = s
+        .send("/api/events", None, &json!({"integrationKey": "nope-0123456789abcdef", "eventType": "ALERT", "summary": "s"}))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, v) = s
+        .send(
+            "/api/events",
+            None,
+            &json!({"integrationKey": IL, "eventType": "RESOLVE"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        v["message"].as_str().unwrap().starts_with("alertKey:"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_per_key_but_never_to_alertmanager() {
+    let s = start().await;
+    // ilert key: 10 a minute.
+    let mut codes = Vec::new();
+    for i in 0..12 {
+        let ev = json!({"integrationKey": IL, "eventType": "ALERT", "alertKey": format!("k{i}"), "summary": "s"});
+        codes.push(s.send("/api/events", None, &ev).await);
+    }
+    assert!(
+        codes[..10]
+            .iter()
+            .all(|(st, _)| *st == StatusCode::ACCEPTED)
+    );
+    let (st, v) = &codes[10];
+    assert_eq!(*st, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(v["__retry_after"], "6", "one event every 6 s comes back");
+    // The limit is per key: PagerDuty's own bucket is untouched.
+    let (st, _) = s
+        .send("/v2/enqueue", None, &pd_trigger(Some("x"), "s"))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    // The Alertmanager webhook is never limited, whatever the source says.
+    let body: Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/alertmanager/firing-single.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    for _ in 0..5 {
+        let (st, _) = s
+            .send(&format!("/api/v1/events/prometheus/{AM}"), None, &body)
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED);
+    }
+}
