@@ -8,20 +8,27 @@
 //! - [`Dispatcher`]: claims due notifications from the outbox, sends each
 //!   through its channel, and records every attempt; failures retry with
 //!   exponential backoff until they are marked failed.
+//! - [`HeartbeatWorker`]: raises an alert for each heartbeat whose stored
+//!   due time (last ping + interval + grace) has passed.
 
 mod catalog;
 mod dispatch;
 mod escalation;
+mod heartbeat;
 
 pub use catalog::{Catalog, ContactRoute, UserRules};
 pub use dispatch::{DispatchReport, Dispatcher};
 pub use escalation::{EscalationWorker, TickReport};
+pub use heartbeat::{HeartbeatReport, HeartbeatSpec, HeartbeatWorker};
 
 /// A worker failed to talk to storage; the next tick tries again.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] tocsin_store::StoreError),
+    /// An event could not be built (a bug, not bad input).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// A random claim token for leases.

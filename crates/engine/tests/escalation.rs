@@ -318,6 +318,124 @@ async fn reassign_to_a_person_and_unaccept(e: Env) {
     assert_eq!(queued(&e, id).await.last(), Some(&q("bob", "email", 1001)));
 }
 
+/// Heartbeats are durable timers too: armed by a ping, overdue exactly at
+/// interval + grace, raised once (also by a worker started after the due
+/// time), paged through the escalation engine; a ping in the middle of
+/// raising undoes the alert.
+async fn heartbeat_falls_due_once_and_pages(e: Env) {
+    use tocsin_engine::{HeartbeatSpec, HeartbeatWorker};
+    let spec = HeartbeatSpec {
+        id: "cron".into(),
+        name: "nightly cron".into(),
+        interval: TimeDelta::seconds(60),
+        grace: TimeDelta::seconds(30),
+        policy_id: "main".into(),
+        service_id: None,
+    };
+    let hw = HeartbeatWorker::new(e.store.clone(), vec![spec.clone()]);
+    assert!(
+        hw.tick(t(1000)).await.unwrap().overdue.is_empty(),
+        "not armed: never due"
+    );
+    let first = e
+        .store
+        .heartbeat_ping("cron", t(0), t(0) + spec.period())
+        .await
+        .unwrap();
+    assert_eq!(first.previous, None, "the first ping arms it");
+    assert!(hw.tick(t(89)).await.unwrap().overdue.is_empty());
+    assert_eq!(hw.tick(t(90)).await.unwrap().overdue, ["cron"]);
+    let rows = e.store.heartbeat_rows().await.unwrap();
+    assert_eq!(rows[0].state, "overdue");
+    let alert_id = rows[0].alert_id.unwrap();
+    let a = e.store.get_alert(alert_id).await.unwrap().unwrap();
+    assert_eq!(
+        (a.source_id.as_str(), a.policy_id.as_deref()),
+        ("heartbeat:cron", Some("main"))
+    );
+    assert!(
+        a.summary.starts_with("Heartbeat nightly cron is overdue"),
+        "{}",
+        a.summary
+    );
+    assert_eq!(a.priority, Priority::High);
+    // It pages through the engine like any alert.
+    assert!(e.worker.tick(t(90)).await.unwrap().notifications > 0);
+    // A worker started later (a restart) raises nothing more.
+    let again = HeartbeatWorker::new(e.store.clone(), vec![spec.clone()]);
+    assert!(again.tick(t(500)).await.unwrap().overdue.is_empty());
+
+    // The next ping finds it overdue, with the alert to resolve.
+    let ping = e
+        .store
+        .heartbeat_ping("cron", t(600), t(600) + spec.period())
+        .await
+        .unwrap();
+    assert_eq!(
+        (ping.previous.as_deref(), ping.overdue_alert),
+        (Some("overdue"), Some(alert_id))
+    );
+    // What the ping endpoint does with it: resolve the alert.
+    let Ok(tocsin_wire::Command::Resolve(ev)) = tocsin_wire::heartbeat::recovered(t(600)) else {
+        panic!("a resolve")
+    };
+    let resolved = RoutedEvent {
+        event: ev,
+        policy_id: "main".into(),
+        service_id: None,
+        route_note: String::new(),
+        first_step_at: None,
+        page: true,
+    };
+    e.store
+        .ingest(
+            "heartbeat:cron",
+            &Actor::new("heartbeat:cron", "ping"),
+            vec![resolved],
+            t(600),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        e.store.get_alert(alert_id).await.unwrap().unwrap().status,
+        tocsin_domain::AlertStatus::Resolved
+    );
+    // Down from t(600) to t(5000): the worker that starts then raises it once.
+    let late = HeartbeatWorker::new(e.store.clone(), vec![spec.clone()]);
+    assert_eq!(late.tick(t(5000)).await.unwrap().overdue, ["cron"]);
+    assert!(late.tick(t(5001)).await.unwrap().overdue.is_empty());
+    let rows = e.store.heartbeat_rows().await.unwrap();
+    assert_ne!(
+        rows[0].alert_id,
+        Some(alert_id),
+        "a new episode, a new alert"
+    );
+
+    // A ping that lands between the claim and the mark: the worker resolves
+    // the alert it has just raised.
+    e.store
+        .heartbeat_ping("cron", t(6000), t(6000) + spec.period())
+        .await
+        .unwrap();
+    let claimed = e
+        .store
+        .claim_overdue_heartbeats(t(6100), TimeDelta::seconds(30), "manual")
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    e.store
+        .heartbeat_ping("cron", t(6101), t(6101) + spec.period())
+        .await
+        .unwrap();
+    assert!(
+        !e.store
+            .mark_heartbeat_overdue(&claimed[0], None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(e.store.heartbeat_rows().await.unwrap()[0].state, "healthy");
+}
+
 macro_rules! both {
     ($name:ident) => {
         mod $name {
@@ -341,3 +459,4 @@ both!(low_priority_notifies_level_one_only);
 both!(nobody_on_call_escalates_at_once);
 both!(two_workers_share_the_work_without_doubles);
 both!(reassign_to_a_person_and_unaccept);
+both!(heartbeat_falls_due_once_and_pages);

@@ -1155,6 +1155,101 @@ macro_rules! impl_store {
                 Ok(rows.iter().map(Self::change_from_row).collect::<Result<Vec<_>, _>>()?)
             }
 
+            async fn heartbeat_ping(
+                &self,
+                id: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                due_at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<$crate::PingResult, $crate::StoreError> {
+                use sqlx::Row;
+                use $crate::imp::ms;
+                let mut tx = self.write.begin().await?;
+                let before = sqlx::query(concat!("SELECT state, alert_id FROM heartbeats WHERE id = $1", $for_update))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO heartbeats (id, state, last_ping_at, due_at, pings) VALUES ($1, 'healthy', $2, $3, 1) ON CONFLICT (id) DO UPDATE SET state = 'healthy', last_ping_at = excluded.last_ping_at, due_at = excluded.due_at, pings = heartbeats.pings + 1, alert_id = NULL, claim = NULL, claimed_until = NULL")
+                    .bind(id)
+                    .bind(ms(now))
+                    .bind(ms(due_at))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                let previous: Option<String> = before.as_ref().map(|r| r.try_get("state")).transpose()?;
+                let overdue_alert = match (&previous, &before) {
+                    (Some(st), Some(r)) if st == "overdue" => r.try_get::<Option<i64>, _>("alert_id")?,
+                    _ => None,
+                };
+                Ok($crate::PingResult { previous, overdue_alert })
+            }
+
+            async fn claim_overdue_heartbeats(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                lease: chrono::TimeDelta,
+                claim: &str,
+            ) -> Result<Vec<$crate::DueHeartbeat>, $crate::StoreError> {
+                use sqlx::Row;
+                use $crate::imp::{from_ms, ms};
+                let rows = sqlx::query(concat!(
+                    "UPDATE heartbeats SET claim = $1, claimed_until = $2 WHERE id IN (",
+                    "SELECT id FROM heartbeats WHERE state = 'healthy' AND due_at <= $3 AND (claim IS NULL OR claimed_until < $3)",
+                    $skip_locked,
+                    ") RETURNING id, last_ping_at, due_at"
+                ))
+                .bind(claim)
+                .bind(ms(now + lease))
+                .bind(ms(now))
+                .fetch_all(&self.write)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::DueHeartbeat {
+                            id: r.try_get("id")?,
+                            last_ping_at: from_ms(r.try_get("last_ping_at")?),
+                            due_at: from_ms(r.try_get("due_at")?),
+                            claim: claim.to_owned(),
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(Into::into)
+            }
+
+            async fn mark_heartbeat_overdue(
+                &self,
+                due: &$crate::DueHeartbeat,
+                alert_id: Option<i64>,
+            ) -> Result<bool, $crate::StoreError> {
+                let r = sqlx::query("UPDATE heartbeats SET state = 'overdue', alert_id = $1, claim = NULL, claimed_until = NULL WHERE id = $2 AND claim = $3 AND state = 'healthy'")
+                    .bind(alert_id)
+                    .bind(&due.id)
+                    .bind(&due.claim)
+                    .execute(&self.write)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn heartbeat_rows(&self) -> Result<Vec<$crate::HeartbeatRow>, $crate::StoreError> {
+                use sqlx::Row;
+                use $crate::imp::from_ms;
+                let rows = sqlx::query("SELECT id, state, last_ping_at, due_at, pings, alert_id FROM heartbeats ORDER BY id")
+                    .fetch_all(&self.read)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::HeartbeatRow {
+                            id: r.try_get("id")?,
+                            state: r.try_get("state")?,
+                            last_ping_at: from_ms(r.try_get("last_ping_at")?),
+                            due_at: from_ms(r.try_get("due_at")?),
+                            pings: r.try_get("pings")?,
+                            alert_id: r.try_get("alert_id")?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(Into::into)
+            }
+
             async fn count_by_status(&self) -> Result<Vec<(tocsin_domain::AlertStatus, i64)>, $crate::StoreError> {
                 use sqlx::Row;
                 let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM alerts GROUP BY status")

@@ -230,6 +230,33 @@ pub trait Store: Send + Sync + 'static {
     /// Record a change event.
     async fn record_change(&self, change: NewChange) -> Result<ChangeEvent, StoreError>;
 
+    /// Record a ping of heartbeat `id` at `now`: healthy until `due_at`.
+    async fn heartbeat_ping(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+    ) -> Result<PingResult, StoreError>;
+
+    /// Claim healthy heartbeats whose `due_at` has passed (lease `lease`).
+    async fn claim_overdue_heartbeats(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+        claim: &str,
+    ) -> Result<Vec<DueHeartbeat>, StoreError>;
+
+    /// Mark a claimed heartbeat overdue with the alert raised for it.
+    /// `false` when a ping came in meanwhile (the claim is gone).
+    async fn mark_heartbeat_overdue(
+        &self,
+        due: &DueHeartbeat,
+        alert_id: Option<i64>,
+    ) -> Result<bool, StoreError>;
+
+    /// Every armed heartbeat.
+    async fn heartbeat_rows(&self) -> Result<Vec<HeartbeatRow>, StoreError>;
+
     /// Change events, newest first: of one service, or all.
     async fn changes(
         &self,

@@ -315,3 +315,35 @@ pub struct ChangeEvent {
     pub details: String,
     pub links: Vec<tocsin_domain::Link>,
 }
+
+/// A heartbeat as stored (there is no row until its first ping).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeartbeatRow {
+    pub id: String,
+    /// `healthy` or `overdue`.
+    pub state: String,
+    pub last_ping_at: DateTime<Utc>,
+    /// When it becomes overdue without another ping.
+    pub due_at: DateTime<Utc>,
+    pub pings: i64,
+    /// The alert raised while it is overdue.
+    pub alert_id: Option<i64>,
+}
+
+/// What a ping found before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PingResult {
+    /// The state before the ping: `None` for the first ping (arming).
+    pub previous: Option<String>,
+    /// The alert that was raised while overdue, to resolve now.
+    pub overdue_alert: Option<i64>,
+}
+
+/// A heartbeat a worker has claimed because it fell due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueHeartbeat {
+    pub id: String,
+    pub last_ping_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub claim: String,
+}

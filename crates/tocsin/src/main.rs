@@ -282,6 +282,18 @@ async fn serve(
             .with_context(|| format!("loading the key of source `{}`", s.id))?;
         secrets.source_keys.insert(s.id.clone(), key);
     }
+    for h in &config.heartbeats {
+        let key = store
+            .source_key(
+                &tocsin_wire::heartbeat::source_id(&h.id),
+                h.key.as_deref(),
+                &generate_key(),
+                Utc::now(),
+            )
+            .await
+            .with_context(|| format!("loading the key of heartbeat `{}`", h.id))?;
+        secrets.heartbeat_keys.insert(h.id.clone(), key);
+    }
     for (scope, ids, map) in [
         (
             "ical-schedule",
@@ -330,6 +342,7 @@ async fn serve(
     )?;
     let metrics = state.metrics_handle();
     let escalate_now = state.escalation_wakeup();
+    let escalate_wake = escalate_now.clone();
     let dispatch_now = Arc::new(tokio::sync::Notify::new());
     let app = tocsin_web::app(state);
     let keys = &secrets.source_keys;
@@ -346,14 +359,36 @@ async fn serve(
     );
     for s in &config.sources {
         if let Some(key) = keys.get(&s.id) {
+            match s.kind {
+                tocsin_config::SourceType::Prometheus => println!(
+                    "source {} ({}, grouping: {}): {public_url}/api/v1/events/prometheus/{key}",
+                    s.id,
+                    s.kind.as_str(),
+                    match s.grouping {
+                        tocsin_domain::Grouping::Group => "group",
+                        tocsin_domain::Grouping::Alert => "alert",
+                    }
+                ),
+                tocsin_config::SourceType::Pagerduty => println!(
+                    "source {} (pagerduty): POST {public_url}/v2/enqueue with routing_key {key}",
+                    s.id
+                ),
+                tocsin_config::SourceType::Opsgenie => println!(
+                    "source {} (opsgenie): api_url {public_url}/ with Authorization: GenieKey {key}",
+                    s.id
+                ),
+                tocsin_config::SourceType::Ilert => println!(
+                    "source {} (ilert): POST {public_url}/api/events with integrationKey {key}",
+                    s.id
+                ),
+            }
+        }
+    }
+    for h in &config.heartbeats {
+        if let Some(key) = secrets.heartbeat_keys.get(&h.id) {
             println!(
-                "source {} ({}, grouping: {}): {public_url}/api/v1/events/prometheus/{key}",
-                s.id,
-                s.kind.as_str(),
-                match s.grouping {
-                    tocsin_domain::Grouping::Group => "group",
-                    tocsin_domain::Grouping::Alert => "alert",
-                }
+                "heartbeat {} (every {}, grace {}): {public_url}/api/v1/heartbeats/{key}",
+                h.id, h.interval, h.grace
             );
         }
     }
@@ -367,6 +402,10 @@ async fn serve(
         metrics.clone(),
         escalate_now,
         dispatch_now.clone(),
+    ));
+    tokio::spawn(heartbeats_forever(
+        tocsin_engine::HeartbeatWorker::new(store.clone(), heartbeat_specs(&config)),
+        escalate_wake,
     ));
     let mut dispatcher = tocsin_engine::Dispatcher::new(store.clone(), channels, public_url);
     dispatcher.links = Some(tocsin_domain::links::LinkSigner::new(&secrets.link_secret));
@@ -436,6 +475,40 @@ async fn escalate_forever(
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "escalation: storage unavailable; retrying"),
+        }
+    }
+}
+
+/// What the heartbeat worker needs of each configured heartbeat.
+fn heartbeat_specs(config: &Config) -> Vec<tocsin_engine::HeartbeatSpec> {
+    config
+        .heartbeats
+        .iter()
+        .map(|h| tocsin_engine::HeartbeatSpec {
+            id: h.id.clone(),
+            name: h.name.clone().unwrap_or_else(|| h.id.clone()),
+            interval: delta(h.interval),
+            grace: delta(h.grace),
+            policy_id: h.escalation_policy.clone(),
+            service_id: h.service.clone(),
+        })
+        .collect()
+}
+
+/// Check heartbeats every poll (250 ms): an overdue one is noticed well
+/// within a second of its due time, also right after a restart.
+async fn heartbeats_forever(
+    worker: tocsin_engine::HeartbeatWorker,
+    escalate_now: Arc<tokio::sync::Notify>,
+) {
+    let mut every = tokio::time::interval(ESCALATION_POLL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match worker.tick(Utc::now()).await {
+            Ok(r) if !r.overdue.is_empty() => escalate_now.notify_one(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "heartbeats: storage unavailable; retrying"),
         }
     }
 }

@@ -5,6 +5,7 @@
 mod alerts;
 mod auth;
 mod error;
+mod heartbeats;
 mod ingest;
 mod links;
 mod maintenance;
@@ -42,6 +43,15 @@ pub fn app(state: AppState) -> Router {
         .route("/api/events", post(senders::ilert_events))
         .route("/api/v1/events", post(senders::ilert_events))
         .route("/api/v1/changes", get(alerts::changes))
+        .route("/api/v1/heartbeats", get(heartbeats::list))
+        .route(
+            "/api/heartbeats/{key}",
+            get(heartbeats::ping).post(heartbeats::ping),
+        )
+        .route(
+            "/api/v1/heartbeats/{key}",
+            get(heartbeats::ping).post(heartbeats::ping),
+        )
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/{id}", get(alerts::show))
         .route("/api/v1/alerts/{id}/accept", post(alerts::accept))

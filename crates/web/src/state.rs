@@ -67,6 +67,18 @@ pub struct Secrets {
     pub user_feeds: HashMap<String, String>,
     /// The key that signs accept/resolve links in messages.
     pub link_secret: String,
+    /// Heartbeat id → its key (from the file, or generated and stored).
+    pub heartbeat_keys: HashMap<String, String>,
+}
+
+/// A heartbeat ready to be pinged.
+pub(crate) struct HeartbeatRuntime {
+    pub id: String,
+    pub name: String,
+    pub key_digest: TokenDigest,
+    pub interval: tocsin_domain::DurationSpec,
+    pub grace: tocsin_domain::DurationSpec,
+    pub policy_id: String,
 }
 
 pub(crate) struct Inner {
@@ -100,6 +112,7 @@ pub(crate) struct Inner {
         tokio::sync::Mutex<Option<(std::time::Instant, Vec<tocsin_store::MaintenanceWindow>)>>,
     pub source_ids: std::collections::HashSet<String>,
     pub service_ids: std::collections::HashSet<String>,
+    pub heartbeats: Vec<HeartbeatRuntime>,
 }
 
 /// Shared, cheaply cloned application state.
@@ -118,6 +131,10 @@ pub enum StateError {
         "{kind} `{id}`: no calendar feed token; the caller must resolve feed tokens before building the state"
     )]
     MissingFeed { kind: &'static str, id: String },
+    #[error(
+        "heartbeats[{index}] (`{id}`): no key; the caller must resolve keys before building the state"
+    )]
+    MissingHeartbeatKey { index: usize, id: String },
 }
 
 impl AppState {
@@ -130,6 +147,23 @@ impl AppState {
         public_url: &str,
         channels: Vec<Arc<dyn tocsin_notify::Channel>>,
     ) -> Result<Self, StateError> {
+        let mut heartbeats = Vec::new();
+        for (index, h) in config.heartbeats.iter().enumerate() {
+            let key = secrets.heartbeat_keys.get(&h.id).ok_or_else(|| {
+                StateError::MissingHeartbeatKey {
+                    index,
+                    id: h.id.clone(),
+                }
+            })?;
+            heartbeats.push(HeartbeatRuntime {
+                id: h.id.clone(),
+                name: h.name.clone().unwrap_or_else(|| h.id.clone()),
+                key_digest: TokenDigest::of(key),
+                interval: h.interval,
+                grace: h.grace,
+                policy_id: h.escalation_policy.clone(),
+            });
+        }
         let keys = &secrets.source_keys;
         let mut sources = Vec::new();
         for (index, s) in config.sources.iter().enumerate() {
@@ -278,6 +312,7 @@ impl AppState {
             wake: Arc::new(tokio::sync::Notify::new()),
             source_ids: config.sources.iter().map(|s| s.id.clone()).collect(),
             service_ids: config.services.iter().map(|s| s.id.clone()).collect(),
+            heartbeats,
             twilio_auth_token: config
                 .providers
                 .twilio
@@ -307,6 +342,17 @@ impl AppState {
 
     /// The source whose key this is. Every source is compared, in constant
     /// time, whatever matches.
+    pub(crate) fn heartbeat_by_key(&self, key: &str) -> Option<&HeartbeatRuntime> {
+        let digest = TokenDigest::of(key);
+        let mut found = None;
+        for h in &self.0.heartbeats {
+            if h.key_digest.ct_eq(&digest) && found.is_none() {
+                found = Some(h);
+            }
+        }
+        found
+    }
+
     pub(crate) fn source_by_key(&self, key: &str) -> Option<&SourceRuntime> {
         let digest = TokenDigest::of(key);
         let mut found = None;

@@ -109,6 +109,7 @@ async fn start() -> Server {
             .map(|u| (u.id.clone(), format!("feed-user-{}-0123456789", u.id)))
             .collect(),
         link_secret: LINK_SECRET.into(),
+        heartbeat_keys: Default::default(),
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let channels: Vec<Arc<dyn tocsin_notify::Channel>> = vec![Arc::new(

@@ -1,7 +1,7 @@
 //! HTTP contract of the drop-in endpoints: PagerDuty Events v2 (alert and
 //! change events), the Opsgenie Alert API subset and the ilert Events API,
 //! with their documented status codes and bodies, and per-key rate limits
-//! (never on Alertmanager webhooks).
+//! (never on Alertmanager webhooks), and heartbeat pings.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -16,6 +16,7 @@ const OG: &str = "og-key-0123456789abcdef0123";
 const IL: &str = "il-key-0123456789abcdef0123";
 const AM: &str = "am-key-0123456789abcdef0123";
 const ADMIN: &str = "admin-token-0123456789";
+const HB: &str = "hb-key-0123456789abcdef0123";
 
 const CONFIG: &str = r#"
 api_tokens: [{name: admin, token: admin-token-0123456789, role: admin}]
@@ -31,6 +32,8 @@ sources:
   - {id: og, type: opsgenie, escalation_policy: default, key: og-key-0123456789abcdef0123}
   - {id: il, type: ilert, escalation_policy: default, key: il-key-0123456789abcdef0123, rate_limit_per_minute: 10}
   - {id: am, type: prometheus, escalation_policy: default, key: am-key-0123456789abcdef0123, rate_limit_per_minute: 1}
+heartbeats:
+  - {id: watchdog, name: Prometheus watchdog, key: hb-key-0123456789abcdef0123, interval: 1m, grace: 30s, escalation_policy: default}
 "#;
 
 struct Server {
@@ -54,6 +57,7 @@ async fn start() -> Server {
         schedule_feeds: Default::default(),
         user_feeds: [("alice".to_owned(), "feed-user-alice-0123456789".to_owned())].into(),
         link_secret: "link-secret-0123456789abcdef".into(),
+        heartbeat_keys: [("watchdog".to_owned(), HB.to_owned())].into(),
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let state =
@@ -550,6 +554,87 @@ async fn rate_limits_answer_429_per_key_but_never_to_alertmanager() {
     for _ in 0..5 {
         let (st, _) = s
             .send(&format!("/api/v1/events/prometheus/{AM}"), None, &body)
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED);
+    }
+}
+
+#[tokio::test]
+async fn heartbeat_pings_by_head_get_and_post_and_the_list() {
+    let s = start().await;
+    let list = s.get("/api/v1/heartbeats").await;
+    assert_eq!(list["heartbeats"][0]["state"], "unknown", "not armed yet");
+    assert_eq!(list["heartbeats"][0]["pings"], 0);
+
+    // HEAD (what ilert-go sends), GET and POST all count, on both paths.
+    let head = s
+        .http
+        .head(format!("{}/api/heartbeats/{HB}", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::ACCEPTED);
+    let get = s
+        .http
+        .get(format!("{}/api/v1/heartbeats/{HB}", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::ACCEPTED);
+    let v: Value = get.json().await.unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["armed"].as_bool()),
+        (Some("ok"), Some(false))
+    );
+    let (st, v) = s
+        .send(
+            &format!("/api/v1/heartbeats/{HB}"),
+            None,
+            &json!({"status": "firing", "alerts": [{"status": "firing"}]}),
+        )
+        .await;
+    assert_eq!(
+        (st, v["state"].as_str()),
+        (StatusCode::ACCEPTED, Some("healthy"))
+    );
+    let hb = &s.get("/api/v1/heartbeats").await["heartbeats"][0];
+    assert_eq!(hb["state"], "healthy");
+    assert_eq!(hb["pings"], 3);
+    assert_eq!(hb["name"], "Prometheus watchdog");
+    assert_eq!(
+        (hb["interval"].as_str(), hb["grace"].as_str()),
+        (Some("1m"), Some("30s"))
+    );
+    let last: chrono::DateTime<chrono::Utc> = hb["last_ping_at"].as_str().unwrap().parse().unwrap();
+    let due: chrono::DateTime<chrono::Utc> = hb["overdue_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        due - last,
+        chrono::TimeDelta::seconds(90),
+        "interval + grace"
+    );
+
+    // A resolved Alertmanager webhook is not a ping (202, so no retry).
+    let resolved = json!({"version": "4", "status": "resolved", "alerts": [{"status": "resolved", "labels": {"alertname": "Watchdog"}}]});
+    let (st, v) = s
+        .send(&format!("/api/heartbeats/{HB}"), None, &resolved)
+        .await;
+    assert_eq!(
+        (st, v["status"].as_str()),
+        (StatusCode::ACCEPTED, Some("ignored"))
+    );
+    assert_eq!(
+        s.get("/api/v1/heartbeats").await["heartbeats"][0]["pings"],
+        3
+    );
+
+    // Unknown key: 404; never 429, however often.
+    let (st, _) = s
+        .send("/api/v1/heartbeats/nope-0123456789", None, &json!({}))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    for _ in 0..200 {
+        let (st, _) = s
+            .send(&format!("/api/v1/heartbeats/{HB}"), None, &json!({}))
             .await;
         assert_eq!(st, StatusCode::ACCEPTED);
     }

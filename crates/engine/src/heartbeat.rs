@@ -1,0 +1,123 @@
+//! The heartbeat worker: a heartbeat's `due_at` (last ping + interval +
+//! grace) is a stored timer like an escalation step. The worker claims the
+//! heartbeats that fell due, raises an alert on each one's policy through
+//! the common ingest path, and marks it overdue. After a restart, every
+//! heartbeat that fell due while Tocsin was down is raised at the first
+//! tick.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tocsin_store::{Actor, RoutedEvent, Store};
+use tocsin_wire::heartbeat;
+
+use crate::{EngineError, claim_token};
+
+/// What the worker needs to know of one configured heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatSpec {
+    pub id: String,
+    pub name: String,
+    pub interval: TimeDelta,
+    pub grace: TimeDelta,
+    pub policy_id: String,
+    pub service_id: Option<String>,
+}
+
+impl HeartbeatSpec {
+    /// How long after a ping the heartbeat falls due.
+    pub fn period(&self) -> TimeDelta {
+        self.interval + self.grace
+    }
+}
+
+/// What one tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeartbeatReport {
+    /// Heartbeats that became overdue (an alert was raised for each).
+    pub overdue: Vec<String>,
+    /// Ones pinged while the alert was being raised (it was resolved again).
+    pub raced: usize,
+}
+
+pub struct HeartbeatWorker {
+    store: Arc<dyn Store>,
+    specs: HashMap<String, HeartbeatSpec>,
+    pub lease: TimeDelta,
+}
+
+impl HeartbeatWorker {
+    pub fn new(store: Arc<dyn Store>, specs: Vec<HeartbeatSpec>) -> Self {
+        HeartbeatWorker {
+            store,
+            specs: specs.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            lease: TimeDelta::seconds(30),
+        }
+    }
+
+    /// Raise an alert for every heartbeat overdue at `now`.
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<HeartbeatReport, EngineError> {
+        let mut report = HeartbeatReport::default();
+        let claim = claim_token();
+        let due = self
+            .store
+            .claim_overdue_heartbeats(now, self.lease, &claim)
+            .await?;
+        let actor = Actor::new("system", "heartbeat");
+        for d in due {
+            let Some(spec) = self.specs.get(&d.id) else {
+                // No longer configured: mark it so it is not claimed again.
+                self.store.mark_heartbeat_overdue(&d, None).await?;
+                continue;
+            };
+            let source = heartbeat::source_id(&spec.id);
+            let event = heartbeat::overdue_event(
+                &spec.id,
+                &spec.name,
+                d.last_ping_at,
+                spec.interval.num_seconds(),
+                spec.grace.num_seconds(),
+                now,
+            )
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+            let routed = RoutedEvent {
+                event,
+                policy_id: spec.policy_id.clone(),
+                service_id: spec.service_id.clone(),
+                route_note: format!(
+                    "heartbeat `{}` overdue: paging its escalation policy `{}`",
+                    spec.id, spec.policy_id
+                ),
+                first_step_at: None,
+                page: true,
+            };
+            let r = self
+                .store
+                .ingest(&source, &actor, vec![routed], now)
+                .await?;
+            let alert_id = r.first().and_then(|r| r.alert_id);
+            if self.store.mark_heartbeat_overdue(&d, alert_id).await? {
+                tracing::warn!(heartbeat = %spec.id, ?alert_id, "heartbeat overdue: alert raised");
+                report.overdue.push(spec.id.clone());
+            } else {
+                // A ping came in while the alert was raised: resolve it again.
+                if let Ok(tocsin_wire::Command::Resolve(ev)) = heartbeat::recovered(now) {
+                    let routed = RoutedEvent {
+                        event: ev,
+                        policy_id: spec.policy_id.clone(),
+                        service_id: spec.service_id.clone(),
+                        route_note: String::new(),
+                        first_step_at: None,
+                        page: true,
+                    };
+                    self.store
+                        .ingest(&source, &actor, vec![routed], now)
+                        .await?;
+                }
+                report.raced += 1;
+            }
+        }
+        Ok(report)
+    }
+}

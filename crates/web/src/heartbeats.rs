@@ -1,0 +1,124 @@
+//! Heartbeats (SPEC §6): `HEAD`/`GET`/`POST /api/heartbeats/{key}` and the
+//! same under `/api/v1/heartbeats/{key}` record a ping; `GET
+//! /api/v1/heartbeats` lists each heartbeat with its state.
+//!
+//! A ping answers 202 at once. The first ping arms the heartbeat; a ping of
+//! an overdue heartbeat resolves the alert it raised. A resolved
+//! Alertmanager webhook is not a ping (a resolved Watchdog means trouble):
+//! it gets 202 too, so that Alertmanager does not retry, but changes
+//! nothing. Never 429.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{TimeDelta, Utc};
+use serde_json::json;
+use tocsin_store::{Actor, RoutedEvent};
+use tocsin_wire::heartbeat;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::ingest::store_events;
+use crate::state::AppState;
+
+fn delta(d: tocsin_domain::DurationSpec) -> TimeDelta {
+    TimeDelta::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 1000))
+}
+
+pub async fn ping(
+    State(st): State<AppState>,
+    Path(key): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let Some(hb) = st.heartbeat_by_key(&key) else {
+        st.0.metrics.ingested("unknown", "unknown_key", 1);
+        return Err(ApiError::not_found(
+            "no heartbeat has this key; copy the ping URL that `tocsin serve` prints at start-up",
+        ));
+    };
+    let source_id = heartbeat::source_id(&hb.id);
+    if heartbeat::check_ping(&body).is_err() {
+        st.0.metrics.ingested(&source_id, "not_a_ping", 1);
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "status": "ignored",
+                "heartbeat": hb.id,
+                "reason": "a resolved Alertmanager webhook is not a ping: the Watchdog stopped firing",
+            })),
+        ));
+    }
+    let now = Utc::now();
+    let due = now + delta(hb.interval) + delta(hb.grace);
+    let r =
+        st.0.store
+            .heartbeat_ping(&hb.id, now, due)
+            .await
+            .map_err(|e| ApiError::unavailable("heartbeat ping", &e))?;
+    st.0.metrics.ingested(&source_id, "ping", 1);
+    if r.previous.as_deref() == Some("overdue")
+        && let Ok(tocsin_wire::Command::Resolve(ev)) = heartbeat::recovered(now)
+    {
+        let actor = Actor::new(format!("heartbeat:{}", hb.id), "heartbeat ping");
+        let routed = RoutedEvent {
+            event: ev,
+            policy_id: hb.policy_id.clone(),
+            service_id: None,
+            route_note: String::new(),
+            first_step_at: None,
+            page: true,
+        };
+        store_events(&st, &source_id, &actor, vec![routed], now).await?;
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "status": "ok",
+            "heartbeat": hb.id,
+            "state": "healthy",
+            "armed": r.previous.is_none(),
+            "overdue_at": due,
+        })),
+    ))
+}
+
+/// `GET /api/v1/heartbeats`
+pub async fn list(
+    State(st): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let rows =
+        st.0.store
+            .heartbeat_rows()
+            .await
+            .map_err(|e| ApiError::from_store("list heartbeats", e))?;
+    let now = Utc::now();
+    let out: Vec<serde_json::Value> =
+        st.0.heartbeats
+            .iter()
+            .map(|h| {
+                let row = rows.iter().find(|r| r.id == h.id);
+                // A healthy row past its due time is overdue already; the
+                // worker raises the alert within a second.
+                let state = match row {
+                    None => "unknown",
+                    Some(r) if r.state == "healthy" && r.due_at <= now => "overdue",
+                    Some(r) => r.state.as_str(),
+                };
+                json!({
+                    "id": h.id,
+                    "name": h.name,
+                    "state": state,
+                    "interval": h.interval.to_string(),
+                    "grace": h.grace.to_string(),
+                    "escalation_policy": h.policy_id,
+                    "last_ping_at": row.map(|r| r.last_ping_at),
+                    "overdue_at": row.map(|r| r.due_at),
+                    "pings": row.map(|r| r.pings).unwrap_or(0),
+                    "alert_id": row.and_then(|r| r.alert_id),
+                })
+            })
+            .collect();
+    Ok(Json(json!({ "heartbeats": out })))
+}
