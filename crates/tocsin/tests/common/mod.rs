@@ -284,10 +284,22 @@ pub struct Monitoring {
     pub alertmanager: Proc,
     pub series: Series,
     pub am_port: u16,
+    dir: PathBuf,
 }
 
 impl Monitoring {
     pub async fn start(dir: &Path, receivers: &str) -> Monitoring {
+        Self::start_with(dir, "", receivers, "").await
+    }
+
+    /// Like [`Monitoring::start`], with sub-`routes` (YAML list items under
+    /// `route.routes`) and `extra_rules` (YAML list items in the rule group).
+    pub async fn start_with(
+        dir: &Path,
+        routes: &str,
+        receivers: &str,
+        extra_rules: &str,
+    ) -> Monitoring {
         let prometheus_bin = require_binary("/usr/bin/prometheus", "prometheus");
         let am_bin = require_binary(
             "/usr/bin/prometheus-alertmanager",
@@ -306,34 +318,22 @@ route:
   group_wait: 1s
   group_interval: 2s
   repeat_interval: 4s
+  routes:
+    - matchers: ['alertname = "none"']
+      receiver: tocsin
+{routes}
 receivers:
 {receivers}
 "#
             ),
         )
         .unwrap();
-        let alertmanager = Proc::spawn(
-            "alertmanager",
-            Command::new(am_bin)
-                .arg(format!(
-                    "--config.file={}",
-                    dir.join("alertmanager.yml").display()
-                ))
-                .arg(format!("--storage.path={}", dir.join("am-data").display()))
-                .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-                .arg("--cluster.listen-address=")
-                .arg("--log.level=info"),
-            &dir.join("alertmanager.log"),
-        );
-        wait_http_ok(
-            &format!("http://127.0.0.1:{am_port}/-/ready"),
-            Duration::from_secs(30),
-        )
-        .await;
+        let alertmanager = spawn_alertmanager(&am_bin, dir, am_port, 0).await;
 
         std::fs::write(
             dir.join("rules.yml"),
-            r#"
+            format!(
+                r#"
 groups:
   - name: harness
     rules:
@@ -345,10 +345,12 @@ groups:
           url: http://dashboards.example.test/d/harness
           urlLabel: Harness dashboard
         annotations:
-          summary: 'harness down on {{ $labels.node }}'
-          description: 'harness_condition is {{ $value }} on {{ $labels.node }}'
+          summary: 'harness down on {{{{ $labels.node }}}}'
+          description: 'harness_condition is {{{{ $value }}}} on {{{{ $labels.node }}}}'
           runbook_url: http://runbooks.example.test/harness
-"#,
+{extra_rules}
+"#
+            ),
         )
         .unwrap();
         std::fs::write(
@@ -392,13 +394,50 @@ scrape_configs:
             alertmanager,
             series,
             am_port,
+            dir: dir.to_owned(),
         }
+    }
+
+    /// Stop Alertmanager (SIGTERM, then wait).
+    pub fn stop_alertmanager(&mut self) {
+        self.alertmanager.terminate();
+    }
+
+    /// Start Alertmanager again with the same configuration and storage.
+    pub async fn start_alertmanager(&mut self) {
+        let am_bin = require_binary(
+            "/usr/bin/prometheus-alertmanager",
+            "prometheus-alertmanager",
+        );
+        self.alertmanager = spawn_alertmanager(&am_bin, &self.dir, self.am_port, 1).await;
     }
 
     /// Set `harness_condition` of `node` (above 0 fires the rule).
     pub fn set(&self, node: &str, v: f64) {
         self.series.lock().unwrap().insert(node.to_owned(), v);
     }
+}
+
+async fn spawn_alertmanager(bin: &str, dir: &Path, port: u16, run: usize) -> Proc {
+    let p = Proc::spawn(
+        "alertmanager",
+        Command::new(bin)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("alertmanager.yml").display()
+            ))
+            .arg(format!("--storage.path={}", dir.join("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .arg("--log.level=info"),
+        &dir.join(format!("alertmanager-{run}.log")),
+    );
+    wait_http_ok(
+        &format!("http://127.0.0.1:{port}/-/ready"),
+        Duration::from_secs(30),
+    )
+    .await;
+    p
 }
 
 /// A real SMTP server (aiosmtpd from PyPI; scripts/test installs it) that
