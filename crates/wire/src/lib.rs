@@ -7,6 +7,7 @@
 pub mod alertmanager;
 pub mod command;
 pub mod error;
+pub mod fuzz;
 pub mod heartbeat;
 pub mod ilert;
 pub mod opsgenie;
