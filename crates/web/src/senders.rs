@@ -132,6 +132,27 @@ fn pd_throttled(wait: std::time::Duration) -> Response {
     )
 }
 
+/// The pagerduty source with this `routing_key`, within its rate limit;
+/// else PagerDuty's 400 or 429.
+fn pd_source<'a>(st: &'a AppState, key: Option<&str>) -> Result<&'a SourceRuntime, Box<Response>> {
+    let Some(key) = key else {
+        return Err(Box::new(pd_invalid(vec![
+            "'routing_key' is missing or blank".to_owned(),
+        ])));
+    };
+    let Some(source) = source(st, key, SourceType::Pagerduty) else {
+        st.0.metrics.ingested("unknown", "unknown_key", 1);
+        return Err(Box::new(pd_invalid(vec![
+            "'routing_key' is not the key of a pagerduty source in Tocsin".to_owned(),
+        ])));
+    };
+    if let Err(wait) = source.limit.take(Instant::now()) {
+        st.0.metrics.ingested(&source.id, "rate_limited", 1);
+        return Err(Box::new(pd_throttled(wait)));
+    }
+    Ok(source)
+}
+
 /// `POST /v2/enqueue`: PagerDuty Events API v2 alert events.
 pub async fn pd_enqueue(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let bytes = match read_json_body(&headers, body, st.0.body_limit).await {
@@ -142,21 +163,10 @@ pub async fn pd_enqueue(State(st): State<AppState>, headers: HeaderMap, body: Bo
         Ok(ev) => ev,
         Err(errors) => return pd_invalid(errors),
     };
-    let Some(source) =
-        pagerduty::routing_key(&ev).and_then(|k| source(&st, k, SourceType::Pagerduty))
-    else {
-        if pagerduty::routing_key(&ev).is_some() {
-            st.0.metrics.ingested("unknown", "unknown_key", 1);
-            return pd_invalid(vec![
-                "'routing_key' is not the key of a pagerduty source in Tocsin".to_owned(),
-            ]);
-        }
-        return pd_invalid(vec!["'routing_key' is missing or blank".to_owned()]);
+    let source = match pd_source(&st, pagerduty::routing_key(&ev)) {
+        Ok(s) => s,
+        Err(r) => return *r,
     };
-    if let Err(wait) = source.limit.take(Instant::now()) {
-        st.0.metrics.ingested(&source.id, "rate_limited", 1);
-        return pd_throttled(wait);
-    }
     let now = Utc::now();
     let cmd = match pagerduty::map(&ev, &source.prometheus, &generated_key(), now) {
         Ok(c) => c,
@@ -187,18 +197,15 @@ pub async fn pd_change(State(st): State<AppState>, headers: HeaderMap, body: Bod
         Ok(ev) => ev,
         Err(errors) => return pd_invalid(errors),
     };
-    let key = ev.routing_key.as_deref().map(str::trim).unwrap_or_default();
-    let Some(source) = source(&st, key, SourceType::Pagerduty) else {
-        if key.is_empty() {
-            return pd_invalid(vec!["'routing_key' is missing or blank".to_owned()]);
-        }
-        return pd_invalid(vec![
-            "'routing_key' is not the key of a pagerduty source in Tocsin".to_owned(),
-        ]);
+    let key = ev
+        .routing_key
+        .as_deref()
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    let source = match pd_source(&st, key) {
+        Ok(s) => s,
+        Err(r) => return *r,
     };
-    if let Err(wait) = source.limit.take(Instant::now()) {
-        return pd_throttled(wait);
-    }
     let now = Utc::now();
     let change = match pagerduty::map_change(&ev, now) {
         Ok(c) => c,

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use tocsin_domain::{
     AlertEvent, DedupKey, Link, Member, MemberStatus, Priority, RoutingHint, Severity,
 };
@@ -44,6 +45,63 @@ pub struct Trigger {
     pub labels: BTreeMap<String, String>,
     pub links: Vec<Link>,
     pub routing_key: Option<String>,
+}
+
+/// A link as PagerDuty and ilert send it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LinkIn {
+    #[serde(default)]
+    pub href: Option<String>,
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+/// An image as PagerDuty and ilert send it (shown as a link).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ImageIn {
+    #[serde(default)]
+    pub src: Option<String>,
+    #[serde(default)]
+    pub href: Option<String>,
+    #[serde(default)]
+    pub alt: Option<String>,
+}
+
+/// A field's value, trimmed, if it is there and not blank.
+pub fn present(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Links, then images as links (text: `alt`, else `Image`); entries
+/// without their URL are left out.
+pub fn links(links: &[LinkIn], images: &[ImageIn]) -> Vec<Link> {
+    let mut out: Vec<Link> = links
+        .iter()
+        .filter_map(|l| {
+            let href = present(&l.href)?;
+            Some(Link {
+                href: href.to_owned(),
+                text: present(&l.text).unwrap_or(href).to_owned(),
+            })
+        })
+        .collect();
+    out.extend(images.iter().filter_map(|i| {
+        let src = present(&i.src)?;
+        Some(Link {
+            href: present(&i.href).unwrap_or(src).to_owned(),
+            text: present(&i.alt).unwrap_or("Image").to_owned(),
+        })
+    }));
+    out
+}
+
+/// A body that must be a JSON object of type `T`; the error names the field.
+pub fn parse_object<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, WireError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(WireError::new("", "the body must be a JSON object"));
+    }
+    WireError::parse_json(body)
 }
 
 /// A dedup key from a sender's field, naming the field when it is bad.

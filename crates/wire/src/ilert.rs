@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
-use tocsin_domain::{Link, Priority, Severity};
+use tocsin_domain::{Priority, Severity};
 
 use crate::alertmanager::PrometheusSettings;
-use crate::command::{Trigger, cut, key, resolve_event, trigger_event};
+use crate::command::{
+    ImageIn, LinkIn, Trigger, cut, key, links, parse_object, present, resolve_event, trigger_event,
+};
 use crate::pagerduty::describe;
 use crate::{Command, WireError};
 
@@ -37,9 +39,9 @@ pub struct Event {
     #[serde(default)]
     pub severity: Option<i64>,
     #[serde(default)]
-    pub images: Vec<Image>,
+    pub images: Vec<ImageIn>,
     #[serde(default)]
-    pub links: Vec<IlLink>,
+    pub links: Vec<LinkIn>,
     #[serde(default)]
     pub custom_details: Option<Value>,
     #[serde(default)]
@@ -48,34 +50,8 @@ pub struct Event {
     pub routing_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Image {
-    #[serde(default)]
-    pub src: Option<String>,
-    #[serde(default)]
-    pub href: Option<String>,
-    #[serde(default)]
-    pub alt: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct IlLink {
-    #[serde(default)]
-    pub href: Option<String>,
-    #[serde(default)]
-    pub text: Option<String>,
-}
-
-fn present(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
-}
-
 pub fn parse(body: &[u8]) -> Result<Event, WireError> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
-        return Err(WireError::new("", "the body must be a JSON object"));
-    }
-    WireError::parse_json(body)
+    parse_object(body)
 }
 
 /// The source key of the event: `integrationKey`, else `apiKey`.
@@ -129,24 +105,7 @@ pub fn map(
                 details.push_str("\n\n");
                 details.push_str(&describe(cd));
             }
-            let mut links: Vec<Link> = e
-                .links
-                .iter()
-                .filter_map(|l| {
-                    let href = present(&l.href)?;
-                    Some(Link {
-                        href: href.to_owned(),
-                        text: present(&l.text).unwrap_or(href).to_owned(),
-                    })
-                })
-                .collect();
-            links.extend(e.images.iter().filter_map(|i| {
-                let src = present(&i.src)?;
-                Some(Link {
-                    href: present(&i.href).unwrap_or(src).to_owned(),
-                    text: present(&i.alt).unwrap_or("Image").to_owned(),
-                })
-            }));
+            let links = links(&e.links, &e.images);
             Ok(Command::Trigger(trigger_event(
                 k,
                 Trigger {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tocsin_domain::{DedupKey, Severity};
 
 use crate::alertmanager::PrometheusSettings;
-use crate::command::{Trigger, cut, key, trigger_event};
+use crate::command::{Trigger, cut, key, parse_object, present, trigger_event};
 use crate::{Command, WireError};
 
 /// A create request. Only `message` is required.
@@ -49,11 +49,7 @@ pub fn genie_key(authorization: &str) -> Option<&str> {
 
 /// A body that is not a JSON object of the right shape.
 pub fn parse_create(body: &[u8]) -> Result<CreateAlert, WireError> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
-        return Err(WireError::new("", "the body must be a JSON object"));
-    }
-    WireError::parse_json(body)
+    parse_object(body)
 }
 
 /// `P1`…`P5` → `SEV0`…`SEV4`.
@@ -66,10 +62,6 @@ pub fn severity(priority: &str) -> Option<Severity> {
         "P5" => Some(Severity::Sev4),
         _ => None,
     }
-}
-
-fn present(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// Check a create request (a 422 names what is wrong) and turn it into a

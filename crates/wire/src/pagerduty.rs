@@ -13,7 +13,10 @@ use serde_json::Value;
 use tocsin_domain::Link;
 
 use crate::alertmanager::PrometheusSettings;
-use crate::command::{Command, Trigger, cut, key, resolve_event, trigger_event};
+use crate::command::{
+    Command, ImageIn, LinkIn, Trigger, cut, key, links, parse_object, present, resolve_event,
+    trigger_event,
+};
 
 /// An alert event as sent. Every field is optional here so that all
 /// problems can be reported at once by [`map`].
@@ -28,9 +31,9 @@ pub struct Event {
     #[serde(default)]
     pub payload: Option<Payload>,
     #[serde(default)]
-    pub images: Vec<Image>,
+    pub images: Vec<ImageIn>,
     #[serde(default)]
-    pub links: Vec<PdLink>,
+    pub links: Vec<LinkIn>,
     #[serde(default)]
     pub client: Option<String>,
     #[serde(default)]
@@ -57,40 +60,10 @@ pub struct Payload {
     pub custom_details: Option<Value>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Image {
-    #[serde(default)]
-    pub src: Option<String>,
-    #[serde(default)]
-    pub href: Option<String>,
-    #[serde(default)]
-    pub alt: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct PdLink {
-    #[serde(default)]
-    pub href: Option<String>,
-    #[serde(default)]
-    pub text: Option<String>,
-}
-
 /// A body that is not a JSON object of the right shape: one error naming
 /// the field.
 pub fn parse(body: &[u8]) -> Result<Event, Vec<String>> {
-    parse_object(body)
-}
-
-fn parse_object<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Vec<String>> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
-        return Err(vec!["the body must be a JSON object".to_owned()]);
-    }
-    crate::WireError::parse_json(body).map_err(|e| vec![e.to_string()])
-}
-
-fn present(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    parse_object(body).map_err(|e| vec![e.to_string()])
 }
 
 /// The integration key of the event (`routing_key`), if it has one.
@@ -211,24 +184,7 @@ fn trigger(e: &Event, p: &Payload, settings: &PrometheusSettings) -> Trigger {
         details.push('\n');
         details.push_str(&describe(cd));
     }
-    let mut links: Vec<Link> = e
-        .links
-        .iter()
-        .filter_map(|l| {
-            let href = present(&l.href)?;
-            Some(Link {
-                href: href.to_owned(),
-                text: present(&l.text).unwrap_or(href).to_owned(),
-            })
-        })
-        .collect();
-    links.extend(e.images.iter().filter_map(|i| {
-        let src = present(&i.src)?;
-        Some(Link {
-            href: present(&i.href).unwrap_or(src).to_owned(),
-            text: present(&i.alt).unwrap_or("Image").to_owned(),
-        })
-    }));
+    let mut links = links(&e.links, &e.images);
     if let Some(url) = present(&e.client_url) {
         links.push(Link {
             href: url.to_owned(),
@@ -271,7 +227,7 @@ pub struct ChangeEvent {
     #[serde(default)]
     pub payload: Option<Payload>,
     #[serde(default)]
-    pub links: Vec<PdLink>,
+    pub links: Vec<LinkIn>,
 }
 
 /// What Tocsin keeps of a change event.
@@ -285,7 +241,7 @@ pub struct Change {
 }
 
 pub fn parse_change(body: &[u8]) -> Result<ChangeEvent, Vec<String>> {
-    parse_object(body)
+    parse_object(body).map_err(|e| vec![e.to_string()])
 }
 
 pub fn map_change(e: &ChangeEvent, now: DateTime<Utc>) -> Result<Change, Vec<String>> {
@@ -328,16 +284,6 @@ pub fn map_change(e: &ChangeEvent, now: DateTime<Utc>) -> Result<Change, Vec<Str
             .filter(|v| !v.is_null())
             .map(describe)
             .unwrap_or_default(),
-        links: e
-            .links
-            .iter()
-            .filter_map(|l| {
-                let href = present(&l.href)?;
-                Some(Link {
-                    href: href.to_owned(),
-                    text: present(&l.text).unwrap_or(href).to_owned(),
-                })
-            })
-            .collect(),
+        links: links(&e.links, &[]),
     })
 }
