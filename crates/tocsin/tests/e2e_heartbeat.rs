@@ -175,3 +175,59 @@ heartbeats:
     drop(monitoring);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The due time is stored: a heartbeat that falls due while Tocsin is down
+/// (killed with -9) is raised once, right after it starts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_that_fell_due_during_a_crash_is_raised_once_after_restart() {
+    let dir = scratch("heartbeat-restart");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let cfg = dir.join("tocsin.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+server: {{listen: "127.0.0.1:{port}"}}
+database: {{url: "sqlite://{db}"}}
+api_tokens: [{{name: t, token: {TOKEN}, role: admin}}]
+users:
+  - {{id: alice, contacts: [{{id: mail, type: email, address: alice@example.com}}], notify: {{high: [{{contact: mail, after: 0m}}]}}}}
+escalation_policies:
+  - {{id: p, levels: [{{notify: ["user:alice"], escalate_after: 1h}}]}}
+heartbeats:
+  - {{id: watchdog, key: {HB_KEY}, interval: 2s, grace: 1s, escalation_policy: p}}
+"#,
+            db = dir.join("t.db").display()
+        ),
+    )
+    .unwrap();
+    let mut tocsin = serve(&dir, &cfg, 0);
+    wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30)).await;
+    let res = http()
+        .post(format!("{base}/api/heartbeats/{HB_KEY}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::ACCEPTED);
+    let due = at(&heartbeat(&base).await["overdue_at"]);
+    tocsin.kill();
+    let wait = (due - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(2);
+    tokio::time::sleep(wait).await;
+    assert!(Utc::now() > due);
+    let _tocsin = serve(&dir, &cfg, 1);
+    wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30)).await;
+    let raised = wait_for(
+        "the alert after restart",
+        Duration::from_secs(30),
+        || async { alerts(&base).await.first().cloned() },
+    )
+    .await;
+    assert_eq!(raised["status"], "pending");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(alerts(&base).await.len(), 1, "raised once");
+    let hb = heartbeat(&base).await;
+    assert_eq!(hb["state"], "overdue");
+    assert_eq!(hb["alert_id"], raised["id"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
