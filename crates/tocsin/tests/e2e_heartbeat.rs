@@ -155,6 +155,18 @@ heartbeats:
         "{raised}"
     );
     let id = raised["id"].as_i64().unwrap();
+    let metrics = http()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"tocsin_heartbeat_overdue{heartbeat="watchdog"} 1"#),
+        "{metrics}"
+    );
     let shown = get(&base, &format!("/api/v1/alerts/{id}")).await;
     assert!(
         !shown["escalation"].as_array().unwrap().is_empty(),

@@ -21,6 +21,8 @@ pub struct Metrics {
     escalation_lag: Histogram,
     deliveries: Family<Labels, Counter>,
     outbox_depth: Gauge,
+    heartbeat_overdue: Family<Labels, Gauge>,
+    heartbeat_last_ping: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -80,8 +82,22 @@ impl Metrics {
             "Notifications waiting to be sent",
             outbox_depth.clone(),
         );
+        let heartbeat_overdue = Family::<Labels, Gauge>::default();
+        registry.register(
+            "tocsin_heartbeat_overdue",
+            "1 while a heartbeat is overdue, 0 while healthy (absent until armed)",
+            heartbeat_overdue.clone(),
+        );
+        let heartbeat_last_ping = Family::<Labels, Gauge>::default();
+        registry.register(
+            "tocsin_heartbeat_last_ping_timestamp_seconds",
+            "Unix time of each heartbeat's last ping",
+            heartbeat_last_ping.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
+            heartbeat_overdue,
+            heartbeat_last_ping,
             ingested,
             alerts,
             ingest_seconds,
@@ -127,6 +143,16 @@ impl Metrics {
 
     pub fn set_outbox_depth(&self, n: i64) {
         self.outbox_depth.set(n);
+    }
+
+    pub fn set_heartbeat(&self, id: &str, overdue: bool, last_ping_unix: i64) {
+        let labels = vec![("heartbeat".to_owned(), id.to_owned())];
+        self.heartbeat_overdue
+            .get_or_create(&labels)
+            .set(i64::from(overdue));
+        self.heartbeat_last_ping
+            .get_or_create(&labels)
+            .set(last_ping_unix);
     }
 
     pub fn set_alerts(&self, status: &str, n: i64) {

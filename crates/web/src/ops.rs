@@ -40,6 +40,17 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: could not count alerts"),
     }
+    match st.0.store.heartbeat_rows().await {
+        Ok(rows) => {
+            let now = chrono::Utc::now();
+            for r in rows {
+                let overdue = r.state == "overdue" || r.due_at <= now;
+                st.0.metrics
+                    .set_heartbeat(&r.id, overdue, r.last_ping_at.timestamp());
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: could not read heartbeats"),
+    }
     match st.0.store.outbox_depth().await {
         Ok(n) => st.0.metrics.set_outbox_depth(n),
         Err(e) => tracing::warn!(error = %e, "metrics: could not count the outbox"),
