@@ -30,6 +30,11 @@ services:
 sources:
   - {id: pd, type: pagerduty, escalation_policy: default, service: checkout, key: pd-key-0123456789abcdef0123, rate_limit_per_minute: 30}
   - {id: og, type: opsgenie, escalation_policy: default, key: og-key-0123456789abcdef0123}
+  - id: pdt
+    type: pagerduty
+    escalation_policy: default
+    key: pdt-key-0123456789abcdef012
+    templates: {summary: "{{ payload.component | upper }}: {{ payload.summary }}", details: "{{ payload.custom_details.nope.deeper() }}"}
   - {id: il, type: ilert, escalation_policy: default, key: il-key-0123456789abcdef0123, rate_limit_per_minute: 10}
   - {id: am, type: prometheus, escalation_policy: default, key: am-key-0123456789abcdef0123, rate_limit_per_minute: 1}
 heartbeats:
@@ -638,4 +643,24 @@ async fn heartbeat_pings_by_head_get_and_post_and_the_list() {
             .await;
         assert_eq!(st, StatusCode::ACCEPTED);
     }
+}
+
+#[tokio::test]
+async fn templates_render_over_the_senders_payload() {
+    let s = start().await;
+    let mut ev = pd_trigger(Some("t1"), "Disk full on db-1");
+    ev["routing_key"] = json!("pdt-key-0123456789abcdef012");
+    let (st, _) = s.send("/v2/enqueue", None, &ev).await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    let a = &s.alerts("pdt").await[0];
+    assert_eq!(a["summary"], "POSTGRES: Disk full on db-1");
+    // The details template fails: the default details stay, the timeline says why.
+    assert!(a["details"].as_str().unwrap().contains("free: 2%"), "{a}");
+    let shown = s.get(&format!("/api/v1/alerts/{}", a["id"])).await;
+    assert!(
+        shown["timeline"]
+            .to_string()
+            .contains("details template failed"),
+        "{shown}"
+    );
 }

@@ -5,12 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tocsin_domain::{
     AlertEvent, DedupKey, Link, Member, MemberStatus, Priority, RoutingHint, Severity,
 };
 
-use crate::WireError;
+use crate::{Templates, WireError};
 
 /// The member fingerprint of a command-style alert (it has exactly one).
 pub const MEMBER: &str = "event";
@@ -45,10 +45,41 @@ pub struct Trigger {
     pub labels: BTreeMap<String, String>,
     pub links: Vec<Link>,
     pub routing_key: Option<String>,
+    /// Remarks for the timeline (a template that failed, …).
+    pub notes: Vec<String>,
+}
+
+impl Trigger {
+    /// Render the source's templates (SPEC §2.4) over the sender's payload.
+    /// A template that fails, or renders an empty summary, keeps the
+    /// default and says so on the timeline.
+    pub fn templated(mut self, templates: Option<&Templates>, payload: &impl Serialize) -> Self {
+        let Some(t) = templates else {
+            return self;
+        };
+        match t.summary(payload) {
+            Some(Ok(s)) if !s.is_empty() => self.summary = cut(&s, 1024),
+            Some(Ok(_)) => self
+                .notes
+                .push("summary template rendered nothing; used the default summary".to_owned()),
+            Some(Err(e)) => self.notes.push(format!(
+                "summary template failed ({e}); used the default summary"
+            )),
+            None => {}
+        }
+        match t.details(payload) {
+            Some(Ok(d)) => self.details = d,
+            Some(Err(e)) => self.notes.push(format!(
+                "details template failed ({e}); used the default details"
+            )),
+            None => {}
+        }
+        self
+    }
 }
 
 /// A link as PagerDuty and ilert send it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct LinkIn {
     #[serde(default)]
     pub href: Option<String>,
@@ -57,7 +88,7 @@ pub struct LinkIn {
 }
 
 /// An image as PagerDuty and ilert send it (shown as a link).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct ImageIn {
     #[serde(default)]
     pub src: Option<String>,
@@ -175,7 +206,7 @@ pub fn trigger_event(
         },
         detected_at: now,
         resolved_at: None,
-        notes: Vec::new(),
+        notes: t.notes,
         stateless: true,
     }
 }

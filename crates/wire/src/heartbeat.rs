@@ -76,6 +76,7 @@ pub fn overdue_event(
             labels,
             links: Vec::new(),
             routing_key: None,
+            notes: Vec::new(),
         },
         Severity::Sev1,
         Severity::Sev1,

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tocsin_domain::{Priority, Severity};
 
@@ -17,7 +17,7 @@ use crate::command::{
 use crate::pagerduty::describe;
 use crate::{Command, WireError};
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     #[serde(default)]
@@ -116,7 +116,9 @@ pub fn map(
                     labels: e.labels.clone(),
                     links,
                     routing_key: present(&e.routing_key).map(str::to_owned),
-                },
+                    notes: Vec::new(),
+                }
+                .templated(settings.templates.as_ref(), e),
                 settings.severity_map.default_severity(),
                 settings.high_priority_from(),
                 now,

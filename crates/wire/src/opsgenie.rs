@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tocsin_domain::{DedupKey, Severity};
 
 use crate::alertmanager::PrometheusSettings;
@@ -14,7 +14,7 @@ use crate::command::{Trigger, cut, key, parse_object, present, trigger_event};
 use crate::{Command, WireError};
 
 /// A create request. Only `message` is required.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct CreateAlert {
     #[serde(default)]
     pub message: Option<String>,
@@ -124,7 +124,9 @@ pub fn map_create(
             labels,
             links: Vec::new(),
             routing_key: None,
-        },
+            notes: Vec::new(),
+        }
+        .templated(settings.templates.as_ref(), c),
         settings.severity_map.default_severity(),
         settings.high_priority_from(),
         now,

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tocsin_domain::Link;
 
@@ -20,7 +20,7 @@ use crate::command::{
 
 /// An alert event as sent. Every field is optional here so that all
 /// problems can be reported at once by [`map`].
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Event {
     #[serde(default)]
     pub routing_key: Option<String>,
@@ -40,7 +40,7 @@ pub struct Event {
     pub client_url: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Payload {
     #[serde(default)]
     pub summary: Option<String>,
@@ -199,7 +199,9 @@ fn trigger(e: &Event, p: &Payload, settings: &PrometheusSettings) -> Trigger {
         labels,
         links,
         routing_key: None,
+        notes: Vec::new(),
     }
+    .templated(settings.templates.as_ref(), e)
 }
 
 /// `custom_details` as text: an object as `key: value` lines, anything
@@ -220,7 +222,7 @@ pub(crate) fn describe(v: &Value) -> String {
 }
 
 /// A change event: recorded, pages nobody.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct ChangeEvent {
     #[serde(default)]
     pub routing_key: Option<String>,
