@@ -65,6 +65,16 @@ impl HeartbeatWorker {
             .claim_overdue_heartbeats(now, self.lease, &claim)
             .await?;
         let actor = Actor::new("system", "heartbeat");
+        let windows: Vec<_> = if due.is_empty() {
+            Vec::new()
+        } else {
+            self.store
+                .maintenance_windows(now)
+                .await?
+                .into_iter()
+                .filter(|w| w.is_active(now))
+                .collect()
+        };
         for d in due {
             let Some(spec) = self.specs.get(&d.id) else {
                 // No longer configured: mark it so it is not claimed again.
@@ -72,6 +82,7 @@ impl HeartbeatWorker {
                 continue;
             };
             let source = heartbeat::source_id(&spec.id);
+            let window = tocsin_store::covering(&windows, &source, spec.service_id.as_deref());
             let event = heartbeat::overdue_event(
                 &spec.id,
                 &spec.name,
@@ -81,6 +92,16 @@ impl HeartbeatWorker {
                 now,
             )
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
+            let mut event = event;
+            if let Some(w) = window {
+                event.notes.push(format!(
+                    "in maintenance window #{} ({} `{}`, until {}): stored, nobody paged",
+                    w.id,
+                    w.target_kind,
+                    w.target_id,
+                    w.ends_at.to_rfc3339()
+                ));
+            }
             let routed = RoutedEvent {
                 event,
                 policy_id: spec.policy_id.clone(),
@@ -90,7 +111,7 @@ impl HeartbeatWorker {
                     spec.id, spec.policy_id
                 ),
                 first_step_at: None,
-                page: true,
+                page: window.is_none(),
             };
             let r = self
                 .store

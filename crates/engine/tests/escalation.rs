@@ -434,6 +434,59 @@ async fn heartbeat_falls_due_once_and_pages(e: Env) {
             .unwrap()
     );
     assert_eq!(e.store.heartbeat_rows().await.unwrap()[0].state, "healthy");
+
+    // In a maintenance window on the heartbeat, the alert is stored and
+    // nobody is paged. (First resolve the open one, as a ping would.)
+    let Ok(tocsin_wire::Command::Resolve(ev)) = tocsin_wire::heartbeat::recovered(t(6500)) else {
+        panic!("a resolve")
+    };
+    let resolved = RoutedEvent {
+        event: ev,
+        policy_id: "main".into(),
+        service_id: None,
+        route_note: String::new(),
+        first_step_at: None,
+        page: true,
+    };
+    e.store
+        .ingest(
+            "heartbeat:cron",
+            &Actor::new("heartbeat:cron", "ping"),
+            vec![resolved],
+            t(6500),
+        )
+        .await
+        .unwrap();
+    e.store
+        .create_maintenance(
+            "source",
+            "heartbeat:cron",
+            t(7000),
+            t(9000),
+            "upgrade",
+            "token:t",
+            t(7000),
+        )
+        .await
+        .unwrap();
+    e.store
+        .heartbeat_ping("cron", t(7000), t(7000) + spec.period())
+        .await
+        .unwrap();
+    let hw = HeartbeatWorker::new(e.store.clone(), vec![spec.clone()]);
+    assert_eq!(hw.tick(t(7100)).await.unwrap().overdue, ["cron"]);
+    let quiet = e.store.heartbeat_rows().await.unwrap()[0].alert_id.unwrap();
+    assert!(
+        e.store.steps(quiet).await.unwrap().is_empty(),
+        "nobody paged"
+    );
+    let notes = e.store.timeline(quiet).await.unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.message.contains("maintenance window")),
+        "{notes:?}"
+    );
 }
 
 macro_rules! both {

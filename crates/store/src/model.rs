@@ -288,6 +288,19 @@ impl MaintenanceWindow {
     }
 }
 
+/// Of `windows` (the active ones), the one that covers a source or a
+/// service, if any.
+pub fn covering<'a>(
+    windows: &'a [MaintenanceWindow],
+    source: &str,
+    service: Option<&str>,
+) -> Option<&'a MaintenanceWindow> {
+    windows.iter().find(|w| {
+        (w.target_kind == "source" && w.target_id == source)
+            || (w.target_kind == "service" && Some(w.target_id.as_str()) == service)
+    })
+}
+
 /// A change event to record (PagerDuty change events).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewChange {

@@ -47,17 +47,7 @@ pub(crate) async fn active(st: &AppState, now: DateTime<Utc>) -> Vec<Maintenance
         .unwrap_or_default()
 }
 
-/// The window that covers a source or a service, if any.
-pub(crate) fn covering<'a>(
-    windows: &'a [MaintenanceWindow],
-    source: &str,
-    service: Option<&str>,
-) -> Option<&'a MaintenanceWindow> {
-    windows.iter().find(|w| {
-        (w.target_kind == "source" && w.target_id == source)
-            || (w.target_kind == "service" && Some(w.target_id.as_str()) == service)
-    })
-}
+pub(crate) use tocsin_store::covering;
 
 async fn forget(st: &AppState) {
     *st.0.maintenance.lock().await = None;

@@ -310,7 +310,18 @@ impl AppState {
                 .collect(),
             maintenance: tokio::sync::Mutex::new(None),
             wake: Arc::new(tokio::sync::Notify::new()),
-            source_ids: config.sources.iter().map(|s| s.id.clone()).collect(),
+            // Heartbeats are sources too (`heartbeat:ID`), for maintenance windows.
+            source_ids: config
+                .sources
+                .iter()
+                .map(|s| s.id.clone())
+                .chain(
+                    config
+                        .heartbeats
+                        .iter()
+                        .map(|h| tocsin_wire::heartbeat::source_id(&h.id)),
+                )
+                .collect(),
             service_ids: config.services.iter().map(|s| s.id.clone()).collect(),
             heartbeats,
             twilio_auth_token: config

@@ -632,6 +632,16 @@ async fn heartbeat_pings_by_head_get_and_post_and_the_list() {
         3
     );
 
+    // A maintenance window can cover a heartbeat (as source `heartbeat:ID`).
+    let (st, v) = s
+        .send(
+            "/api/v1/maintenance",
+            Some(&format!("Bearer {ADMIN}")),
+            &json!({"source": "heartbeat:watchdog", "duration": "1h"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+
     // Unknown key: 404; never 429, however often.
     let (st, _) = s
         .send("/api/v1/heartbeats/nope-0123456789", None, &json!({}))
