@@ -15,13 +15,15 @@ mod client;
 
 const ABOUT: &str = "Tocsin: self-hosted on-call and incident alerting.
 
-Prometheus Alertmanager posts alerts to Tocsin's webhook; Tocsin stores them
-durably, deduplicates them, routes them to an escalation policy and keeps a
-timeline of everything that happens to each alert. Storage is embedded SQLite
-by default, or PostgreSQL for several nodes.";
+Prometheus Alertmanager posts alerts to Tocsin's webhook, and anything that
+speaks the PagerDuty Events v2, Opsgenie or ilert event APIs can too; Tocsin
+stores them durably, deduplicates them, routes them to an escalation policy,
+pages whoever is on call (email, SMS, voice, push, Slack, webhook) until
+someone accepts, and watches heartbeats. Storage is embedded SQLite by
+default, or PostgreSQL for several nodes.";
 
 const AFTER_HELP: &str = "Quick start:
-  tocsin serve --config examples/tocsin.yaml   # prints each source's webhook URL
+  tocsin serve --config examples/tocsin.yaml   # prints each source's and heartbeat's URL
   tocsin check-config tocsin.yaml              # validate a config file
   tocsin oncall --token $TOKEN                 # who is on call now, per schedule
 
@@ -47,7 +49,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: apply migrations, provision the config file's objects
-    /// into storage, print the webhook URLs and serve until SIGTERM/SIGINT.
+    /// into storage, print each source's and heartbeat's URL and serve until SIGTERM/SIGINT.
     Serve {
         /// The tocsin.yaml to apply at start.
         #[arg(long, short, env = "TOCSIN_CONFIG")]
