@@ -225,6 +225,14 @@ async fn pagerduty_trigger_acknowledge_resolve_and_errors() {
         StatusCode::ACCEPTED
     );
 
+    // payload.timestamp is when the problem was detected.
+    let mut dated = pd_trigger(Some("dated"), "dated");
+    dated["payload"]["timestamp"] = json!("2026-01-01T00:00:00Z");
+    s.send("/v2/enqueue", None, &dated).await;
+    let all = s.alerts("pd").await;
+    let a = all.iter().find(|a| a["dedup_key"] == "dated").unwrap();
+    assert_eq!(a["detected_at"], "2026-01-01T00:00:00Z");
+
     // A trigger without dedup_key gets one, generated and returned.
     let (st, v) = s
         .send("/v2/enqueue", None, &pd_trigger(None, "no key"))

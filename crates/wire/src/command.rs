@@ -47,6 +47,8 @@ pub struct Trigger {
     pub routing_key: Option<String>,
     /// Remarks for the timeline (a template that failed, …).
     pub notes: Vec<String>,
+    /// When the sender says the problem began (default: on receipt).
+    pub detected_at: Option<DateTime<Utc>>,
 }
 
 impl Trigger {
@@ -204,7 +206,7 @@ pub fn trigger_event(
             routing_key: t.routing_key,
             service_id: None,
         },
-        detected_at: now,
+        detected_at: t.detected_at.filter(|d| *d <= now).unwrap_or(now),
         resolved_at: None,
         notes: t.notes,
         stateless: true,

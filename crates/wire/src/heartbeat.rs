@@ -77,6 +77,7 @@ pub fn overdue_event(
             links: Vec::new(),
             routing_key: None,
             notes: Vec::new(),
+            detected_at: None,
         },
         Severity::Sev1,
         Severity::Sev1,

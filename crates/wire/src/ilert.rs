@@ -117,6 +117,7 @@ pub fn map(
                     links,
                     routing_key: present(&e.routing_key).map(str::to_owned),
                     notes: Vec::new(),
+                    detected_at: None,
                 }
                 .templated(settings.templates.as_ref(), e),
                 settings.severity_map.default_severity(),

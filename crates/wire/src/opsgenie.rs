@@ -125,6 +125,7 @@ pub fn map_create(
             links: Vec::new(),
             routing_key: None,
             notes: Vec::new(),
+            detected_at: None,
         }
         .templated(settings.templates.as_ref(), c),
         settings.severity_map.default_severity(),

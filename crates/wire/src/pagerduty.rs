@@ -200,6 +200,9 @@ fn trigger(e: &Event, p: &Payload, settings: &PrometheusSettings) -> Trigger {
         links,
         routing_key: None,
         notes: Vec::new(),
+        detected_at: present(&p.timestamp)
+            .and_then(|ts| DateTime::parse_from_rfc3339(ts).ok())
+            .map(|t| t.to_utc()),
     }
     .templated(settings.templates.as_ref(), e)
 }
