@@ -411,8 +411,8 @@ async fn serve(
     ));
     let mut dispatcher = tocsin_engine::Dispatcher::new(store.clone(), channels, public_url);
     dispatcher.links = Some(tocsin_domain::links::LinkSigner::new(&secrets.link_secret));
-    dispatcher.link_ttl = delta(config.action_link_ttl());
-    dispatcher.bundle_window = delta(config.bundle_window());
+    dispatcher.link_ttl = config.action_link_ttl().as_chrono();
+    dispatcher.bundle_window = config.bundle_window().as_chrono();
     tokio::spawn(dispatch_forever(dispatcher, metrics.clone(), dispatch_now));
 
     let shutdown_grace = config
@@ -489,8 +489,8 @@ fn heartbeat_specs(config: &Config) -> Vec<tocsin_engine::HeartbeatSpec> {
         .map(|h| tocsin_engine::HeartbeatSpec {
             id: h.id.clone(),
             name: h.name.clone().unwrap_or_else(|| h.id.clone()),
-            interval: delta(h.interval),
-            grace: delta(h.grace),
+            interval: h.interval.as_chrono(),
+            grace: h.grace.as_chrono(),
             policy_id: h.escalation_policy.clone(),
             service_id: h.service.clone(),
         })
@@ -654,11 +654,6 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-}
-
-/// A configured duration as a `TimeDelta` (saturating; config durations are small).
-fn delta(d: tocsin_domain::DurationSpec) -> chrono::TimeDelta {
-    chrono::TimeDelta::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 1000))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{TimeDelta, Utc};
+use chrono::Utc;
 use serde_json::json;
 use tocsin_store::{Actor, RoutedEvent};
 use tocsin_wire::heartbeat;
@@ -21,10 +21,6 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ingest::store_events;
 use crate::state::AppState;
-
-fn delta(d: tocsin_domain::DurationSpec) -> TimeDelta {
-    TimeDelta::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 1000))
-}
 
 pub async fn ping(
     State(st): State<AppState>,
@@ -50,7 +46,7 @@ pub async fn ping(
         ));
     }
     let now = Utc::now();
-    let due = now + delta(hb.interval) + delta(hb.grace);
+    let due = now + hb.interval.as_chrono() + hb.grace.as_chrono();
     let r =
         st.0.store
             .heartbeat_ping(&hb.id, now, due)
