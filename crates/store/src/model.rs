@@ -343,6 +343,14 @@ pub struct HeartbeatRow {
     pub alert_id: Option<i64>,
 }
 
+impl HeartbeatRow {
+    /// Overdue at `now`: marked so, or healthy but past its due time (the
+    /// worker raises the alert within a second).
+    pub fn is_overdue(&self, now: DateTime<Utc>) -> bool {
+        self.state == "overdue" || self.due_at <= now
+    }
+}
+
 /// What a ping found before it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PingResult {

@@ -95,12 +95,10 @@ pub async fn list(
             .iter()
             .map(|h| {
                 let row = rows.iter().find(|r| r.id == h.id);
-                // A healthy row past its due time is overdue already; the
-                // worker raises the alert within a second.
                 let state = match row {
                     None => "unknown",
-                    Some(r) if r.state == "healthy" && r.due_at <= now => "overdue",
-                    Some(r) => r.state.as_str(),
+                    Some(r) if r.is_overdue(now) => "overdue",
+                    Some(_) => "healthy",
                 };
                 json!({
                     "id": h.id,

@@ -44,9 +44,8 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         Ok(rows) => {
             let now = chrono::Utc::now();
             for r in rows {
-                let overdue = r.state == "overdue" || r.due_at <= now;
                 st.0.metrics
-                    .set_heartbeat(&r.id, overdue, r.last_ping_at.timestamp());
+                    .set_heartbeat(&r.id, r.is_overdue(now), r.last_ping_at.timestamp());
             }
         }
         Err(e) => tracing::warn!(error = %e, "metrics: could not read heartbeats"),
