@@ -5,7 +5,7 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use tocsin_domain::{Role, TokenDigest};
+use tocsin_domain::Role;
 use tocsin_store::Actor;
 
 use crate::error::ApiError;
@@ -54,16 +54,11 @@ impl FromRequestParts<AppState> for Caller {
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
-        let digest = TokenDigest::of(token);
-        let mut found = None;
-        for t in &st.0.tokens {
-            if t.digest.ct_eq(&digest) && found.is_none() {
-                found = Some(Caller {
-                    name: t.name.clone(),
-                    role: t.role,
-                });
-            }
-        }
-        found.ok_or_else(ApiError::unauthorized)
+        let t = crate::state::find_by_key(&st.0.tokens, token, |t| &t.digest)
+            .ok_or_else(ApiError::unauthorized)?;
+        Ok(Caller {
+            name: t.name.clone(),
+            role: t.role,
+        })
     }
 }

@@ -115,6 +115,23 @@ pub(crate) struct Inner {
     pub heartbeats: Vec<HeartbeatRuntime>,
 }
 
+/// The item whose key digest matches `key`. Every digest is compared, in
+/// constant time, so the time taken says nothing about which one matched.
+pub(crate) fn find_by_key<'a, T>(
+    items: &'a [T],
+    key: &str,
+    digest_of: impl Fn(&T) -> &TokenDigest,
+) -> Option<&'a T> {
+    let digest = TokenDigest::of(key);
+    let mut found = None;
+    for item in items {
+        if digest_of(item).ct_eq(&digest) && found.is_none() {
+            found = Some(item);
+        }
+    }
+    found
+}
+
 /// Shared, cheaply cloned application state.
 #[derive(Clone)]
 pub struct AppState(pub(crate) Arc<Inner>);
@@ -354,25 +371,11 @@ impl AppState {
     /// The source whose key this is. Every source is compared, in constant
     /// time, whatever matches.
     pub(crate) fn heartbeat_by_key(&self, key: &str) -> Option<&HeartbeatRuntime> {
-        let digest = TokenDigest::of(key);
-        let mut found = None;
-        for h in &self.0.heartbeats {
-            if h.key_digest.ct_eq(&digest) && found.is_none() {
-                found = Some(h);
-            }
-        }
-        found
+        find_by_key(&self.0.heartbeats, key, |h| &h.key_digest)
     }
 
     pub(crate) fn source_by_key(&self, key: &str) -> Option<&SourceRuntime> {
-        let digest = TokenDigest::of(key);
-        let mut found = None;
-        for s in &self.0.sources {
-            if s.key_digest.ct_eq(&digest) && found.is_none() {
-                found = Some(s);
-            }
-        }
-        found
+        find_by_key(&self.0.sources, key, |s| &s.key_digest)
     }
 
     pub(crate) fn user_name(&self, id: &str) -> String {
