@@ -35,9 +35,30 @@ fn generated_key() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The source with this key, if it is of the endpoint's type.
-fn source<'a>(st: &'a AppState, key: &str, kind: SourceType) -> Option<&'a SourceRuntime> {
-    st.source_by_key(key).filter(|s| s.kind == kind)
+/// Why a keyed request is turned away before its event is read.
+enum Refused {
+    /// No source of the endpoint's type has this key.
+    UnknownKey,
+    /// The key is over its rate limit; the next event is possible after this.
+    Limited(std::time::Duration),
+}
+
+/// The source of the endpoint's type with this key, within its rate limit.
+/// Each endpoint answers a refusal in its original's shape.
+fn keyed_source<'a>(
+    st: &'a AppState,
+    key: &str,
+    kind: SourceType,
+) -> Result<&'a SourceRuntime, Refused> {
+    let Some(source) = st.source_by_key(key).filter(|s| s.kind == kind) else {
+        st.0.metrics.ingested("unknown", "unknown_key", 1);
+        return Err(Refused::UnknownKey);
+    };
+    if let Err(wait) = source.limit.take(Instant::now()) {
+        st.0.metrics.ingested(&source.id, "rate_limited", 1);
+        return Err(Refused::Limited(wait));
+    }
+    Ok(source)
 }
 
 /// Apply one command through the common ingest path.
@@ -140,17 +161,14 @@ fn pd_source<'a>(st: &'a AppState, key: Option<&str>) -> Result<&'a SourceRuntim
             "'routing_key' is missing or blank".to_owned(),
         ])));
     };
-    let Some(source) = source(st, key, SourceType::Pagerduty) else {
-        st.0.metrics.ingested("unknown", "unknown_key", 1);
-        return Err(Box::new(pd_invalid(vec![
-            "'routing_key' is not the key of a pagerduty source in Tocsin".to_owned(),
-        ])));
-    };
-    if let Err(wait) = source.limit.take(Instant::now()) {
-        st.0.metrics.ingested(&source.id, "rate_limited", 1);
-        return Err(Box::new(pd_throttled(wait)));
-    }
-    Ok(source)
+    keyed_source(st, key, SourceType::Pagerduty).map_err(|r| {
+        Box::new(match r {
+            Refused::UnknownKey => pd_invalid(vec![
+                "'routing_key' is not the key of a pagerduty source in Tocsin".to_owned(),
+            ]),
+            Refused::Limited(wait) => pd_throttled(wait),
+        })
+    })
 }
 
 /// `POST /v2/enqueue`: PagerDuty Events API v2 alert events.
@@ -277,26 +295,24 @@ fn og_source<'a>(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(opsgenie::genie_key);
-    let Some(source) = key.and_then(|k| source(st, k, SourceType::Opsgenie)) else {
-        st.0.metrics.ingested("unknown", "unknown_key", 1);
-        return Err(Box::new(og(
-            StatusCode::UNAUTHORIZED,
-            started,
-            "Could not authenticate: send `Authorization: GenieKey <key>` with the key of an opsgenie source in Tocsin.",
-        )));
-    };
-    if let Err(wait) = source.limit.take(Instant::now()) {
-        st.0.metrics.ingested(&source.id, "rate_limited", 1);
-        return Err(Box::new(retry_after(
-            og(
-                StatusCode::TOO_MANY_REQUESTS,
+    // No key matches no source (keys are never empty).
+    keyed_source(st, key.unwrap_or_default(), SourceType::Opsgenie).map_err(|r| {
+        Box::new(match r {
+            Refused::UnknownKey => og(
+                StatusCode::UNAUTHORIZED,
                 started,
-                "You are making too many requests! Retry later.",
+                "Could not authenticate: send `Authorization: GenieKey <key>` with the key of an opsgenie source in Tocsin.",
             ),
-            wait,
-        )));
-    }
-    Ok(source)
+            Refused::Limited(wait) => retry_after(
+                og(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    started,
+                    "You are making too many requests! Retry later.",
+                ),
+                wait,
+            ),
+        })
+    })
 }
 
 /// `POST /v2/alerts`: create (or repeat) an alert.
@@ -478,23 +494,24 @@ pub async fn ilert_events(State(st): State<AppState>, headers: HeaderMap, body: 
             "integrationKey: missing; send the key of an ilert source in Tocsin",
         );
     };
-    let Some(source) = source(&st, key, SourceType::Ilert) else {
-        st.0.metrics.ingested("unknown", "unknown_key", 1);
-        return il_error(
-            StatusCode::NOT_FOUND,
-            "integrationKey: no ilert source in Tocsin has this key",
-        );
+    let source = match keyed_source(&st, key, SourceType::Ilert) {
+        Ok(s) => s,
+        Err(Refused::UnknownKey) => {
+            return il_error(
+                StatusCode::NOT_FOUND,
+                "integrationKey: no ilert source in Tocsin has this key",
+            );
+        }
+        Err(Refused::Limited(wait)) => {
+            return retry_after(
+                il_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many events for this key; retry later",
+                ),
+                wait,
+            );
+        }
     };
-    if let Err(wait) = source.limit.take(Instant::now()) {
-        st.0.metrics.ingested(&source.id, "rate_limited", 1);
-        return retry_after(
-            il_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many events for this key; retry later",
-            ),
-            wait,
-        );
-    }
     let now = Utc::now();
     let cmd = match ilert::map(&ev, &source.prometheus, &generated_key(), now) {
         Ok(c) => c,
