@@ -254,9 +254,9 @@ pub async fn pd_change(State(st): State<AppState>, headers: HeaderMap, body: Bod
 
 // ----------------------------------------------------------------- Opsgenie
 
+/// A UUID-shaped request id, as Opsgenie returns.
 fn request_id() -> String {
-    let b: [u8; 16] = rand::random();
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let h = generated_key();
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
