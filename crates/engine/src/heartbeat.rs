@@ -123,19 +123,18 @@ impl HeartbeatWorker {
                 report.overdue.push(spec.id.clone());
             } else {
                 // A ping came in while the alert was raised: resolve it again.
-                if let Ok(tocsin_wire::Command::Resolve(ev)) = heartbeat::recovered(now) {
-                    let routed = RoutedEvent {
-                        event: ev,
-                        policy_id: spec.policy_id.clone(),
-                        service_id: spec.service_id.clone(),
-                        route_note: String::new(),
-                        first_step_at: None,
-                        page: true,
-                    };
-                    self.store
-                        .ingest(&source, &actor, vec![routed], now)
-                        .await?;
-                }
+                let routed = RoutedEvent {
+                    event: heartbeat::recovered(now)
+                        .map_err(|e| EngineError::Invalid(e.to_string()))?,
+                    policy_id: spec.policy_id.clone(),
+                    service_id: spec.service_id.clone(),
+                    route_note: String::new(),
+                    first_step_at: None,
+                    page: true,
+                };
+                self.store
+                    .ingest(&source, &actor, vec![routed], now)
+                    .await?;
                 report.raced += 1;
             }
         }

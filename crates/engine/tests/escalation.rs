@@ -318,6 +318,27 @@ async fn reassign_to_a_person_and_unaccept(e: Env) {
     assert_eq!(queued(&e, id).await.last(), Some(&q("bob", "email", 1001)));
 }
 
+/// What the ping endpoint does for an overdue heartbeat: resolve its alert.
+async fn resolve_heartbeat(e: &Env, at: DateTime<Utc>) {
+    let resolved = RoutedEvent {
+        event: tocsin_wire::heartbeat::recovered(at).unwrap(),
+        policy_id: "main".into(),
+        service_id: None,
+        route_note: String::new(),
+        first_step_at: None,
+        page: true,
+    };
+    e.store
+        .ingest(
+            "heartbeat:cron",
+            &Actor::new("heartbeat:cron", "ping"),
+            vec![resolved],
+            at,
+        )
+        .await
+        .unwrap();
+}
+
 /// Heartbeats are durable timers too: armed by a ping, overdue exactly at
 /// interval + grace, raised once (also by a worker started after the due
 /// time), paged through the escalation engine; a ping in the middle of
@@ -376,26 +397,7 @@ async fn heartbeat_falls_due_once_and_pages(e: Env) {
         (Some("overdue"), Some(alert_id))
     );
     // What the ping endpoint does with it: resolve the alert.
-    let Ok(tocsin_wire::Command::Resolve(ev)) = tocsin_wire::heartbeat::recovered(t(600)) else {
-        panic!("a resolve")
-    };
-    let resolved = RoutedEvent {
-        event: ev,
-        policy_id: "main".into(),
-        service_id: None,
-        route_note: String::new(),
-        first_step_at: None,
-        page: true,
-    };
-    e.store
-        .ingest(
-            "heartbeat:cron",
-            &Actor::new("heartbeat:cron", "ping"),
-            vec![resolved],
-            t(600),
-        )
-        .await
-        .unwrap();
+    resolve_heartbeat(&e, t(600)).await;
     assert_eq!(
         e.store.get_alert(alert_id).await.unwrap().unwrap().status,
         tocsin_domain::AlertStatus::Resolved
@@ -437,26 +439,7 @@ async fn heartbeat_falls_due_once_and_pages(e: Env) {
 
     // In a maintenance window on the heartbeat, the alert is stored and
     // nobody is paged. (First resolve the open one, as a ping would.)
-    let Ok(tocsin_wire::Command::Resolve(ev)) = tocsin_wire::heartbeat::recovered(t(6500)) else {
-        panic!("a resolve")
-    };
-    let resolved = RoutedEvent {
-        event: ev,
-        policy_id: "main".into(),
-        service_id: None,
-        route_note: String::new(),
-        first_step_at: None,
-        page: true,
-    };
-    e.store
-        .ingest(
-            "heartbeat:cron",
-            &Actor::new("heartbeat:cron", "ping"),
-            vec![resolved],
-            t(6500),
-        )
-        .await
-        .unwrap();
+    resolve_heartbeat(&e, t(6500)).await;
     e.store
         .create_maintenance(
             "source",

@@ -53,9 +53,9 @@ pub async fn ping(
             .await
             .map_err(|e| ApiError::unavailable("heartbeat ping", &e))?;
     st.0.metrics.ingested(&source_id, "ping", 1);
-    if r.previous.as_deref() == Some("overdue")
-        && let Ok(tocsin_wire::Command::Resolve(ev)) = heartbeat::recovered(now)
-    {
+    if r.previous.as_deref() == Some("overdue") {
+        let ev =
+            heartbeat::recovered(now).map_err(|e| ApiError::internal("heartbeat recovery", &e))?;
         let actor = Actor::new(format!("heartbeat:{}", hb.id), "heartbeat ping");
         let routed = RoutedEvent {
             event: ev,

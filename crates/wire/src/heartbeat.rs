@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tocsin_domain::{AlertEvent, DedupKey, Priority, Severity};
 
+use crate::WireError;
 use crate::command::{Trigger, resolve_event, trigger_event};
-use crate::{Command, WireError};
 
 /// Why a request to a heartbeat URL does not count as a ping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,8 +87,8 @@ pub fn overdue_event(
 }
 
 /// The resolve of an overdue heartbeat's alert (it is pinging again).
-pub fn recovered(now: DateTime<Utc>) -> Result<Command, WireError> {
-    Ok(Command::Resolve(resolve_event(key()?, now)))
+pub fn recovered(now: DateTime<Utc>) -> Result<AlertEvent, WireError> {
+    Ok(resolve_event(key()?, now))
 }
 
 #[cfg(test)]
