@@ -9,7 +9,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
 
 const KEY: &str = "mail-key-0123456789abcdef01";
 const TOKEN: &str = "mail-token-0123456789abcdef";
@@ -43,17 +42,7 @@ sources: [{{id: am, type: prometheus, escalation_policy: p, key: {KEY}}}]
     wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30)).await;
 
     let id = post_fixture(&base, KEY, "firing-single.json").await;
-    let alert = || async {
-        http()
-            .get(format!("{base}/api/v1/alerts/{id}"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
+    let alert = || async { api_get(&base, TOKEN, &format!("/api/v1/alerts/{id}")).await };
 
     // The SMTP server is down: the first attempt fails and is scheduled again.
     let a = wait_for(

@@ -47,24 +47,7 @@ sources: [{{id: am, type: prometheus, escalation_policy: p, key: {KEY}}}]
 /// The alert as the API shows it (retried while the server answers an error,
 /// e.g. right after a restart).
 async fn alert(base: &str, id: i64) -> Value {
-    wait_for(
-        "the alert from the API",
-        Duration::from_secs(10),
-        || async {
-            let res = http()
-                .get(format!("{base}/api/v1/alerts/{id}"))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .ok()?;
-            if !res.status().is_success() {
-                eprintln!("GET alert {id}: {}", res.status());
-                return None;
-            }
-            res.json::<Value>().await.ok()
-        },
-    )
-    .await
+    api_get(base, TOKEN, &format!("/api/v1/alerts/{id}")).await
 }
 
 fn count(a: &Value, field: &str) -> usize {

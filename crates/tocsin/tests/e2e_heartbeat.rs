@@ -18,19 +18,7 @@ const HB_KEY: &str = "e2e-watchdog-key-0123456789abcd";
 const TOKEN: &str = "e2e-heartbeat-token-0123456789";
 
 async fn get(base: &str, path: &str) -> Value {
-    wait_for(path, Duration::from_secs(10), || async {
-        let res = http()
-            .get(format!("{base}{path}"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .ok()?;
-        if !res.status().is_success() {
-            return None;
-        }
-        res.json().await.ok()
-    })
-    .await
+    api_get(base, TOKEN, path).await
 }
 
 async fn heartbeat(base: &str) -> Value {

@@ -114,19 +114,7 @@ impl Stack {
     }
 
     async fn get(&self, path: &str) -> Value {
-        wait_for(path, Duration::from_secs(10), || async {
-            let res = http()
-                .get(format!("{}{path}", self.base))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .ok()?;
-            if !res.status().is_success() {
-                return None;
-            }
-            res.json().await.ok()
-        })
-        .await
+        api_get(&self.base, TOKEN, path).await
     }
 
     async fn alerts(&self) -> Vec<Value> {

@@ -142,17 +142,7 @@ sources: [{{id: am, type: prometheus, escalation_policy: p, key: {KEY}}}]
         (Some(id), Some("alice"))
     );
 
-    let alert = || async {
-        http()
-            .get(format!("{base}/api/v1/alerts/{id}"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
+    let alert = || async { api_get(&base, TOKEN, &format!("/api/v1/alerts/{id}")).await };
     let a = wait_for("both delivered", Duration::from_secs(5), || async {
         let a = alert().await;
         a["notifications"]

@@ -18,14 +18,7 @@ const OG_KEY: &str = "e2e-og-genie-key-0123456789abcd";
 const TOKEN: &str = "e2e-senders-token-0123456789";
 
 async fn alerts(base: &str, source: &str) -> Vec<Value> {
-    let res = http()
-        .get(format!("{base}/api/v1/alerts?source={source}"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success());
-    res.json::<Value>().await.unwrap()["alerts"]
+    api_get(base, TOKEN, &format!("/api/v1/alerts?source={source}")).await["alerts"]
         .as_array()
         .unwrap()
         .clone()
@@ -139,15 +132,7 @@ sources:
     .await;
     assert_eq!((pd.len(), og.len()), (1, 1));
     for a in [&pd[0], &og[0]] {
-        let shown: Value = http()
-            .get(format!("{base}/api/v1/alerts/{}", a["id"]))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let shown = api_get(&base, TOKEN, &format!("/api/v1/alerts/{}", a["id"])).await;
         let updates = shown["timeline"]
             .as_array()
             .unwrap()

@@ -111,6 +111,30 @@ where
     }
 }
 
+/// `GET base + path` with a bearer token, as JSON; retried for up to 10 s
+/// while the server answers an error or is not up (e.g. right after a
+/// restart).
+pub async fn api_get(base: &str, token: &str, path: &str) -> serde_json::Value {
+    let client = http();
+    wait_for(path, Duration::from_secs(10), || {
+        let client = client.clone();
+        async move {
+            let res = client
+                .get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .ok()?;
+            if !res.status().is_success() {
+                eprintln!("GET {path}: {}", res.status());
+                return None;
+            }
+            res.json().await.ok()
+        }
+    })
+    .await
+}
+
 pub async fn wait_http_ok(url: &str, timeout: Duration) {
     let client = http();
     wait_for(url, timeout, || {
