@@ -182,6 +182,9 @@ impl Dispatcher {
             }
             // Send concurrently: one slow provider must not hold up the rest.
             let mut sends = tokio::task::JoinSet::new();
+            // How many alerts each message names (a bundle may hold two
+            // pages of one alert, e.g. a repeat round).
+            let mut named = vec![1; bundles.len()];
             for (i, bundle) in bundles.iter().enumerate() {
                 let Some(first) = bundle.first() else {
                     continue;
@@ -189,6 +192,9 @@ impl Dispatcher {
                 let Some(msg) = self.message(bundle, now) else {
                     continue;
                 };
+                if let Some(n) = named.get_mut(i) {
+                    *n = msg.count();
+                }
                 let channel = self.channels.get(&first.channel).cloned();
                 let address = first.address.clone();
                 let name = first.channel.clone();
@@ -216,9 +222,8 @@ impl Dispatcher {
             }
             let mut finished = Vec::new();
             let mut labels = Vec::new();
-            for (bundle, r) in bundles.into_iter().zip(results) {
+            for ((bundle, r), size) in bundles.into_iter().zip(results).zip(named) {
                 let r = r.unwrap_or_else(|| Err(SendError::retry("the send task failed")));
-                let size = bundle.len();
                 for d in bundle {
                     let attempt = d.attempts + 1;
                     let (outcome, label) = match &r {
