@@ -83,7 +83,7 @@ impl HeartbeatWorker {
             };
             let source = heartbeat::source_id(&spec.id);
             let window = tocsin_store::covering(&windows, &source, spec.service_id.as_deref());
-            let event = heartbeat::overdue_event(
+            let mut event = heartbeat::overdue_event(
                 &spec.id,
                 &spec.name,
                 d.last_ping_at,
@@ -92,16 +92,7 @@ impl HeartbeatWorker {
                 now,
             )
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
-            let mut event = event;
-            if let Some(w) = window {
-                event.notes.push(format!(
-                    "in maintenance window #{} ({} `{}`, until {}): stored, nobody paged",
-                    w.id,
-                    w.target_kind,
-                    w.target_id,
-                    w.ends_at.to_rfc3339()
-                ));
-            }
+            event.notes.extend(window.map(|w| w.held_note()));
             let routed = RoutedEvent {
                 event,
                 policy_id: spec.policy_id.clone(),

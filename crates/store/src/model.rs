@@ -286,6 +286,17 @@ impl MaintenanceWindow {
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         self.ended_at.is_none() && self.starts_at <= now && now < self.ends_at
     }
+
+    /// What the timeline of an alert this window held says.
+    pub fn held_note(&self) -> String {
+        format!(
+            "in maintenance window #{} ({} `{}`, until {}): stored, nobody paged",
+            self.id,
+            self.target_kind,
+            self.target_id,
+            self.ends_at.to_rfc3339()
+        )
+    }
 }
 
 /// Of `windows` (the active ones), the one that covers a source or a

@@ -155,13 +155,7 @@ pub(crate) async fn route_events(
                 route.service_id.as_deref(),
             ) {
                 Some(w) => {
-                    event.notes.push(format!(
-                        "in maintenance window #{} ({} `{}`, until {}): stored, nobody paged",
-                        w.id,
-                        w.target_kind,
-                        w.target_id,
-                        w.ends_at.to_rfc3339()
-                    ));
+                    event.notes.push(w.held_note());
                     false
                 }
                 None => true,
