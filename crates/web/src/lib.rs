@@ -31,6 +31,15 @@ pub use redact::redact_path;
 pub use state::{AppState, Secrets, SourceRuntime, StateError};
 
 /// The whole application: every route, with request logging that never shows keys.
+/// The value of query parameter `name` in a raw query string, decoded.
+pub(crate) fn query_param(raw: Option<&str>, name: &str) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(raw.unwrap_or_default())
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/events/prometheus/{key}", post(ingest::prometheus))

@@ -344,14 +344,6 @@ pub async fn og_create(State(st): State<AppState>, headers: HeaderMap, body: Bod
     }
 }
 
-fn query_param(raw: Option<&str>, name: &str) -> Option<String> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(raw.unwrap_or_default())
-        .ok()?
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-}
-
 /// `POST /v2/alerts/{identifier}/close` and `/acknowledge`.
 async fn og_action(
     st: AppState,
@@ -374,7 +366,7 @@ async fn og_action(
     let note: Option<String> = serde_json::from_slice::<Value>(&bytes)
         .ok()
         .and_then(|v| v["note"].as_str().map(str::to_owned));
-    let kind = query_param(raw.as_deref(), "identifierType");
+    let kind = crate::query_param(raw.as_deref(), "identifierType");
     let id = match opsgenie::identifier(&identifier, kind.as_deref()) {
         Ok(id) => id,
         Err(e) => return og(StatusCode::UNPROCESSABLE_ENTITY, started, &e.to_string()),

@@ -75,11 +75,7 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 fn number_param(uri: &axum::http::Uri, name: &str) -> Option<i64> {
-    uri.query()?
-        .split('&')
-        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))?
-        .parse()
-        .ok()
+    crate::query_param(uri.query(), name)?.parse().ok()
 }
 
 fn alert_param(uri: &axum::http::Uri) -> Option<i64> {
