@@ -4,7 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+mod common;
+
 use std::sync::Arc;
 
 use reqwest::StatusCode;
@@ -15,7 +16,7 @@ const ALERT_KEY: &str = "alert-key-0123456789abcdef";
 const ADMIN: &str = "admin-token-0123456789";
 const OBSERVER: &str = "observer-token-0123456789";
 const RESPONDER: &str = "responder-token-0123456789";
-const LINK_SECRET: &str = "link-secret-0123456789abcdef";
+use common::LINK_SECRET;
 
 const CONFIG: &str = r#"
 server: {body_limit_bytes: 65536}
@@ -61,7 +62,6 @@ struct Server {
 }
 
 async fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
     // A receiver for webhook notifications (test notifications use it).
     let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let receiver_url = format!("http://{}", receiver.local_addr().unwrap());
@@ -88,47 +88,16 @@ async fn start() -> Server {
     let config_text = CONFIG
         .replace("RECEIVER", &receiver_url)
         .replace("SUPPORT_DAY", &support_day);
-    let config = tocsin_config::from_str(&config_text, Path::new("."), &|_| None).unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store: Arc<dyn tocsin_store::Store> =
-        Arc::from(tocsin_store::connect(&url, 4).await.unwrap());
-    let secrets = tocsin_web::Secrets {
-        source_keys: config
-            .sources
-            .iter()
-            .map(|s| (s.id.clone(), s.key.clone().unwrap()))
-            .collect(),
-        schedule_feeds: config
-            .schedules
-            .iter()
-            .map(|s| (s.id.clone(), format!("feed-{}-0123456789abcdef", s.id)))
-            .collect(),
-        user_feeds: config
-            .users
-            .iter()
-            .map(|u| (u.id.clone(), format!("feed-user-{}-0123456789", u.id)))
-            .collect(),
-        link_secret: LINK_SECRET.into(),
-        heartbeat_keys: Default::default(),
-    };
+    // reqwest is built with rustls but no provider: install ring first.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let channels: Vec<Arc<dyn tocsin_notify::Channel>> = vec![Arc::new(
         tocsin_notify::webhook::Webhook::new(Default::default()).unwrap(),
     )];
-    let state = tocsin_web::AppState::new(&config, store, &secrets, "http://tocsin.test", channels)
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, tocsin_web::app(state)).await });
+    let (base, dir) = common::serve(&config_text, channels).await;
     Server {
-        base: format!("http://{addr}"),
+        base,
         webhook_hits: hits,
-        http: {
-            // In a workspace build reqwest carries the binary's features
-            // (rustls without a built-in provider): install ring first.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            reqwest::Client::new()
-        },
+        http: reqwest::Client::new(),
         _dir: dir,
     }
 }

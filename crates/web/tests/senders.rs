@@ -5,8 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
-use std::sync::Arc;
+mod common;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -48,30 +47,9 @@ struct Server {
 }
 
 async fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let config = tocsin_config::from_str(CONFIG, Path::new("."), &|_| None).unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store: Arc<dyn tocsin_store::Store> =
-        Arc::from(tocsin_store::connect(&url, 4).await.unwrap());
-    let secrets = tocsin_web::Secrets {
-        source_keys: config
-            .sources
-            .iter()
-            .map(|s| (s.id.clone(), s.key.clone().unwrap()))
-            .collect(),
-        schedule_feeds: Default::default(),
-        user_feeds: [("alice".to_owned(), "feed-user-alice-0123456789".to_owned())].into(),
-        link_secret: "link-secret-0123456789abcdef".into(),
-        heartbeat_keys: [("watchdog".to_owned(), HB.to_owned())].into(),
-    };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let state =
-        tocsin_web::AppState::new(&config, store, &secrets, "http://tocsin.test", vec![]).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, tocsin_web::app(state)).await });
+    let (base, dir) = common::serve(CONFIG, vec![]).await;
     Server {
-        base: format!("http://{addr}"),
+        base,
         http: reqwest::Client::new(),
         _dir: dir,
     }
