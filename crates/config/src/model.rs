@@ -77,6 +77,48 @@ pub struct Notifications {
     /// How long the signed accept/resolve links in a message work
     /// (default 24h).
     pub action_link_ttl: Option<DurationSpec>,
+    /// How a failed send is tried again.
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+/// `notifications.retry`: a send that fails with a temporary error (a
+/// refused connection, a timeout, a 5xx or 429) is tried again after
+/// `backoff`, doubling each time up to `max_backoff`, until `attempts`
+/// attempts were made; then it is marked failed and the escalation goes on.
+/// A permanent error (a 4xx, a bad address) is not retried.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Attempts in all, the first included (default 8).
+    pub attempts: Option<u32>,
+    /// Wait after the first failure (default 10s).
+    pub backoff: Option<DurationSpec>,
+    /// Longest wait between two attempts (default 5m).
+    pub max_backoff: Option<DurationSpec>,
+}
+
+/// Default number of attempts of a notification.
+pub const DEFAULT_RETRY_ATTEMPTS: u32 = 8;
+/// Default wait after a first failed attempt, in seconds.
+pub const DEFAULT_RETRY_BACKOFF_SECS: u64 = 10;
+/// Default longest wait between attempts, in seconds.
+pub const DEFAULT_RETRY_MAX_BACKOFF_SECS: u64 = 300;
+
+impl RetryConfig {
+    pub fn attempts(&self) -> u32 {
+        self.attempts.unwrap_or(DEFAULT_RETRY_ATTEMPTS)
+    }
+
+    pub fn backoff(&self) -> DurationSpec {
+        self.backoff
+            .unwrap_or(DurationSpec::from_secs(DEFAULT_RETRY_BACKOFF_SECS))
+    }
+
+    pub fn max_backoff(&self) -> DurationSpec {
+        self.max_backoff
+            .unwrap_or(DurationSpec::from_secs(DEFAULT_RETRY_MAX_BACKOFF_SECS))
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

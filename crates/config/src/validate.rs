@@ -387,6 +387,28 @@ impl Validator {
                 "must be at most 1h: longer would hold pages back too long (0s turns bundling off)",
             );
         }
+        let retry = &c.notifications.retry;
+        if retry.attempts.is_some_and(|n| n == 0 || n > 100) {
+            self.err(
+                "notifications.retry.attempts",
+                "must be from 1 (no retry) to 100",
+            );
+        }
+        if retry.backoff.is_some_and(|d| d.as_secs() == 0) {
+            self.err(
+                "notifications.retry.backoff",
+                "must be at least 1s (e.g. 10s)",
+            );
+        }
+        if retry.max_backoff() < retry.backoff() {
+            self.err(
+                "notifications.retry.max_backoff",
+                format!(
+                    "must not be shorter than notifications.retry.backoff ({})",
+                    retry.backoff()
+                ),
+            );
+        }
         if let Some(sp) = &c.status_page {
             for (i, ch) in sp.charts.iter().enumerate() {
                 self.reference(

@@ -17,7 +17,7 @@ mod escalation;
 mod heartbeat;
 
 pub use catalog::{Catalog, ContactRoute, UserRules};
-pub use dispatch::{DispatchReport, Dispatcher};
+pub use dispatch::{DispatchReport, Dispatcher, RetryPolicy};
 pub use escalation::{EscalationWorker, TickReport};
 pub use heartbeat::{HeartbeatReport, HeartbeatSpec, HeartbeatWorker};
 
@@ -29,6 +29,32 @@ pub enum EngineError {
     /// An event could not be built (a bug, not bad input).
     #[error("{0}")]
     Invalid(String),
+}
+
+/// Where workers get the time. The binary uses [`SystemClock`]; tests pass
+/// their own.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> chrono::DateTime<chrono::Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
+}
+
+/// A clock that always says the same instant.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub chrono::DateTime<chrono::Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0
+    }
 }
 
 /// A random claim token for leases.

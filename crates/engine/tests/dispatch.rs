@@ -1,8 +1,9 @@
 //! The outbox dispatcher driven by tick(now): retries with backoff, gives
 //! up after max attempts, fails at once on permanent errors and on channels
-//! with no provider, and stops when the alert is accepted. The channel here
-//! is a scripted one; the real SMTP channel is tested end to end in the
-//! binary's tests.
+//! with no provider, stops when the alert is accepted, bundles per contact,
+//! stays fair to everybody else while one person has a huge backlog, and
+//! finishes what it is sending when stopped. The channels here are scripted
+//! ones; the real SMTP channel is tested end to end in the binary's tests.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -49,12 +50,49 @@ fn t(s: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 1, 12, 0, 0).unwrap() + TimeDelta::seconds(s)
 }
 
-async fn store() -> (Arc<dyn Store>, tempfile::TempDir) {
+/// A fresh store: SQLite in a temporary directory, or a new database on the
+/// test PostgreSQL (`None` when there is none outside CI).
+async fn store_on(pg: bool) -> Option<(Arc<dyn Store>, Option<tempfile::TempDir>)> {
+    if pg {
+        let Ok(base) = std::env::var("TOCSIN_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("CI").is_err(),
+                "TOCSIN_TEST_POSTGRES_URL must be set under CI"
+            );
+            return None;
+        };
+        use sqlx::Connection;
+        let name = format!("tocsin_d_{}", hex_suffix());
+        let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+        return Some((
+            Arc::from(tocsin_store::connect(&url, 4).await.unwrap()),
+            None,
+        ));
+    }
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("d.db").display());
-    (
+    Some((
         Arc::from(tocsin_store::connect(&url, 4).await.unwrap()),
-        dir,
+        Some(dir),
+    ))
+}
+
+fn hex_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{}_{nanos}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
     )
 }
 
@@ -107,7 +145,7 @@ async fn alert_with(s: &dyn Store, key: &str, addresses: &[(&str, &str)]) -> i64
         .iter()
         .map(|(channel, address)| NewDelivery {
             user_id: "u".into(),
-            contact_id: "c".into(),
+            contact_id: format!("c-{address}"),
             channel: (*channel).into(),
             address: (*address).into(),
             due_at: t(0),
@@ -125,13 +163,11 @@ async fn alert_with(s: &dyn Store, key: &str, addresses: &[(&str, &str)]) -> i64
 
 fn dispatcher(s: Arc<dyn Store>, ch: Arc<Scripted>) -> Dispatcher {
     let mut d = Dispatcher::new(s, vec![ch as Arc<dyn Channel>], "http://tocsin.test/");
-    d.max_attempts = 3;
+    d.retry.attempts = 3;
     d
 }
 
-#[tokio::test]
-async fn retries_with_backoff_then_delivers() {
-    let (s, _dir) = store().await;
+async fn retries_with_backoff_then_delivers(s: Arc<dyn Store>) {
     let ch = Arc::new(Scripted {
         fail_first: 2,
         seen: Mutex::new(vec![]),
@@ -172,9 +208,7 @@ async fn retries_with_backoff_then_delivers() {
     assert!(notes[2].ends_with("delivered (250 queued)"), "{notes:?}");
 }
 
-#[tokio::test]
-async fn gives_up_and_fails_permanent_errors_and_missing_providers_at_once() {
-    let (s, _dir) = store().await;
+async fn gives_up_and_fails_permanent_errors_and_missing_providers_at_once(s: Arc<dyn Store>) {
     let ch = Arc::new(Scripted {
         fail_first: 99,
         seen: Mutex::new(vec![]),
@@ -212,9 +246,7 @@ async fn gives_up_and_fails_permanent_errors_and_missing_providers_at_once() {
     assert_eq!(s.outbox_depth().await.unwrap(), 0);
 }
 
-#[tokio::test]
-async fn accepting_stops_what_is_queued() {
-    let (s, _dir) = store().await;
+async fn accepting_stops_what_is_queued(s: Arc<dyn Store>) {
     let ch = Arc::new(Scripted {
         fail_first: 1,
         seen: Mutex::new(vec![]),
@@ -250,9 +282,7 @@ impl Channel for Recorder {
     }
 }
 
-#[tokio::test]
-async fn pages_within_the_window_go_out_as_one_message() {
-    let (s, _dir) = store().await;
+async fn pages_within_the_window_go_out_as_one_message(s: Arc<dyn Store>) {
     let ch = Arc::new(Recorder::default());
     let mut d = Dispatcher::new(
         s.clone(),
@@ -271,7 +301,8 @@ async fn pages_within_the_window_go_out_as_one_message() {
     assert!(d.tick(t(2)).await.unwrap().attempts.is_empty());
     assert!(d.tick(t(9)).await.unwrap().attempts.is_empty());
     // …and then go out as one message.
-    assert_eq!(d.tick(t(10)).await.unwrap().sent, 2);
+    let r = d.tick(t(10)).await.unwrap();
+    assert_eq!((r.sent, r.pages_sent), (1, 2));
     {
         let got = ch.got.lock().unwrap();
         assert_eq!(got.len(), 2, "two messages for three pages");
@@ -318,7 +349,7 @@ async fn pages_within_the_window_go_out_as_one_message() {
             .collect();
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(
-            notes[0].ends_with("delivered (250 queued; one message bundling 2 alerts)"),
+            notes[0].ends_with("delivered (250 queued); one message about 2 alerts"),
             "{notes:?}"
         );
     }
@@ -336,9 +367,7 @@ async fn pages_within_the_window_go_out_as_one_message() {
     assert_eq!((got[2].1.alert_id, got[2].1.also.len()), (a5, 0));
 }
 
-#[tokio::test]
-async fn a_zero_window_sends_every_page_on_its_own() {
-    let (s, _dir) = store().await;
+async fn a_zero_window_sends_every_page_on_its_own(s: Arc<dyn Store>) {
     let ch = Arc::new(Recorder::default());
     let mut d = Dispatcher::new(
         s.clone(),
@@ -351,12 +380,326 @@ async fn a_zero_window_sends_every_page_on_its_own() {
     assert_eq!(d.tick(t(0)).await.unwrap().sent, 1);
     alert_with(s.as_ref(), "k2", &mail).await;
     alert_with(s.as_ref(), "k3", &mail).await;
-    assert_eq!(
-        d.tick(t(1)).await.unwrap().sent,
-        2,
-        "claimed together, sent apart"
-    );
+    assert_eq!(d.tick(t(1)).await.unwrap().sent, 2, "one message per page");
     let got = ch.got.lock().unwrap();
     assert_eq!(got.len(), 3);
     assert!(got.iter().all(|(_, m)| m.also.is_empty()));
 }
+
+/// `n` alerts (keys `prefix-0`…), each paging `user` at `contact` by email,
+/// due at `t(at)`: ingested 500 to a request, their first steps completed
+/// in one transaction.
+async fn page_many(s: &dyn Store, prefix: &str, n: usize, user: &str, at: i64) -> Vec<i64> {
+    let mut ids = Vec::with_capacity(n);
+    let keys: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    for chunk in keys.chunks(500) {
+        let evs = chunk
+            .iter()
+            .map(|k| {
+                let mut ev = routed_event(k);
+                ev.event.summary = format!("storm {k}");
+                ev
+            })
+            .collect();
+        let r = s
+            .ingest("src", &Actor::new("source:src", "test"), evs, t(at))
+            .await
+            .unwrap();
+        ids.extend(r.into_iter().map(|r| r.alert_id.unwrap()));
+    }
+    let steps = s
+        .claim_due_steps(
+            t(at),
+            TimeDelta::seconds(30),
+            u32::try_from(n).unwrap(),
+            "w",
+        )
+        .await
+        .unwrap();
+    assert_eq!(steps.len(), n);
+    let items = steps
+        .into_iter()
+        .map(|step| {
+            let done = StepDone {
+                next: None,
+                deliveries: vec![NewDelivery {
+                    user_id: user.into(),
+                    contact_id: "mail".into(),
+                    channel: "email".into(),
+                    address: format!("{user}@example.com"),
+                    due_at: t(at),
+                }],
+                timeline: vec![(TimelineKind::Escalation, "l1".into())],
+                actor: Actor::new("system", "escalation"),
+            };
+            (step, done)
+        })
+        .collect();
+    assert!(
+        s.complete_steps(items, t(at))
+            .await
+            .unwrap()
+            .into_iter()
+            .all(|ok| ok)
+    );
+    ids
+}
+
+fn routed_event(key: &str) -> RoutedEvent {
+    RoutedEvent {
+        event: AlertEvent {
+            dedup_key: DedupKey::new(key).unwrap(),
+            members: vec![Member {
+                fingerprint: "f".into(),
+                status: MemberStatus::Firing,
+                starts_at: t(0),
+                ends_at: None,
+                labels: BTreeMap::new(),
+                annotations: BTreeMap::new(),
+                generator_url: None,
+            }],
+            resolved: false,
+            summary: key.into(),
+            details: String::new(),
+            labels: BTreeMap::new(),
+            all_labels: BTreeSet::new(),
+            links: vec![],
+            severity: Severity::Sev2,
+            priority: Priority::High,
+            routing: RoutingHint::default(),
+            detected_at: t(0),
+            resolved_at: None,
+            notes: vec![],
+            stateless: false,
+        },
+        policy_id: "p".into(),
+        service_id: None,
+        route_note: "r".into(),
+        first_step_at: None,
+        page: true,
+    }
+}
+
+/// Messages each recipient got.
+fn per_recipient(ch: &Recorder) -> BTreeMap<String, Vec<Message>> {
+    let mut out: BTreeMap<String, Vec<Message>> = BTreeMap::new();
+    for (address, msg) in ch.got.lock().unwrap().iter() {
+        out.entry(address.clone()).or_default().push(msg.clone());
+    }
+    out
+}
+
+async fn a_storm_for_one_person_collapses_and_never_delays_anybody_else(s: Arc<dyn Store>) {
+    let ch = Arc::new(Recorder::default());
+    let d = Dispatcher::new(
+        s.clone(),
+        vec![ch.clone() as Arc<dyn Channel>],
+        "http://tocsin.test",
+    );
+    // A backlog of 3,000 pages for u, then one page for v, all due now.
+    let storm = page_many(s.as_ref(), "storm", 3000, "u", 0).await;
+    let v1 = page_many(s.as_ref(), "v", 1, "v", 0).await;
+    // One claim for two contacts takes both: u's whole backlog is one
+    // bundle, one place in the queue, not 3,000.
+    let claimed = d.claim(t(0), 2).await.unwrap();
+    let sizes: BTreeMap<&str, (i64, i64, usize)> = claimed
+        .iter()
+        .map(|b| (b.user_id.as_str(), (b.pages, b.alert_count, b.alerts.len())))
+        .collect();
+    assert_eq!(
+        sizes,
+        BTreeMap::from([("u", (3000, 3000, 11)), ("v", (1, 1, 1))])
+    );
+    let clock = tocsin_engine::FixedClock(t(0));
+    for b in claimed {
+        let r = d.deliver(b, &clock).await.unwrap();
+        assert_eq!(r.sent, 1);
+    }
+    let got = per_recipient(&ch);
+    assert_eq!(got["v@example.com"].len(), 1);
+    assert_eq!(got["v@example.com"][0].alert_id, v1[0]);
+    let u = &got["u@example.com"];
+    assert_eq!(u.len(), 1, "one message for 3,000 pages");
+    assert_eq!(
+        (u[0].also.len(), u[0].unlisted, u[0].count()),
+        (10, 2989, 3000)
+    );
+    assert!(u[0].text().contains("…and 2989 more"), "{}", u[0].text());
+
+    // The storm goes on: 2,000 more pages for u within her window, while
+    // w, who has had nothing yet, is paged. w's page goes out at once; u's
+    // wait, untouched, for the end of her window.
+    page_many(s.as_ref(), "storm2", 2000, "u", 1).await;
+    let w1 = page_many(s.as_ref(), "w", 1, "w", 2).await;
+    let r = d.tick(t(2)).await.unwrap();
+    assert_eq!((r.sent, r.pages_sent), (1, 1), "only w's page: {r:?}");
+    assert_eq!(per_recipient(&ch)["w@example.com"][0].alert_id, w1[0]);
+    assert!(d.tick(t(9)).await.unwrap().attempts.is_empty());
+    assert_eq!(s.outbox_depth().await.unwrap(), 2000);
+
+    // When u's window ends, the 2,000 go out as one message and the queue
+    // is empty.
+    let r = d.tick(t(10)).await.unwrap();
+    assert_eq!((r.sent, r.pages_sent), (1, 2000));
+    assert_eq!(s.outbox_depth().await.unwrap(), 0);
+    let got = per_recipient(&ch);
+    assert_eq!(
+        got["u@example.com"].len(),
+        2,
+        "two messages for 5,000 pages"
+    );
+    assert_eq!(got["u@example.com"][1].count(), 2000);
+    // Nobody paged twice, nothing lost: every page of the storm was sent
+    // exactly once.
+    for id in storm.iter().step_by(97) {
+        let del = s.deliveries(*id).await.unwrap();
+        assert_eq!(del.len(), 1);
+        assert_eq!((del[0].status.as_str(), del[0].attempts), ("sent", 1));
+        let notes: Vec<String> = s
+            .timeline(*id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "notification")
+            .map(|e| e.message)
+            .collect();
+        assert_eq!(
+            notes,
+            [
+                "attempt 1 to u by email (contact `mail`): delivered (250 queued); one message about 3000 alerts"
+            ]
+        );
+    }
+}
+
+async fn a_lost_lease_is_taken_over_and_a_renewed_one_is_not(s: Arc<dyn Store>) {
+    let ch = Arc::new(Recorder::default());
+    let d = Dispatcher::new(
+        s.clone(),
+        vec![ch.clone() as Arc<dyn Channel>],
+        "http://tocsin.test",
+    );
+    page_many(s.as_ref(), "a", 3, "u", 0).await;
+    page_many(s.as_ref(), "b", 1, "v", 0).await;
+    // A worker claims both contacts and dies before recording anything.
+    let dead = d.claim(t(0), 10).await.unwrap();
+    assert_eq!(dead.len(), 2);
+    // Another one renews v's lease (it is still sending to v).
+    let v = dead.iter().find(|b| b.user_id == "v").unwrap().clone();
+    s.renew_bundles(std::slice::from_ref(&v.claim), t(40))
+        .await
+        .unwrap();
+    // The claim token is shared, so both leases were renewed: nothing is
+    // taken over before t(40).
+    assert!(d.claim(t(20), 10).await.unwrap().is_empty());
+    // After the lease (15 s past the renewal), the pages are due again, all
+    // in one bundle per contact; the gates of the dead claim do not hold
+    // them back.
+    let again = d.claim(t(41), 10).await.unwrap();
+    let mut pages: Vec<(String, i64)> =
+        again.iter().map(|b| (b.user_id.clone(), b.pages)).collect();
+    pages.sort();
+    assert_eq!(pages, [("u".to_owned(), 3), ("v".to_owned(), 1)]);
+    // The dead worker's record comes too late: its claim is gone.
+    let sent = tocsin_store::DeliveryOutcome::Sent {
+        detail: String::new(),
+    };
+    assert_eq!(s.finish_bundle(&v, sent.clone(), t(42)).await.unwrap(), 0);
+    let clock = tocsin_engine::FixedClock(t(42));
+    for b in again {
+        assert_eq!(d.deliver(b, &clock).await.unwrap().sent, 1);
+    }
+    assert_eq!(s.outbox_depth().await.unwrap(), 0);
+    assert_eq!(ch.got.lock().unwrap().len(), 2);
+}
+
+/// Sends slowly, and says when a send has begun.
+struct Slow {
+    started: tokio::sync::Notify,
+    got: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Channel for Slow {
+    fn name(&self) -> &'static str {
+        "email"
+    }
+    async fn send(&self, address: &str, _msg: &Message) -> Result<String, SendError> {
+        self.started.notify_one();
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        self.got.lock().unwrap().push(address.to_owned());
+        Ok("250 queued".into())
+    }
+}
+
+async fn a_stop_finishes_and_records_what_is_being_sent(s: Arc<dyn Store>) {
+    let ch = Arc::new(Slow {
+        started: tokio::sync::Notify::new(),
+        got: Mutex::new(vec![]),
+    });
+    let mut d = Dispatcher::new(
+        s.clone(),
+        vec![ch.clone() as Arc<dyn Channel>],
+        "http://tocsin.test",
+    );
+    // One message at a time, so the second contact is still queued when
+    // the stop comes.
+    d.max_in_flight = 1;
+    d.contacts = 1;
+    let first = page_many(s.as_ref(), "a", 1, "a", 0).await;
+    let second = page_many(s.as_ref(), "b", 1, "b", 0).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(Arc::new(d).run(
+        Arc::new(tocsin_engine::SystemClock),
+        Arc::new(tokio::sync::Notify::new()),
+        stopped,
+        std::time::Duration::from_millis(50),
+        std::time::Duration::from_millis(5),
+        Arc::new(|_: &tocsin_engine::DispatchReport| {}),
+    ));
+    ch.started.notified().await;
+    stop.send(true).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), run)
+        .await
+        .expect("the dispatcher stops once its send is done")
+        .unwrap();
+    // The message being sent was sent once and recorded as sent; the
+    // other contact was not claimed after the stop.
+    let got = ch.got.lock().unwrap().clone();
+    assert_eq!(got, ["a@example.com"]);
+    let a = s.deliveries(first[0]).await.unwrap();
+    assert_eq!((a[0].status.as_str(), a[0].attempts), ("sent", 1));
+    let b = s.deliveries(second[0]).await.unwrap();
+    assert_eq!((b[0].status.as_str(), b[0].attempts), ("pending", 0));
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let (s, _dir) = super::store_on(false).await.unwrap();
+                    super::$name(s).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some((s, _dir)) = super::store_on(true).await {
+                        super::$name(s).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+both!(
+    retries_with_backoff_then_delivers,
+    gives_up_and_fails_permanent_errors_and_missing_providers_at_once,
+    accepting_stops_what_is_queued,
+    pages_within_the_window_go_out_as_one_message,
+    a_zero_window_sends_every_page_on_its_own,
+    a_storm_for_one_person_collapses_and_never_delays_anybody_else,
+    a_lost_lease_is_taken_over_and_a_renewed_one_is_not,
+    a_stop_finishes_and_records_what_is_being_sent,
+);

@@ -29,7 +29,10 @@ pub struct Message {
     pub recipient: String,
     /// Further alerts bundled into this message (pages to the same contact
     /// within the bundle window); empty for a message about one alert.
+    /// Holds at most [`BUNDLE_LISTED`] alerts: the rest are only counted.
     pub also: Vec<Brief>,
+    /// Further bundled alerts, counted but not listed.
+    pub unlisted: usize,
 }
 
 /// One more alert in a bundled message.
@@ -71,6 +74,21 @@ pub(crate) fn http_outcome(status: u16, body: &str, who: &str) -> Result<String,
     }
 }
 
+/// A request that got no answer (refused, reset, timed out) is worth
+/// retrying. The message leaves the URL out: a Slack or webhook URL, an ntfy
+/// topic, is a secret, and this text goes on the timeline.
+pub(crate) fn transport_error(who: &str, e: reqwest::Error) -> SendError {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    // The innermost cause says what happened (connection refused, …).
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    SendError::retry(format!("{who}: {text}"))
+}
+
 /// The HTTP client channels share (rustls; the process installs the crypto provider).
 pub fn http_client() -> Result<reqwest::Client, SendError> {
     reqwest::Client::builder()
@@ -83,13 +101,28 @@ pub fn http_client() -> Result<reqwest::Client, SendError> {
 impl Message {
     /// How many alerts this message is about.
     pub fn count(&self) -> usize {
-        1 + self.also.len()
+        1 + self.others()
+    }
+
+    /// How many alerts besides the first this message is about.
+    pub fn others(&self) -> usize {
+        self.also.len() + self.unlisted
+    }
+
+    /// True for a message about more than one alert.
+    pub fn is_bundle(&self) -> bool {
+        self.others() > 0
+    }
+
+    /// Bundled alerts that are counted, not listed one by one.
+    pub fn hidden(&self) -> usize {
+        self.others() - self.also.len().min(BUNDLE_LISTED)
     }
 
     /// `[Tocsin] SEV1 #12: disk full`, or for a bundle
     /// `[Tocsin] 3 alerts: SEV1 #12: disk full, and 2 more`.
     pub fn title(&self) -> String {
-        if self.also.is_empty() {
+        if !self.is_bundle() {
             format!(
                 "[Tocsin] {} #{}: {}",
                 self.severity, self.alert_id, self.summary
@@ -101,7 +134,7 @@ impl Message {
                 self.severity,
                 self.alert_id,
                 self.summary,
-                self.also.len()
+                self.others()
             )
         }
     }
@@ -110,7 +143,7 @@ impl Message {
     /// with the first alert in full, then lists the others with their links.
     pub fn text(&self) -> String {
         let mut out = String::new();
-        if !self.also.is_empty() {
+        if self.is_bundle() {
             out.push_str(&format!(
                 "{} alerts came in for you at about the same time; they are bundled into this one message.\n\n#{} ",
                 self.count(),
@@ -139,8 +172,8 @@ impl Message {
                 }
             }
         }
-        if !self.also.is_empty() {
-            out.push_str(&format!("\nAlso for you ({} more):\n", self.also.len()));
+        if self.is_bundle() {
+            out.push_str(&format!("\nAlso for you ({} more):\n", self.others()));
             for b in self.also.iter().take(BUNDLE_LISTED) {
                 out.push_str(&format!(
                     "\n#{} {} ({} priority, {}): {}\nAlert: {}\n",
@@ -150,10 +183,10 @@ impl Message {
                     out.push_str(&format!("{label}: {url}\n"));
                 }
             }
-            if self.also.len() > BUNDLE_LISTED {
+            if self.hidden() > 0 {
                 out.push_str(&format!(
                     "\n…and {} more; see {}\n",
-                    self.also.len() - BUNDLE_LISTED,
+                    self.hidden(),
                     self.alerts_url()
                 ));
             }

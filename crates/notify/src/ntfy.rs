@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use crate::{Channel, Message, SendError, http_client, http_outcome};
+use crate::{Channel, Message, SendError, http_client, http_outcome, transport_error};
 
 pub struct Ntfy {
     http: reqwest::Client,
@@ -76,7 +76,7 @@ impl Channel for Ntfy {
             .body(msg.text())
             .send()
             .await
-            .map_err(|e| SendError::retry(format!("ntfy {}: {e}", self.base_url)))?;
+            .map_err(|e| transport_error("ntfy", e))?;
         let status = res.status().as_u16();
         let text = res.text().await.unwrap_or_default();
         http_outcome(status, &text, "ntfy")

@@ -7,7 +7,9 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use crate::{BUNDLE_LISTED, Brief, Channel, Message, SendError, http_client, http_outcome};
+use crate::{
+    BUNDLE_LISTED, Brief, Channel, Message, SendError, http_client, http_outcome, transport_error,
+};
 
 pub struct Slack {
     http: reqwest::Client,
@@ -40,7 +42,7 @@ fn header_blocks(msg: &Message) -> Vec<Value> {
         text.push_str(&links.join(" · "));
     }
     let mut blocks = Vec::new();
-    if !msg.also.is_empty() {
+    if msg.is_bundle() {
         blocks.push(json!({"type": "header", "text": {"type": "plain_text",
             "text": format!("{} alerts for you, bundled", msg.count())}}));
     }
@@ -58,11 +60,7 @@ fn brief_block(b: &Brief) -> Value {
 
 /// The line that counts the bundled alerts not listed one by one.
 fn overflow_block(msg: &Message) -> Option<Value> {
-    let hidden = msg
-        .also
-        .len()
-        .checked_sub(BUNDLE_LISTED)
-        .filter(|n| *n > 0)?;
+    let hidden = Some(msg.hidden()).filter(|n| *n > 0)?;
     Some(json!({"type": "context", "elements": [{"type": "mrkdwn",
         "text": format!("…and {hidden} more: <{}|open alerts>", msg.alerts_url())}]}))
 }
@@ -131,7 +129,7 @@ impl Channel for Slack {
                 .json(&webhook_payload(msg))
                 .send()
                 .await
-                .map_err(|e| SendError::retry(format!("Slack webhook: {e}")))?;
+                .map_err(|e| transport_error("Slack webhook", e))?;
             let status = res.status().as_u16();
             let text = res.text().await.unwrap_or_default();
             // Incoming webhooks answer 200 with the body `ok`.
@@ -153,7 +151,7 @@ impl Channel for Slack {
             .json(&bot_payload(address, msg))
             .send()
             .await
-            .map_err(|e| SendError::retry(format!("Slack API: {e}")))?;
+            .map_err(|e| transport_error("Slack API", e))?;
         let status = res.status().as_u16();
         let body: Value = res.json().await.unwrap_or(Value::Null);
         if !(200..300).contains(&status) {

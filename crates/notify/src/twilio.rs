@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::{Channel, Message, SendError, http_client, http_outcome};
+use crate::{Channel, Message, SendError, http_client, http_outcome, transport_error};
 
 #[derive(Debug, Clone)]
 pub struct TwilioSettings {
@@ -47,7 +47,7 @@ impl Client {
             .form(form)
             .send()
             .await
-            .map_err(|e| SendError::retry(format!("Twilio: {e}")))?;
+            .map_err(|e| transport_error("Twilio", e))?;
         let status = res.status().as_u16();
         let text = res.text().await.unwrap_or_default();
         http_outcome(status, &text, "Twilio")?;
@@ -65,7 +65,7 @@ impl Client {
 /// The SMS text: short, with how to answer. A bundle lists every alert
 /// (as many as fit) on one line each.
 pub fn sms_body(msg: &Message) -> String {
-    let (head, tail) = if msg.also.is_empty() {
+    let (head, tail) = if !msg.is_bundle() {
         (
             format!(
                 "Tocsin #{} {} {}: {}",
@@ -90,6 +90,9 @@ pub fn sms_body(msg: &Message) -> String {
                 "\n#{} {} {}: {}",
                 b.alert_id, b.severity, b.priority, b.summary
             ));
+        }
+        if msg.unlisted > 0 {
+            head.push_str(&format!("\n…and {} more", msg.unlisted));
         }
         (
             head,
@@ -163,7 +166,7 @@ impl Channel for TwilioVoice {
                     ("From", self.client.s.from.clone()),
                     (
                         "Url",
-                        if msg.also.is_empty() {
+                        if !msg.is_bundle() {
                             format!(
                                 "{}/api/v1/twilio/voice?alert={}",
                                 self.public_url, msg.alert_id
@@ -173,7 +176,7 @@ impl Channel for TwilioVoice {
                                 "{}/api/v1/twilio/voice?alert={}&more={}",
                                 self.public_url,
                                 msg.alert_id,
-                                msg.also.len()
+                                msg.others()
                             )
                         },
                     ),

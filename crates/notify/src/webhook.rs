@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use tocsin_domain::links::hmac_sha256_hex;
 
-use crate::{Channel, Message, SendError, http_client, http_outcome};
+use crate::{Channel, Message, SendError, http_client, http_outcome, transport_error};
 
 pub struct Webhook {
     http: reqwest::Client,
@@ -66,6 +66,8 @@ pub fn payload(msg: &Message) -> serde_json::Value {
                 "actions": {"accept": action("Accept"), "resolve": action("Resolve")},
             })
         }).collect::<Vec<_>>(),
+        // Bundled alerts besides `alert`; `also` lists the first of them.
+        "also_count": msg.others(),
     })
 }
 
@@ -92,7 +94,7 @@ impl Channel for Webhook {
             .body(body)
             .send()
             .await
-            .map_err(|e| SendError::retry(format!("webhook {url}: {e}")))?;
+            .map_err(|e| transport_error("the webhook", e))?;
         let status = res.status().as_u16();
         let text = res.text().await.unwrap_or_default();
         http_outcome(status, &text, "the webhook")

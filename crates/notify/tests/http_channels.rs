@@ -51,6 +51,7 @@ fn message() -> Message {
         ],
         recipient: "alice".into(),
         also: vec![],
+        unlisted: 0,
     }
 }
 
@@ -531,5 +532,31 @@ fn bundled_messages_list_every_alert_on_every_channel() {
     let last = hook["blocks"].as_array().unwrap().last().unwrap().clone();
     assert!(last.to_string().contains("and 4 more"), "{last}");
     let sms = tocsin_notify::twilio::sms_body(&big);
+    assert!(sms.chars().count() <= 1600);
+
+    // A storm's bundle carries ten alerts and counts the thousands it does
+    // not list, on every channel.
+    let mut storm = bundle(10);
+    storm.unlisted = 2989;
+    assert_eq!(storm.count(), 3000);
+    assert!(
+        storm.title().starts_with("[Tocsin] 3000 alerts: SEV0 #7"),
+        "{}",
+        storm.title()
+    );
+    let text = storm.text();
+    assert!(text.contains("Also for you (2999 more):"), "{text}");
+    assert!(
+        text.contains("…and 2989 more; see http://tocsin.test/api/v1/alerts?status=pending"),
+        "{text}"
+    );
+    let slack = tocsin_notify::slack::webhook_payload(&storm);
+    let last = slack["blocks"].as_array().unwrap().last().unwrap().clone();
+    assert!(last.to_string().contains("and 2989 more"), "{last}");
+    let hook = tocsin_notify::webhook::payload(&storm);
+    assert_eq!(hook["also"].as_array().unwrap().len(), 10);
+    assert_eq!(hook["also_count"], 2999);
+    let sms = tocsin_notify::twilio::sms_body(&storm);
+    assert!(sms.starts_with("Tocsin: 3000 alerts"), "{sms}");
     assert!(sms.chars().count() <= 1600);
 }

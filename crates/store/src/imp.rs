@@ -41,9 +41,35 @@ pub(crate) enum Bind {
 
 pub(crate) const ALERT_COLUMNS: &str = "id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, accepted_at, accepted_by, resolved_at, resolved_by";
 
-/// "attempt 1", "attempt 2", …
-pub(crate) fn attempt_word(n: i64) -> String {
-    format!("attempt {n}")
+/// The timeline entry of one attempt of a bundle. It names the user, the
+/// channel and the contact's id, never its address: a Slack or webhook URL
+/// is a secret, and the timeline is readable by every observer.
+pub(crate) fn attempt_note(
+    b: &crate::ClaimedBundle,
+    attempt: i64,
+    outcome: &crate::DeliveryOutcome,
+) -> String {
+    use crate::DeliveryOutcome;
+    let who = format!(
+        "attempt {attempt} to {} by {} (contact `{}`)",
+        b.user_id, b.channel, b.contact_id
+    );
+    let bundled = if b.alert_count > 1 {
+        format!("; one message about {} alerts", b.alert_count)
+    } else {
+        String::new()
+    };
+    match outcome {
+        DeliveryOutcome::Sent { detail } if detail.is_empty() => {
+            format!("{who}: delivered{bundled}")
+        }
+        DeliveryOutcome::Sent { detail } => format!("{who}: delivered ({detail}){bundled}"),
+        DeliveryOutcome::Retry { error, next_at } => format!(
+            "{who} failed: {error}; retrying at {}{bundled}",
+            next_at.to_rfc3339()
+        ),
+        DeliveryOutcome::Failed { error } => format!("{who} failed: {error}; giving up{bundled}"),
+    }
 }
 
 /// "2 firing, 1 resolved".
@@ -70,7 +96,7 @@ macro_rules! impl_store {
         ids_close = $ids_close:literal,
         insert_outbox = $insert_outbox:literal,
         insert_next_steps = $insert_next_steps:literal,
-        update_outbox = $update_outbox:literal
+        upsert_gates = $upsert_gates:literal
     ) => {
         impl $store {
             fn alert_from_row(
@@ -171,6 +197,35 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            /// Make each contact's place in the queue no later than `due`
+            /// (user, contact, epoch ms), creating its gate if need be.
+            async fn upsert_gates(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                due: Vec<(String, String, i64)>,
+            ) -> Result<(), sqlx::Error> {
+                // One row per contact (PostgreSQL refuses to update a row
+                // twice in one statement), in key order (no lock-order
+                // deadlock between two writers).
+                let mut first: std::collections::BTreeMap<(String, String), i64> =
+                    std::collections::BTreeMap::new();
+                for (user, contact, at) in due {
+                    let e = first.entry((user, contact)).or_insert(at);
+                    *e = (*e).min(at);
+                }
+                if first.is_empty() {
+                    return Ok(());
+                }
+                let rows: Vec<serde_json::Value> = first
+                    .into_iter()
+                    .map(|((u, c), at)| serde_json::json!([u, c, at]))
+                    .collect();
+                sqlx::query($upsert_gates)
+                    .bind($crate::imp::enc(&rows)?)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
             /// Cancel the pending escalation steps and notifications of an alert.
             async fn stop_escalation(
                 tx: &mut sqlx::Transaction<'static, $db>,
@@ -234,6 +289,13 @@ macro_rules! impl_store {
                                 id: r.try_get("id")?,
                                 status: parse(r.try_get::<&str, _>("status")?)?,
                                 members: dec(r.try_get::<&str, _>("members")?)?,
+                                stored: $crate::plan::Stored {
+                                    severity: parse(r.try_get::<&str, _>("severity")?)?,
+                                    priority: parse(r.try_get::<&str, _>("priority")?)?,
+                                    summary: r.try_get("summary")?,
+                                    details: r.try_get("details")?,
+                                    links: dec(r.try_get::<&str, _>("links")?)?,
+                                },
                             },
                         );
                     }
@@ -790,10 +852,12 @@ macro_rules! impl_store {
                     }
                 }
                 let mut outbox = Vec::new();
+                let mut gates = Vec::new();
                 let mut next = Vec::new();
                 let mut timeline = Vec::new();
                 for (step, done) in items.iter().filter(|(s, _)| held.contains(&s.id)) {
                     for d in &done.deliveries {
+                        gates.push((d.user_id.clone(), d.contact_id.clone(), ms(d.due_at)));
                         outbox.push(serde_json::json!([
                             step.alert_id, step.id, d.user_id, d.contact_id, d.channel, d.address, ms(d.due_at), ms(now)
                         ]));
@@ -811,6 +875,8 @@ macro_rules! impl_store {
                     }));
                 }
                 if !outbox.is_empty() {
+                    // Each contact's place in the queue, then its pages.
+                    Self::upsert_gates(&mut tx, gates).await?;
                     sqlx::query($insert_outbox).bind(enc(&outbox)?).execute(&mut *tx).await?;
                 }
                 if !next.is_empty() {
@@ -821,79 +887,120 @@ macro_rules! impl_store {
                 Ok(items.iter().map(|(s, _)| held.contains(&s.id)).collect())
             }
 
-            async fn claim_due_deliveries(
+            async fn claim_bundles(
                 &self,
                 now: chrono::DateTime<chrono::Utc>,
                 lease: chrono::TimeDelta,
-                limit: u32,
+                contacts: u32,
                 bundle: chrono::TimeDelta,
+                listed: u32,
                 claim: &str,
-            ) -> Result<Vec<$crate::ClaimedDelivery>, $crate::StoreError> {
+            ) -> Result<Vec<$crate::ClaimedBundle>, $crate::StoreError> {
                 use sqlx::Row;
-                use $crate::imp::ms;
+                use $crate::imp::{enc, ms};
+                let until = ms(now + lease);
                 let mut tx = self.write.begin().await?;
-                let mut rows = sqlx::query(concat!(
-                    "UPDATE outbox SET status = 'running', claim = $1, claimed_until = $2 WHERE id IN (",
-                    "SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= $3) OR (status = 'running' AND claimed_until < $3) ",
-                    "ORDER BY next_attempt_at LIMIT $4", $skip_locked,
-                    ") RETURNING id, alert_id, user_id, contact_id, channel, address, attempts"
+                // Pages whose lease ran out (their worker died) are due again,
+                // and so are their contacts.
+                let expired = sqlx::query(concat!(
+                    "UPDATE outbox SET status = 'pending', claim = NULL, claimed_until = NULL WHERE id IN (",
+                    "SELECT id FROM outbox WHERE status = 'running' AND next_attempt_at < $1 LIMIT 10000", $skip_locked,
+                    ") RETURNING user_id, contact_id, next_attempt_at"
                 ))
-                .bind(claim)
-                .bind(ms(now + lease))
                 .bind(ms(now))
-                .bind(i64::from(limit))
                 .fetch_all(&mut *tx)
                 .await?;
-                if !rows.is_empty() && bundle > chrono::TimeDelta::zero() {
-                    // Every claimed contact has a gate.
-                    sqlx::query("INSERT INTO contact_gates (user_id, contact_id, open_at) SELECT DISTINCT user_id, contact_id, 0 FROM outbox WHERE claim = $1 AND status = 'running' ON CONFLICT DO NOTHING")
-                        .bind(claim)
-                        .execute(&mut *tx)
-                        .await?;
-                    // Open the gates whose window is over, and close them for
-                    // the next window. On PostgreSQL this locks the gates, so
-                    // two nodes cannot both open one.
-                    sqlx::query("UPDATE contact_gates SET open_at = $2, claim = $1 WHERE open_at <= $3 AND EXISTS (SELECT 1 FROM outbox o WHERE o.claim = $1 AND o.status = 'running' AND o.user_id = contact_gates.user_id AND o.contact_id = contact_gates.contact_id)")
-                        .bind(claim)
-                        .bind(ms(now + bundle))
-                        .bind(ms(now))
-                        .execute(&mut *tx)
-                        .await?;
-                    // An open gate takes everything due for its contact, so
-                    // one message carries the whole bundle.
-                    sqlx::query(concat!(
-                        "UPDATE outbox SET status = 'running', claim = $1, claimed_until = $2 WHERE id IN (",
-                        "SELECT o.id FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= $3 ",
-                        "AND EXISTS (SELECT 1 FROM contact_gates g WHERE g.claim = $1 AND g.user_id = o.user_id AND g.contact_id = o.contact_id) ",
-                        "LIMIT 1000", $skip_locked, ")"
-                    ))
+                if !expired.is_empty() {
+                    let mut due = Vec::with_capacity(expired.len());
+                    for r in &expired {
+                        due.push((
+                            r.try_get::<String, _>("user_id")?,
+                            r.try_get::<String, _>("contact_id")?,
+                            r.try_get::<i64, _>("next_attempt_at")?,
+                        ));
+                    }
+                    Self::upsert_gates(&mut tx, due).await?;
+                }
+                // Pick contacts, not rows: the ones whose oldest page fell due
+                // first and whose gate is open.
+                let picked = sqlx::query(concat!(
+                    "UPDATE contact_gates SET claim = $1 WHERE (user_id, contact_id) IN (",
+                    "SELECT user_id, contact_id FROM contact_gates WHERE due_at <= $2 AND open_at <= $2 ",
+                    "ORDER BY due_at LIMIT $3", $skip_locked, ")"
+                ))
+                .bind(claim)
+                .bind(ms(now))
+                .bind(i64::from(contacts))
+                .execute(&mut *tx)
+                .await?;
+                if picked.rows_affected() == 0 {
+                    tx.commit().await?;
+                    return Ok(Vec::new());
+                }
+                if bundle > chrono::TimeDelta::zero() {
+                    // Everything due for a picked contact goes into its bundle.
+                    sqlx::query(
+                        "UPDATE outbox SET status = 'running', claim = $1, claimed_until = $2, next_attempt_at = $2 WHERE status = 'pending' AND next_attempt_at <= $3 AND (user_id, contact_id) IN (SELECT user_id, contact_id FROM contact_gates WHERE claim = $1)",
+                    )
                     .bind(claim)
-                    .bind(ms(now + lease))
+                    .bind(until)
                     .bind(ms(now))
                     .execute(&mut *tx)
                     .await?;
-                    // A closed gate holds its contact's pages until it opens.
-                    sqlx::query("UPDATE outbox SET status = 'pending', claim = NULL, claimed_until = NULL, next_attempt_at = (SELECT g.open_at FROM contact_gates g WHERE g.user_id = outbox.user_id AND g.contact_id = outbox.contact_id) WHERE claim = $1 AND status = 'running' AND NOT EXISTS (SELECT 1 FROM contact_gates g WHERE g.claim = $1 AND g.user_id = outbox.user_id AND g.contact_id = outbox.contact_id)")
-                        .bind(claim)
-                        .execute(&mut *tx)
-                        .await?;
-                    rows = sqlx::query("SELECT id, alert_id, user_id, contact_id, channel, address, attempts FROM outbox WHERE claim = $1 AND status = 'running'")
-                        .bind(claim)
-                        .fetch_all(&mut *tx)
-                        .await?;
+                } else {
+                    // No bundling: the oldest due page of each picked contact.
+                    sqlx::query(
+                        "UPDATE outbox SET status = 'running', claim = $1, claimed_until = $2, next_attempt_at = $2 WHERE id IN (SELECT (SELECT o.id FROM outbox o WHERE o.user_id = g.user_id AND o.contact_id = g.contact_id AND o.status = 'pending' AND o.next_attempt_at <= $3 ORDER BY o.next_attempt_at, o.id LIMIT 1) FROM contact_gates g WHERE g.claim = $1)",
+                    )
+                    .bind(claim)
+                    .bind(until)
+                    .bind(ms(now))
+                    .execute(&mut *tx)
+                    .await?;
                 }
-                let alert_ids: Vec<i64> = rows
-                    .iter()
-                    .map(|r| r.try_get::<i64, _>("alert_id"))
-                    .collect::<Result<_, _>>()?;
+                // A contact that got a bundle is gated for the window; every
+                // picked contact's place in the queue is its oldest page left.
+                sqlx::query(
+                    "UPDATE contact_gates SET open_at = CASE WHEN EXISTS (SELECT 1 FROM outbox o WHERE o.claim = $1 AND o.user_id = contact_gates.user_id AND o.contact_id = contact_gates.contact_id) THEN $2 ELSE open_at END, due_at = (SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.user_id = contact_gates.user_id AND o.contact_id = contact_gates.contact_id AND o.status = 'pending'), claim = NULL WHERE claim = $1",
+                )
+                .bind(claim)
+                .bind(ms(now + bundle))
+                .execute(&mut *tx)
+                .await?;
+                let heads = sqlx::query(
+                    "SELECT user_id, contact_id, MIN(channel) AS channel, MIN(address) AS address, MAX(attempts) AS attempts, COUNT(*) AS pages, COUNT(DISTINCT alert_id) AS alerts FROM outbox WHERE claim = $1 AND status = 'running' GROUP BY user_id, contact_id ORDER BY user_id, contact_id",
+                )
+                .bind(claim)
+                .fetch_all(&mut *tx)
+                .await?;
+                let lists = sqlx::query(
+                    "SELECT r.user_id, r.contact_id, r.alert_id FROM (SELECT x.user_id, x.contact_id, x.alert_id, ROW_NUMBER() OVER (PARTITION BY x.user_id, x.contact_id ORDER BY a.severity, x.alert_id) AS rn FROM (SELECT DISTINCT user_id, contact_id, alert_id FROM outbox WHERE claim = $1 AND status = 'running') AS x JOIN alerts a ON a.id = x.alert_id) AS r WHERE r.rn <= $2 ORDER BY r.user_id, r.contact_id, r.rn",
+                )
+                .bind(claim)
+                .bind(i64::from(listed))
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut listed_ids: std::collections::HashMap<(String, String), Vec<i64>> =
+                    std::collections::HashMap::new();
+                let mut alert_ids = Vec::with_capacity(lists.len());
+                for r in &lists {
+                    let id: i64 = r.try_get("alert_id")?;
+                    alert_ids.push(id);
+                    listed_ids
+                        .entry((r.try_get("user_id")?, r.try_get("contact_id")?))
+                        .or_default()
+                        .push(id);
+                }
                 let mut alerts = std::collections::HashMap::new();
                 if !alert_ids.is_empty() {
+                    alert_ids.sort_unstable();
+                    alert_ids.dedup();
                     let sql = format!(
                         "SELECT {} FROM alerts WHERE id IN ({}$1{})",
                         $crate::imp::ALERT_COLUMNS, $ids_open, $ids_close
                     );
                     let arows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind($crate::imp::enc(&alert_ids)?)
+                        .bind(enc(&alert_ids)?)
                         .fetch_all(&mut *tx)
                         .await?;
                     for a in arows {
@@ -901,107 +1008,106 @@ macro_rules! impl_store {
                         alerts.insert(alert.id, alert);
                     }
                 }
-                let mut out = Vec::with_capacity(rows.len());
-                for r in rows {
-                    let alert_id: i64 = r.try_get("alert_id")?;
-                    let Some(alert) = alerts.get(&alert_id).cloned() else {
-                        continue;
-                    };
-                    out.push($crate::ClaimedDelivery {
-                        id: r.try_get("id")?,
-                        alert_id,
-                        user_id: r.try_get("user_id")?,
-                        contact_id: r.try_get("contact_id")?,
-                        channel: r.try_get("channel")?,
-                        address: r.try_get("address")?,
-                        attempts: r.try_get("attempts")?,
+                tx.commit().await?;
+                let mut out = Vec::with_capacity(heads.len());
+                for h in heads {
+                    let user_id: String = h.try_get("user_id")?;
+                    let contact_id: String = h.try_get("contact_id")?;
+                    let listed = listed_ids
+                        .remove(&(user_id.clone(), contact_id.clone()))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|id| alerts.get(&id).cloned())
+                        .collect();
+                    out.push($crate::ClaimedBundle {
                         claim: claim.to_owned(),
-                        alert,
+                        user_id,
+                        contact_id,
+                        channel: h.try_get("channel")?,
+                        address: h.try_get("address")?,
+                        attempts: h.try_get("attempts")?,
+                        pages: h.try_get("pages")?,
+                        alert_count: h.try_get("alerts")?,
+                        alerts: listed,
                     });
                 }
-                tx.commit().await?;
-                out.sort_by_key(|d| d.id);
                 Ok(out)
             }
 
-            async fn finish_delivery(
+            async fn finish_bundle(
                 &self,
-                d: &$crate::ClaimedDelivery,
+                b: &$crate::ClaimedBundle,
                 outcome: $crate::DeliveryOutcome,
                 now: chrono::DateTime<chrono::Utc>,
-            ) -> Result<bool, $crate::StoreError> {
-                let mut r = self.finish_deliveries(vec![(d.clone(), outcome)], now).await?;
-                Ok(r.pop().unwrap_or(false))
+            ) -> Result<u64, $crate::StoreError> {
+                use $crate::DeliveryOutcome;
+                use $crate::imp::ms;
+                let attempt = b.attempts + 1;
+                let note = $crate::imp::attempt_note(b, attempt, &outcome);
+                let (status, next_at, error, sent_at) = match &outcome {
+                    DeliveryOutcome::Sent { .. } => ("sent", ms(now), None, Some(ms(now))),
+                    DeliveryOutcome::Retry { error, next_at } => {
+                        ("pending", ms(*next_at), Some(error.as_str()), None)
+                    }
+                    DeliveryOutcome::Failed { error } => ("failed", ms(now), Some(error.as_str()), None),
+                };
+                let mut tx = self.write.begin().await?;
+                if status == "pending" {
+                    // The gate first: every writer locks gates before pages.
+                    Self::upsert_gates(
+                        &mut tx,
+                        vec![(b.user_id.clone(), b.contact_id.clone(), next_at)],
+                    )
+                    .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO alert_timeline (alert_id, at, actor, channel, kind, message) SELECT DISTINCT alert_id, $1, 'system', $2, 'notification', $3 FROM outbox WHERE claim = $4 AND user_id = $5 AND contact_id = $6 AND status = 'running'",
+                )
+                .bind(ms(now))
+                .bind(&b.channel)
+                .bind(&note)
+                .bind(&b.claim)
+                .bind(&b.user_id)
+                .bind(&b.contact_id)
+                .execute(&mut *tx)
+                .await?;
+                let r = sqlx::query(
+                    "UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, sent_at = $5, claim = NULL, claimed_until = NULL WHERE claim = $6 AND user_id = $7 AND contact_id = $8 AND status = 'running'",
+                )
+                .bind(status)
+                .bind(attempt)
+                .bind(next_at)
+                .bind(error)
+                .bind(sent_at)
+                .bind(&b.claim)
+                .bind(&b.user_id)
+                .bind(&b.contact_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(r.rows_affected())
             }
 
-            async fn finish_deliveries(
+            async fn renew_bundles(
                 &self,
-                items: Vec<($crate::ClaimedDelivery, $crate::DeliveryOutcome)>,
-                now: chrono::DateTime<chrono::Utc>,
-            ) -> Result<Vec<bool>, $crate::StoreError> {
-                use sqlx::Row;
-                use tocsin_domain::TimelineKind;
-                use $crate::DeliveryOutcome;
-                use $crate::imp::{attempt_word, enc, ms};
-                if items.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let mut rows = Vec::with_capacity(items.len());
-                let mut messages = std::collections::HashMap::new();
-                for (d, outcome) in &items {
-                    let attempt = d.attempts + 1;
-                    let who = format!("{} to {} by {} ({})", attempt_word(attempt), d.user_id, d.channel, d.address);
-                    let (status, next_at, error, sent_at, message) = match outcome {
-                        DeliveryOutcome::Sent { detail } => (
-                            "sent",
-                            ms(now),
-                            None,
-                            Some(ms(now)),
-                            if detail.is_empty() { format!("{who}: delivered") } else { format!("{who}: delivered ({detail})") },
-                        ),
-                        DeliveryOutcome::Retry { error, next_at } => (
-                            "pending",
-                            ms(*next_at),
-                            Some(error.clone()),
-                            None,
-                            format!("{who} failed: {error}; retrying at {}", next_at.to_rfc3339()),
-                        ),
-                        DeliveryOutcome::Failed { error } => (
-                            "failed",
-                            ms(now),
-                            Some(error.clone()),
-                            None,
-                            format!("{who} failed: {error}; giving up"),
-                        ),
-                    };
-                    rows.push(serde_json::json!([d.id, d.claim, status, attempt, next_at, error, sent_at]));
-                    messages.insert(d.id, (d.alert_id, d.channel.clone(), message));
+                claims: &[String],
+                until: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), $crate::StoreError> {
+                if claims.is_empty() {
+                    return Ok(());
                 }
                 let mut tx = self.write.begin().await?;
-                let held_rows = sqlx::query($update_outbox)
-                    .bind(enc(&rows)?)
-                    .fetch_all(&mut *tx)
+                for claim in claims {
+                    sqlx::query(
+                        "UPDATE outbox SET claimed_until = $1, next_attempt_at = $1 WHERE claim = $2 AND status = 'running'",
+                    )
+                    .bind($crate::imp::ms(until))
+                    .bind(claim)
+                    .execute(&mut *tx)
                     .await?;
-                let mut held = std::collections::HashSet::new();
-                for r in held_rows {
-                    held.insert(r.try_get::<i64, _>("id")?);
                 }
-                let timeline: Vec<$crate::plan::TimelineRow> = items
-                    .iter()
-                    .filter(|(d, _)| held.contains(&d.id))
-                    .filter_map(|(d, _)| messages.remove(&d.id))
-                    .map(|(alert_id, channel, message)| $crate::plan::TimelineRow {
-                        alert_id,
-                        at: ms(now),
-                        actor: "system".to_owned(),
-                        channel,
-                        kind: TimelineKind::Notification.as_str(),
-                        message,
-                    })
-                    .collect();
-                Self::insert_timeline(&mut tx, &timeline).await?;
                 tx.commit().await?;
-                Ok(items.iter().map(|(d, _)| held.contains(&d.id)).collect())
+                Ok(())
             }
 
             async fn outbox_depth(&self) -> Result<i64, $crate::StoreError> {

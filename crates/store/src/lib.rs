@@ -139,32 +139,47 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
-    /// Claim up to `limit` notifications due at `now` (or whose lease ran
-    /// out), with their alerts.
+    /// Claim the due pages of up to `contacts` contacts, as one bundle per
+    /// contact, leased until `now + lease` under `claim`. Contacts are
+    /// picked in the order their oldest page fell due, so one person's
+    /// backlog takes one place in the queue, never a place per page.
     ///
-    /// With a non-zero `bundle` window, each contact is gated: a contact
-    /// whose last message went out less than `bundle` ago gets nothing now;
-    /// its due notifications are moved to the end of the window. A contact
-    /// whose gate is open gets all its due notifications in this claim (to
-    /// be sent as one message), and its gate closes until `now + bundle`.
-    async fn claim_due_deliveries(
+    /// With a non-zero `bundle` window, a contact whose last message went
+    /// out less than `bundle` ago is not picked: its pages stay where they
+    /// are (nothing is re-queued) and all go into its next bundle. A picked
+    /// contact's bundle holds every page due for it, and its gate closes
+    /// until `now + bundle`. With a zero window a bundle is one page.
+    ///
+    /// Each bundle carries up to `listed` of its alerts, most severe first.
+    /// Pages whose lease ran out (a worker died) are due again. On
+    /// PostgreSQL, contacts another node is claiming are skipped.
+    async fn claim_bundles(
         &self,
         now: DateTime<Utc>,
         lease: chrono::TimeDelta,
-        limit: u32,
+        contacts: u32,
         bundle: chrono::TimeDelta,
+        listed: u32,
         claim: &str,
-    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
+    ) -> Result<Vec<ClaimedBundle>, StoreError>;
 
-    /// Record an attempt and its result on the notification and the
-    /// alert's timeline. `false` when the claim was lost (cancelled by an
-    /// accept or resolve, or taken over).
-    async fn finish_delivery(
+    /// Record an attempt of a bundle: its result on every page it still
+    /// holds and on the timeline of each of its alerts. Returns how many
+    /// pages it recorded: 0 when the claim was lost (all cancelled by an
+    /// accept or resolve, or taken over after the lease).
+    async fn finish_bundle(
         &self,
-        delivery: &ClaimedDelivery,
+        bundle: &ClaimedBundle,
         outcome: DeliveryOutcome,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<u64, StoreError>;
+
+    /// Extend the lease of bundles still being sent to `until`.
+    async fn renew_bundles(
+        &self,
+        claims: &[String],
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// Notifications waiting to be sent (the outbox depth).
     async fn outbox_depth(&self) -> Result<i64, StoreError>;
@@ -174,14 +189,6 @@ pub trait Store: Send + Sync + 'static {
     async fn complete_steps(
         &self,
         items: Vec<(ClaimedStep, StepDone)>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<bool>, StoreError>;
-
-    /// Record many attempts in one transaction (see `finish_delivery`); one
-    /// answer per item, in order.
-    async fn finish_deliveries(
-        &self,
-        items: Vec<(ClaimedDelivery, DeliveryOutcome)>,
         now: DateTime<Utc>,
     ) -> Result<Vec<bool>, StoreError>;
 

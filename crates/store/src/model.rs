@@ -216,6 +216,8 @@ pub struct Delivery {
     pub user_id: String,
     pub contact_id: String,
     pub channel: String,
+    /// Never shown: a Slack or webhook URL is a secret.
+    #[serde(skip_serializing)]
     pub address: String,
     pub due_at: DateTime<Utc>,
     pub status: String,
@@ -236,18 +238,30 @@ pub struct EscalationStep {
     pub status: String,
 }
 
-/// A notification a dispatcher has claimed, with what the message needs.
+/// What one claim took for one contact: every page to send as one message.
+///
+/// With bundling, that is every page due for the contact (however many);
+/// without, one page. The pages stay in storage: a bundle carries their
+/// counts and the few alerts its message lists, so a backlog of 100,000
+/// pages costs no more memory than one of ten.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ClaimedDelivery {
-    pub id: i64,
-    pub alert_id: i64,
+pub struct ClaimedBundle {
+    pub claim: String,
     pub user_id: String,
     pub contact_id: String,
     pub channel: String,
+    /// Where the message goes. May be a secret (a Slack or webhook URL):
+    /// never write it to the timeline, logs or metrics.
     pub address: String,
+    /// Attempts already made for these pages (the most among them).
     pub attempts: i64,
-    pub claim: String,
-    pub alert: Alert,
+    /// Pages this bundle holds.
+    pub pages: i64,
+    /// Distinct alerts those pages are about.
+    pub alert_count: i64,
+    /// The alerts the message lists one by one, most severe first (at most
+    /// the number the claim asked for).
+    pub alerts: Vec<Alert>,
 }
 
 /// How an attempt ended.

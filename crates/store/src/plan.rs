@@ -29,6 +29,17 @@ pub(crate) struct Newest {
     pub id: i64,
     pub status: AlertStatus,
     pub members: Vec<Member>,
+    pub stored: Stored,
+}
+
+/// What a stored alert says, as far as a repeated trigger may change it.
+#[derive(Clone)]
+pub(crate) struct Stored {
+    pub severity: Severity,
+    pub priority: Priority,
+    pub summary: String,
+    pub details: String,
+    pub links: Vec<Link>,
 }
 
 pub(crate) type Key = (String, String);
@@ -52,6 +63,8 @@ pub(crate) struct Draft {
     pub status: AlertStatus,
     /// Set when the alert's content changes (always for new alerts).
     pub content: Option<Content>,
+    /// The stored content of an existing alert.
+    pub stored: Option<Stored>,
     pub members: Vec<Member>,
     pub policy_id: Option<String>,
     pub service_id: Option<String>,
@@ -132,6 +145,76 @@ fn lost(alert_id: i64) -> IngestResult {
     }
 }
 
+/// A repeated trigger of a command-style sender (PagerDuty, Opsgenie,
+/// ilert) on an open alert, as PagerDuty treats it: the alert takes the new
+/// summary, details and links, but its severity and priority only rise
+/// while it is open, never fall (a second trigger must not turn a HIGH
+/// alert LOW mid-escalation). Returns the content and the timeline note
+/// saying what changed, or `None` when nothing did (a plain repeat).
+fn retrigger(current: &Stored, ev: &tocsin_domain::AlertEvent) -> Option<(Content, String)> {
+    let mut changes = Vec::new();
+    if ev.summary != current.summary {
+        changes.push(format!(
+            "summary \"{}\" → \"{}\"",
+            current.summary, ev.summary
+        ));
+    }
+    // SEV0 is the most severe: the lower one wins.
+    let severity = ev.severity.min(current.severity);
+    if ev.severity < current.severity {
+        changes.push(format!("severity {} → {}", current.severity, ev.severity));
+    } else if ev.severity > current.severity {
+        changes.push(format!(
+            "severity stays {} ({} sent; it does not fall while the alert is open)",
+            current.severity, ev.severity
+        ));
+    }
+    let priority = if ev.priority == Priority::High || current.priority == Priority::High {
+        Priority::High
+    } else {
+        Priority::Low
+    };
+    if ev.priority != current.priority {
+        if priority == ev.priority {
+            changes.push(format!("priority {} → {}", current.priority, ev.priority));
+        } else {
+            changes.push(format!(
+                "priority stays {} ({} sent; it does not fall while the alert is open)",
+                current.priority, ev.priority
+            ));
+        }
+    }
+    if ev.details != current.details {
+        changes.push("details changed".to_owned());
+    }
+    if ev.links != current.links {
+        changes.push("links changed".to_owned());
+    }
+    if changes.is_empty() {
+        return None;
+    }
+    let mut c = content(ev);
+    c.severity = severity;
+    c.priority = priority;
+    Some((c, format!("triggered again: {}", changes.join("; "))))
+}
+
+impl Draft {
+    /// What the alert says now: as changed in this batch, else as stored.
+    fn current(&self) -> Option<Stored> {
+        match &self.content {
+            Some(c) => Some(Stored {
+                severity: c.severity,
+                priority: c.priority,
+                summary: c.summary.clone(),
+                details: c.details.clone(),
+                links: c.links.clone(),
+            }),
+            None => self.stored.clone(),
+        }
+    }
+}
+
 fn content(ev: &tocsin_domain::AlertEvent) -> Content {
     Content {
         severity: ev.severity,
@@ -179,6 +262,7 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                         dedup_key: key.1.clone(),
                         status: n.status,
                         content: None,
+                        stored: Some(n.stored),
                         members: n.members,
                         policy_id: None,
                         service_id: None,
@@ -224,6 +308,7 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                         dedup_key: key.1.clone(),
                         status: AlertStatus::Pending,
                         content: Some(content(ev)),
+                        stored: None,
                         members,
                         policy_id: Some(routed.policy_id.clone()),
                         service_id: routed.service_id.clone(),
@@ -273,11 +358,16 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                     };
                     let d = &mut drafts[i];
                     d.members = merge.members;
+                    if !ev.stateless {
+                        d.content = Some(content(ev));
+                    } else if !ev.resolved
+                        && let Some((c, what)) = d.current().and_then(|cur| retrigger(&cur, ev))
+                    {
+                        d.content = Some(c);
+                        note(alert_id, TimelineKind::Updated, what);
+                    }
                     // A command-style resolve (PagerDuty, …) carries no
                     // content: the alert keeps what it had.
-                    if !(ev.stateless && ev.resolved) {
-                        d.content = Some(content(ev));
-                    }
                     d.updated_at = now;
                     d.last_seen_at = now;
                     d.seen += 1;
@@ -325,10 +415,24 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                     d.last_seen_at = now;
                     d.seen += 1;
                     d.dirty = true;
+                    // A repeated command-style trigger on an open alert
+                    // may still change what it says.
+                    let changed = (ev.stateless && !ev.resolved && d.status.is_open())
+                        .then(|| d.current().and_then(|cur| retrigger(&cur, ev)))
+                        .flatten();
+                    let outcome = match changed {
+                        Some((c, what)) => {
+                            d.content = Some(c);
+                            d.updated_at = now;
+                            note(alert_id, TimelineKind::Updated, what);
+                            IngestOutcome::Updated
+                        }
+                        None => IngestOutcome::Duplicate,
+                    };
                     IngestResult {
                         alert_id: Some(alert_id),
                         status: Some(d.status),
-                        outcome: IngestOutcome::Duplicate,
+                        outcome,
                     }
                 }
                 Decision::Stale { alert_id } => {

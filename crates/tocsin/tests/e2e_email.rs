@@ -99,8 +99,7 @@ sources: [{{id: am, type: prometheus, escalation_policy: p, key: {KEY}}}]
     assert!(
         notes
             .iter()
-            .any(|n| n
-                .starts_with("attempt 2 to alice by email (alice@example.com): delivered (250")),
+            .any(|n| n.starts_with("attempt 2 to alice by email (contact `mail`): delivered (250")),
         "{notes:?}"
     );
     assert_eq!(delivered(dir.path()).len(), 1, "exactly one email");

@@ -369,6 +369,7 @@ pub async fn test_notification(
         actions: vec![],
         recipient: u.id.clone(),
         also: vec![],
+        unlisted: 0,
     };
     let mut results = Vec::new();
     for (contact, channel, address) in &u.contacts {
@@ -388,8 +389,13 @@ pub async fn test_notification(
             },
         };
         results.push(match r {
-            Ok(detail) => json!({"contact": contact, "channel": channel, "address": address, "ok": true, "detail": detail}),
-            Err(error) => json!({"contact": contact, "channel": channel, "address": address, "ok": false, "error": error}),
+            // The address is not shown: a Slack or webhook URL is a secret.
+            Ok(detail) => {
+                json!({"contact": contact, "channel": channel, "ok": true, "detail": detail})
+            }
+            Err(error) => {
+                json!({"contact": contact, "channel": channel, "ok": false, "error": error})
+            }
         });
     }
     Ok(Json(json!({"user": u.id, "results": results})))

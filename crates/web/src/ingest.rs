@@ -28,7 +28,13 @@ pub async fn prometheus(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let started = Instant::now();
     let m = &st.0.metrics;
-    let Some(source) = st.source_by_key(&key) else {
+    // A key works only on its own type's endpoints: a PagerDuty source's
+    // key here is as unknown as a made-up one (and must not slip past its
+    // rate limit).
+    let Some(source) = st
+        .source_by_key(&key)
+        .filter(|s| s.kind == tocsin_config::SourceType::Prometheus)
+    else {
         m.ingested("unknown", "unknown_key", 1);
         return Err(ApiError::not_found(
             "no source has this key; copy the webhook URL that `tocsin serve` prints at start-up",

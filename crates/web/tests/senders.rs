@@ -551,6 +551,104 @@ async fn rate_limits_answer_429_per_key_but_never_to_alertmanager() {
 }
 
 #[tokio::test]
+async fn a_repeated_trigger_is_on_the_timeline_and_never_lowers_severity() {
+    let s = start().await;
+    let ev = |summary: &str, severity: &str| {
+        let mut v = pd_trigger(Some("db-2/disk"), summary);
+        v["payload"]["severity"] = json!(severity);
+        v
+    };
+    let (st, _) = s
+        .send("/v2/enqueue", None, &ev("Disk 90% on db-2", "error"))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    let a = s.alerts("pd").await[0].clone();
+    let id = a["id"].as_i64().unwrap();
+    assert_eq!(
+        (a["severity"].as_str(), a["priority"].as_str()),
+        (Some("SEV1"), Some("high"))
+    );
+    // The same trigger again: a duplicate, nothing on the timeline.
+    s.send("/v2/enqueue", None, &ev("Disk 90% on db-2", "error"))
+        .await;
+    // A lower severity with a new summary: the summary changes, the
+    // severity and priority stay, and the timeline says so.
+    s.send("/v2/enqueue", None, &ev("Disk 91% on db-2", "info"))
+        .await;
+    let a = s.get(&format!("/api/v1/alerts/{id}")).await;
+    assert_eq!(a["summary"], "Disk 91% on db-2");
+    assert_eq!(
+        (a["severity"].as_str(), a["priority"].as_str()),
+        (Some("SEV1"), Some("high"))
+    );
+    // A higher one raises it.
+    s.send("/v2/enqueue", None, &ev("Disk 99% on db-2", "critical"))
+        .await;
+    let a = s.get(&format!("/api/v1/alerts/{id}")).await;
+    assert_eq!(a["severity"], "SEV0");
+    let updates: Vec<&str> = a["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "updated")
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        updates,
+        [
+            "triggered again: summary \"Disk 90% on db-2\" → \"Disk 91% on db-2\"; severity stays SEV1 (SEV4 sent; it does not fall while the alert is open); priority stays high (low sent; it does not fall while the alert is open)",
+            "triggered again: summary \"Disk 91% on db-2\" → \"Disk 99% on db-2\"; severity SEV1 → SEV0",
+        ]
+    );
+    assert_eq!(a["seen_count"], 4);
+    assert_eq!(s.alerts("pd").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_key_works_only_on_its_own_types_endpoints() {
+    let s = start().await;
+    let body: Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/alertmanager/firing-single.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    // Another type's key on the Alertmanager webhook is an unknown key:
+    // 404, no alert, and no way around that key's rate limit.
+    for key in [PD, OG, IL, HB] {
+        let (st, v) = s
+            .send(&format!("/api/v1/events/prometheus/{key}"), None, &body)
+            .await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{key}: {v}");
+    }
+    for source in ["pd", "og", "il"] {
+        assert!(s.alerts(source).await.is_empty(), "{source}");
+    }
+    // And the other way round.
+    let mut ev = pd_trigger(Some("x"), "s");
+    ev["routing_key"] = json!(AM);
+    assert_eq!(
+        s.send("/v2/enqueue", None, &ev).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let il = json!({"integrationKey": PD, "eventType": "ALERT", "alertKey": "k", "summary": "s"});
+    assert_eq!(
+        s.send("/api/events", None, &il).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let og = json!({"message": "m", "alias": "a"});
+    assert_eq!(
+        s.send("/v2/alerts", Some(&format!("GenieKey {IL}")), &og)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(s.alerts("am").await.is_empty());
+}
+
+#[tokio::test]
 async fn heartbeat_pings_by_head_get_and_post_and_the_list() {
     let s = start().await;
     let list = s.get("/api/v1/heartbeats").await;

@@ -551,3 +551,47 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// An Alertmanager webhook (v4) body of one group `group` with `n` alerts
+/// (`node` labels `n0`…, fingerprints unique to the group), all `status`
+/// (`firing` or `resolved`), as Alertmanager 0.25 sends it.
+pub fn alertmanager_body(group: &str, n: usize, status: &str) -> String {
+    let ends = if status == "firing" {
+        "0001-01-01T00:00:00Z"
+    } else {
+        "2026-11-21T06:00:00Z"
+    };
+    let alerts: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "status": status,
+                "labels": {"alertname": group, "node": format!("n{i}"), "severity": "critical"},
+                "annotations": {"summary": format!("{group} on n{i}")},
+                "startsAt": "2026-11-21T05:00:00Z",
+                "endsAt": ends,
+                "generatorURL": "http://127.0.0.1:9090/graph",
+                "fingerprint": format!("{:016x}", fingerprint(group, i)),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "receiver": "tocsin",
+        "status": status,
+        "alerts": alerts,
+        "groupLabels": {"alertname": group},
+        "commonLabels": {"alertname": group, "severity": "critical"},
+        "commonAnnotations": {},
+        "externalURL": "http://127.0.0.1:9093",
+        "version": "4",
+        "groupKey": format!("{{}}:{{alertname=\"{group}\"}}"),
+        "truncatedAlerts": 0,
+    })
+    .to_string()
+}
+
+fn fingerprint(group: &str, i: usize) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (group, i).hash(&mut h);
+    h.finish()
+}

@@ -1,0 +1,641 @@
+//! `tocsin serve` as a library: [`App::build`] opens and migrates storage,
+//! provisions the config file's objects, loads every key and binds the
+//! listener; [`App::run_until_stopped`] serves HTTP and runs the workers
+//! (escalation, heartbeats, notifications, retention) until told to stop,
+//! then shuts down cleanly.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use tocsin_config::Config;
+use tocsin_store::{ProvisionedObject, Store};
+use tokio::sync::{Notify, watch};
+
+pub fn load_config(path: &Path) -> Result<Config> {
+    tocsin_config::load(path).map_err(|e| {
+        let n = e.problems.len();
+        anyhow::anyhow!(
+            "{e}\n{n} problem{} in {}; fix {} and try again (`tocsin check-config {}` checks without starting)",
+            if n == 1 { "" } else { "s" },
+            path.display(),
+            if n == 1 { "it" } else { "them" },
+            path.display()
+        )
+    })
+}
+
+pub fn check_config(file: &Path) -> Result<()> {
+    let config = load_config(file)?;
+    println!("ok: {}: {}", file.display(), config.summary());
+    Ok(())
+}
+
+pub async fn open_store(url: &str, config: Option<&Config>) -> Result<Box<dyn Store>> {
+    let max = config
+        .and_then(|c| c.database.max_connections)
+        .unwrap_or(10);
+    tocsin_store::connect(url, max).await.with_context(|| {
+        format!(
+            "cannot open the database {}",
+            tocsin_config::validate::redact_url(url)
+        )
+    })
+}
+
+/// A new random source key: 128 bits, hex.
+pub fn generate_key() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// Write the config file's objects into storage, so that every node and the
+/// API see the same set.
+async fn provision(store: &dyn Store, config: &Config) -> Result<()> {
+    fn objects<T: serde::Serialize>(
+        items: &[T],
+        id: impl Fn(&T) -> &str,
+    ) -> Result<Vec<ProvisionedObject>> {
+        items
+            .iter()
+            .map(|i| {
+                Ok(ProvisionedObject {
+                    id: id(i).to_owned(),
+                    spec: serde_json::to_value(i)?,
+                })
+            })
+            .collect()
+    }
+    let now = Utc::now();
+    let kinds = [
+        ("teams", objects(&config.teams, |t| &t.id)?),
+        ("users", objects(&config.users, |u| &u.id)?),
+        ("support_hours", objects(&config.support_hours, |s| &s.id)?),
+        ("schedules", objects(&config.schedules, |s| &s.id)?),
+        (
+            "escalation_policies",
+            objects(&config.escalation_policies, |p| &p.id)?,
+        ),
+        ("services", objects(&config.services, |s| &s.id)?),
+        ("sources", objects(&config.sources, |s| &s.id)?),
+        ("heartbeats", objects(&config.heartbeats, |h| &h.id)?),
+        ("api_tokens", objects(&config.api_tokens, |t| &t.name)?),
+    ];
+    for (kind, objs) in kinds {
+        let r = store
+            .sync_objects(kind, &objs, now)
+            .await
+            .with_context(|| format!("provisioning {kind} from the config file"))?;
+        if r.created + r.updated + r.removed > 0 {
+            tracing::info!(
+                kind,
+                created = r.created,
+                updated = r.updated,
+                removed = r.removed,
+                unchanged = r.unchanged,
+                "provisioned"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What `tocsin serve` is told on its command line.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config: PathBuf,
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub public_url: Option<String>,
+}
+
+/// A built server: storage open and provisioned, keys loaded, the listener
+/// bound, every worker made. [`App::run_until_stopped`] runs it.
+pub struct App {
+    store: Arc<dyn Store>,
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    metrics: Arc<tocsin_web::Metrics>,
+    escalate_now: Arc<Notify>,
+    dispatch_now: Arc<Notify>,
+    escalation: tocsin_engine::EscalationWorker,
+    heartbeats: tocsin_engine::HeartbeatWorker,
+    dispatcher: tocsin_engine::Dispatcher,
+    retention: Option<chrono::TimeDelta>,
+    shutdown_grace: Duration,
+    sources: usize,
+    banner: Vec<String>,
+}
+
+impl App {
+    /// Open storage (migrating it), provision the config file's objects,
+    /// load or create every key, and bind the listener.
+    pub async fn build(opts: &ServeOptions) -> Result<App> {
+        let config = load_config(&opts.config)?;
+        let listen = opts
+            .listen
+            .clone()
+            .unwrap_or_else(|| config.listen().to_owned());
+        let url = opts
+            .database_url
+            .clone()
+            .unwrap_or_else(|| config.database_url().to_owned());
+        let store: Arc<dyn Store> = Arc::from(open_store(&url, Some(&config)).await?);
+        provision(store.as_ref(), &config).await?;
+        let secrets = load_secrets(store.as_ref(), &config).await?;
+
+        let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| {
+            format!("cannot listen on {listen}; is another process using it? Set server.listen, --listen or TOCSIN_LISTEN")
+        })?;
+        let addr = listener.local_addr()?;
+        let public_url = opts
+            .public_url
+            .clone()
+            .or_else(|| config.server.public_url.clone())
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let public_url = public_url.trim_end_matches('/');
+        let channels = channels(&config, public_url)?;
+        let state = tocsin_web::AppState::new(
+            &config,
+            store.clone(),
+            &secrets,
+            public_url,
+            channels.clone(),
+        )?;
+        let metrics = state.metrics_handle();
+        let escalate_now = state.escalation_wakeup();
+        let dispatch_now = Arc::new(Notify::new());
+        let router = tocsin_web::app(state);
+        let banner = banner(&config, &secrets, &url, store.backend(), addr, public_url);
+
+        let catalog = Arc::new(tocsin_engine::Catalog::from_config(&config));
+        let escalation = tocsin_engine::EscalationWorker::new(store.clone(), catalog);
+        let heartbeats =
+            tocsin_engine::HeartbeatWorker::new(store.clone(), heartbeat_specs(&config));
+        let mut dispatcher = tocsin_engine::Dispatcher::new(store.clone(), channels, public_url);
+        dispatcher.links = Some(tocsin_domain::links::LinkSigner::new(&secrets.link_secret));
+        dispatcher.link_ttl = config.action_link_ttl().as_chrono();
+        dispatcher.bundle_window = config.bundle_window().as_chrono();
+        let retry = &config.notifications.retry;
+        dispatcher.retry = tocsin_engine::RetryPolicy {
+            attempts: i64::from(retry.attempts()),
+            backoff: retry.backoff().as_chrono(),
+            max_backoff: retry.max_backoff().as_chrono(),
+        };
+        let shutdown_grace = config
+            .server
+            .shutdown_timeout
+            .map(|d| d.as_duration())
+            .unwrap_or(Duration::from_secs(10));
+        Ok(App {
+            store,
+            listener,
+            router,
+            metrics,
+            escalate_now,
+            dispatch_now,
+            escalation,
+            heartbeats,
+            dispatcher,
+            retention: config.retention().map(|k| k.as_chrono()),
+            shutdown_grace,
+            sources: config.sources.len(),
+            banner,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> Result<std::net::SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// What `serve` prints at start: where it listens, its storage, and the
+    /// URL of every source and heartbeat (the one place keys are printed).
+    pub fn banner(&self) -> &[String] {
+        &self.banner
+    }
+
+    /// Serve HTTP and run every worker until `stop` resolves. Then shut down
+    /// cleanly: no new connections and no new claims; requests in flight
+    /// are answered, and messages being sent are sent and recorded (a sent
+    /// message is never sent again after a restart), within
+    /// `server.shutdown_timeout` for requests and the send timeout for
+    /// messages.
+    pub async fn run_until_stopped(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let App {
+            store,
+            listener,
+            router,
+            metrics,
+            escalate_now,
+            dispatch_now,
+            escalation,
+            heartbeats,
+            dispatcher,
+            retention,
+            shutdown_grace,
+            sources,
+            banner: _,
+        } = self;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, storage = store.backend(), sources, "serving");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let send_timeout = dispatcher.send_timeout;
+        let mut workers = tokio::task::JoinSet::new();
+        if let Some(keep) = retention {
+            workers.spawn(prune_loop(store.clone(), keep, stop_rx.clone()));
+        }
+        workers.spawn(escalate_loop(
+            escalation,
+            metrics.clone(),
+            escalate_now.clone(),
+            dispatch_now.clone(),
+            stop_rx.clone(),
+        ));
+        workers.spawn(heartbeat_loop(heartbeats, escalate_now, stop_rx.clone()));
+        let report_metrics = metrics.clone();
+        workers.spawn(Arc::new(dispatcher).run(
+            Arc::new(tocsin_engine::SystemClock),
+            dispatch_now,
+            stop_rx.clone(),
+            WORKER_POLL,
+            WAKE_COALESCE,
+            Arc::new(move |r: &tocsin_engine::DispatchReport| {
+                for (channel, outcome) in &r.attempts {
+                    report_metrics.delivery(channel, outcome);
+                }
+            }),
+        ));
+
+        let mut http_stop = stop_rx.clone();
+        tokio::spawn(async move {
+            stop.await;
+            tracing::info!(
+                "shutting down: no new connections or claims; finishing in-flight requests and messages"
+            );
+            let _ = stop_tx.send(true);
+        });
+        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        });
+        let mut grace_stop = stop_rx.clone();
+        tokio::select! {
+            r = server => r.context("the HTTP server failed")?,
+            _ = async {
+                let _ = grace_stop.wait_for(|s| *s).await;
+                tokio::time::sleep(shutdown_grace).await;
+            } => {
+                tracing::warn!(?shutdown_grace, "in-flight requests did not finish in time; exiting");
+            }
+        }
+        // Wait for the workers to finish what they claimed.
+        let workers_done = async { while workers.join_next().await.is_some() {} };
+        if tokio::time::timeout(send_timeout + Duration::from_secs(5), workers_done)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "workers did not finish in time; what they held is taken over when its lease runs out"
+            );
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Run `serve` until SIGTERM or SIGINT.
+pub async fn serve(opts: &ServeOptions) -> Result<()> {
+    let app = App::build(opts).await?;
+    for line in app.banner() {
+        println!("{line}");
+    }
+    app.run_until_stopped(shutdown_signal()).await
+}
+
+/// Every key, token and secret the server needs, from storage (created and
+/// stored the first time).
+async fn load_secrets(store: &dyn Store, config: &Config) -> Result<tocsin_web::Secrets> {
+    let mut secrets = tocsin_web::Secrets::default();
+    for s in &config.sources {
+        let key = store
+            .source_key(&s.id, s.key.as_deref(), &generate_key(), Utc::now())
+            .await
+            .with_context(|| format!("loading the key of source `{}`", s.id))?;
+        secrets.source_keys.insert(s.id.clone(), key);
+    }
+    for h in &config.heartbeats {
+        let key = store
+            .source_key(
+                &tocsin_wire::heartbeat::source_id(&h.id),
+                h.key.as_deref(),
+                &generate_key(),
+                Utc::now(),
+            )
+            .await
+            .with_context(|| format!("loading the key of heartbeat `{}`", h.id))?;
+        secrets.heartbeat_keys.insert(h.id.clone(), key);
+    }
+    for (scope, ids, map) in [
+        (
+            "ical-schedule",
+            config
+                .schedules
+                .iter()
+                .map(|s| s.id.clone())
+                .collect::<Vec<_>>(),
+            &mut secrets.schedule_feeds,
+        ),
+        (
+            "ical-user",
+            config.users.iter().map(|u| u.id.clone()).collect(),
+            &mut secrets.user_feeds,
+        ),
+    ] {
+        for id in ids {
+            let token = store
+                .named_secret(scope, &id, &generate_key(), Utc::now())
+                .await
+                .with_context(|| format!("loading the calendar feed token of {scope} `{id}`"))?;
+            map.insert(id, token);
+        }
+    }
+    secrets.link_secret = store
+        .named_secret("links", "hmac", &generate_key(), Utc::now())
+        .await
+        .context("loading the key that signs action links")?;
+    Ok(secrets)
+}
+
+/// The start-up lines: the one place keys are printed, because the operator
+/// needs to paste them.
+fn banner(
+    config: &Config,
+    secrets: &tocsin_web::Secrets,
+    url: &str,
+    backend: &str,
+    addr: std::net::SocketAddr,
+    public_url: &str,
+) -> Vec<String> {
+    let mut out = vec![
+        format!(
+            "Tocsin {} listening on http://{addr}",
+            env!("CARGO_PKG_VERSION")
+        ),
+        format!(
+            "storage: {backend} {}",
+            tocsin_config::validate::redact_url(url)
+        ),
+    ];
+    for s in &config.sources {
+        let Some(key) = secrets.source_keys.get(&s.id) else {
+            continue;
+        };
+        out.push(match s.kind {
+            tocsin_config::SourceType::Prometheus => format!(
+                "source {} ({}, grouping: {}): {public_url}/api/v1/events/prometheus/{key}",
+                s.id,
+                s.kind.as_str(),
+                match s.grouping {
+                    tocsin_domain::Grouping::Group => "group",
+                    tocsin_domain::Grouping::Alert => "alert",
+                }
+            ),
+            tocsin_config::SourceType::Pagerduty => format!(
+                "source {} (pagerduty): POST {public_url}/v2/enqueue with routing_key {key}",
+                s.id
+            ),
+            tocsin_config::SourceType::Opsgenie => format!(
+                "source {} (opsgenie): api_url {public_url}/ with Authorization: GenieKey {key}",
+                s.id
+            ),
+            tocsin_config::SourceType::Ilert => format!(
+                "source {} (ilert): POST {public_url}/api/events with integrationKey {key}",
+                s.id
+            ),
+        });
+    }
+    for h in &config.heartbeats {
+        if let Some(key) = secrets.heartbeat_keys.get(&h.id) {
+            out.push(format!(
+                "heartbeat {} (every {}, grace {}): {public_url}/api/v1/heartbeats/{key}",
+                h.id, h.interval, h.grace
+            ));
+        }
+    }
+    out
+}
+
+/// How often due escalation steps, heartbeats and notifications are looked
+/// for: well within the 1 s promise.
+const WORKER_POLL: Duration = Duration::from_millis(250);
+
+/// After a wake-up, wait this long so that a burst is handled in one round
+/// (one transaction) rather than one round per alert.
+const WAKE_COALESCE: Duration = Duration::from_millis(20);
+
+/// Run due escalation steps until stopped. A round that has begun is
+/// finished (each step commits with its notifications) before it stops.
+async fn escalate_loop(
+    worker: tocsin_engine::EscalationWorker,
+    metrics: Arc<tocsin_web::Metrics>,
+    wake: Arc<Notify>,
+    dispatch_now: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(WORKER_POLL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !*stop.borrow() {
+        // Every poll, and soon after ingest has created alerts.
+        tokio::select! {
+            _ = stop.changed() => continue,
+            _ = every.tick() => {}
+            _ = wake.notified() => tokio::time::sleep(WAKE_COALESCE).await,
+        }
+        match worker.tick(Utc::now()).await {
+            Ok(r) if r.steps > 0 => {
+                if r.notifications > 0 {
+                    dispatch_now.notify_one();
+                }
+                metrics.escalation(r.steps as u64, r.notifications as u64, r.max_lag_ms);
+                tracing::debug!(
+                    steps = r.steps,
+                    notifications = r.notifications,
+                    lag_ms = r.max_lag_ms,
+                    "escalation tick"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "escalation: storage unavailable; retrying"),
+        }
+    }
+}
+
+/// Check heartbeats every poll: an overdue one is noticed well within a
+/// second of its due time, also right after a restart.
+async fn heartbeat_loop(
+    worker: tocsin_engine::HeartbeatWorker,
+    escalate_now: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(WORKER_POLL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !*stop.borrow() {
+        tokio::select! {
+            _ = stop.changed() => continue,
+            _ = every.tick() => {}
+        }
+        match worker.tick(Utc::now()).await {
+            Ok(r) if !r.overdue.is_empty() => escalate_now.notify_one(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "heartbeats: storage unavailable; retrying"),
+        }
+    }
+}
+/// What the heartbeat worker needs of each configured heartbeat.
+fn heartbeat_specs(config: &Config) -> Vec<tocsin_engine::HeartbeatSpec> {
+    config
+        .heartbeats
+        .iter()
+        .map(|h| tocsin_engine::HeartbeatSpec {
+            id: h.id.clone(),
+            name: h.name.clone().unwrap_or_else(|| h.id.clone()),
+            interval: h.interval.as_chrono(),
+            grace: h.grace.as_chrono(),
+            policy_id: h.escalation_policy.clone(),
+            service_id: h.service.clone(),
+        })
+        .collect()
+}
+
+/// The notification channels the config's providers enable.
+fn channels(config: &Config, public_url: &str) -> Result<Vec<Arc<dyn tocsin_notify::Channel>>> {
+    let mut out: Vec<Arc<dyn tocsin_notify::Channel>> = Vec::new();
+    if let Some(smtp) = &config.providers.smtp {
+        use tocsin_notify::email::{Email, SmtpSettings, Tls};
+        let settings = SmtpSettings {
+            host: smtp.host.clone(),
+            port: smtp.port,
+            from: smtp.from.clone(),
+            tls: match smtp.tls {
+                tocsin_config::SmtpTls::None => Tls::None,
+                tocsin_config::SmtpTls::Starttls => Tls::Starttls,
+                tocsin_config::SmtpTls::Tls => Tls::Tls,
+            },
+            username: smtp.username.clone(),
+            password: smtp.password.clone(),
+        };
+        out.push(Arc::new(
+            Email::new(&settings).map_err(|e| anyhow::anyhow!("{e}"))?,
+        ));
+    }
+    if let Some(ntfy) = &config.providers.ntfy {
+        let channel = tocsin_notify::ntfy::Ntfy::new(&ntfy.base_url, ntfy.token.clone())
+            .map_err(|e| anyhow::anyhow!("providers.ntfy: {e}"))?;
+        out.push(Arc::new(channel));
+    }
+    if let Some(t) = &config.providers.twilio {
+        use tocsin_notify::twilio::{TwilioSettings, TwilioSms, TwilioVoice};
+        let settings = TwilioSettings {
+            account_sid: t.account_sid.clone(),
+            auth_token: t.auth_token.clone(),
+            from: t.from.clone(),
+            api_base: t.api_base.clone(),
+        };
+        out.push(Arc::new(
+            TwilioSms::new(&settings).map_err(|e| anyhow::anyhow!("providers.twilio: {e}"))?,
+        ));
+        out.push(Arc::new(
+            TwilioVoice::new(&settings, public_url)
+                .map_err(|e| anyhow::anyhow!("providers.twilio: {e}"))?,
+        ));
+    }
+    // Slack incoming webhooks need no provider; bot messages need the token.
+    let slack = config.providers.slack.as_ref();
+    let channel = tocsin_notify::slack::Slack::new(
+        slack.map_or("https://slack.com/api", |s| s.api_base.as_str()),
+        slack.and_then(|s| s.bot_token.clone()),
+    )
+    .map_err(|e| anyhow::anyhow!("providers.slack: {e}"))?;
+    out.push(Arc::new(channel));
+    // Webhooks need no provider; contacts with a `secret` get signed requests.
+    let secrets = config
+        .users
+        .iter()
+        .flat_map(|u| &u.contacts)
+        .filter(|c| c.kind == tocsin_config::ContactType::Webhook)
+        .filter_map(|c| Some((c.url.clone()?, c.secret.clone()?)))
+        .collect();
+    let webhook =
+        tocsin_notify::webhook::Webhook::new(secrets).map_err(|e| anyhow::anyhow!("{e}"))?;
+    out.push(Arc::new(webhook));
+    Ok(out)
+}
+
+/// Delete resolved alerts older than `keep`: a minute after start, then
+/// hourly, until stopped.
+async fn prune_loop(
+    store: Arc<dyn Store>,
+    keep: chrono::TimeDelta,
+    mut stop: watch::Receiver<bool>,
+) {
+    const BATCH: u32 = 1000;
+    tokio::select! {
+        _ = stop.wait_for(|s| *s) => return,
+        _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+    }
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = every.tick() => {}
+        }
+        let before = Utc::now() - keep;
+        let mut total = 0u64;
+        loop {
+            match store.prune_resolved(before, BATCH).await {
+                Ok(n) => {
+                    total += n;
+                    if n < u64::from(BATCH) || *stop.borrow() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention: pruning resolved alerts failed; will try again");
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            tracing::info!(deleted = total, %before, "retention: pruned resolved alerts");
+        }
+    }
+}
+
+/// Resolves at SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

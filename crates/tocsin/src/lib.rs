@@ -1,0 +1,5 @@
+//! The `tocsin` binary's library: the server's wiring and worker loops
+//! ([`app`]), and the commands that talk to a running server ([`client`]).
+
+pub mod app;
+pub mod client;
