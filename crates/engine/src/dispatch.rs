@@ -92,6 +92,10 @@ pub struct DispatchReport {
     pub skipped: usize,
     /// (channel, outcome) for each message attempt, for metrics.
     pub attempts: Vec<(String, &'static str)>,
+    /// Bundles claimed (this node's share of the work).
+    pub claimed: usize,
+    /// Pages taken over from a worker whose lease ran out.
+    pub taken_over: usize,
 }
 
 impl DispatchReport {
@@ -102,6 +106,8 @@ impl DispatchReport {
         self.failed += other.failed;
         self.skipped += other.skipped;
         self.attempts.extend(other.attempts);
+        self.claimed += other.claimed;
+        self.taken_over += other.taken_over;
     }
 }
 
@@ -279,7 +285,11 @@ impl Dispatcher {
             DeliveryOutcome::Failed { .. } => "failed",
         };
         let pages = self.store.finish_bundle(&bundle, outcome, now).await?;
-        let mut report = DispatchReport::default();
+        let mut report = DispatchReport {
+            claimed: 1,
+            taken_over: usize::try_from(bundle.taken_over).unwrap_or(0),
+            ..DispatchReport::default()
+        };
         if pages == 0 {
             report.skipped = 1;
             return Ok(report);

@@ -23,6 +23,10 @@ pub struct TickReport {
     pub skipped: usize,
     /// The largest delay between a step's due time and its run, in ms.
     pub max_lag_ms: i64,
+    /// Steps claimed (this node's share of the work).
+    pub claimed: usize,
+    /// Of those, steps taken over from a worker whose lease ran out.
+    pub taken_over: usize,
 }
 
 pub struct EscalationWorker {
@@ -39,7 +43,10 @@ impl EscalationWorker {
         EscalationWorker {
             store,
             catalog,
-            lease: TimeDelta::seconds(30),
+            // A step has no side effect until it completes (a late
+            // completion is refused), so a short lease is safe and lets
+            // another node take over a dead one's steps quickly.
+            lease: TimeDelta::seconds(5),
             batch: 100,
         }
     }
@@ -58,6 +65,8 @@ impl EscalationWorker {
             if steps.is_empty() {
                 break;
             }
+            report.claimed += steps.len();
+            report.taken_over += steps.iter().filter(|s| s.taken_over).count();
             let planned: Vec<(ClaimedStep, StepDone)> = steps
                 .into_iter()
                 .map(|step| {

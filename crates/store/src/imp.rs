@@ -96,7 +96,8 @@ macro_rules! impl_store {
         ids_close = $ids_close:literal,
         insert_outbox = $insert_outbox:literal,
         insert_next_steps = $insert_next_steps:literal,
-        upsert_gates = $upsert_gates:literal
+        upsert_gates = $upsert_gates:literal,
+        notify = $notify:literal
     ) => {
         impl $store {
             fn alert_from_row(
@@ -221,6 +222,25 @@ macro_rules! impl_store {
                     .collect();
                 sqlx::query($upsert_gates)
                     .bind($crate::imp::enc(&rows)?)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
+            /// Tell the other nodes sharing the database that work is due
+            /// (`topic`: `tocsin_escalate` or `tocsin_dispatch`). Delivered
+            /// when the transaction commits; nothing on SQLite (one node).
+            async fn wake_others(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                topic: &str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), sqlx::Error> {
+                if $notify.is_empty() {
+                    return Ok(());
+                }
+                sqlx::query($notify)
+                    .bind(topic)
+                    .bind($crate::imp::ms(at).to_string())
                     .execute(&mut **tx)
                     .await?;
                 Ok(())
@@ -357,6 +377,9 @@ macro_rules! impl_store {
                     .collect();
                 if !steps.is_empty() {
                     sqlx::query($insert_steps).bind(enc(&steps)?).execute(&mut **tx).await?;
+                    if let Some(j) = jobs.first() {
+                        Self::wake_others(tx, "tocsin_escalate", j.now).await?;
+                    }
                 }
                 // Alerts the source resolved stop escalating.
                 for d in plan.drafts.iter().filter(|d| !d.is_new && d.status == tocsin_domain::AlertStatus::Resolved) {
@@ -518,6 +541,12 @@ macro_rules! impl_store {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<Vec<$crate::IngestResult>, $crate::StoreError> {
                 self.ingest_impl(source_id, actor, events, now).await
+            }
+
+            async fn listen(
+                &self,
+            ) -> Result<Option<tokio::sync::mpsc::Receiver<$crate::Wake>>, $crate::StoreError> {
+                self.listen_impl().await
             }
 
             async fn list_alerts(&self, f: &$crate::AlertFilter) -> Result<$crate::AlertPage, $crate::StoreError> {
@@ -765,9 +794,21 @@ macro_rules! impl_store {
                 use sqlx::Row;
                 use $crate::imp::{from_ms, ms, parse};
                 let mut tx = self.write.begin().await?;
+                // Steps whose lease ran out (their worker died) are due again.
+                let expired = sqlx::query(concat!(
+                    "UPDATE escalation_steps SET status = 'pending', claim = NULL WHERE id IN (",
+                    "SELECT id FROM escalation_steps WHERE status = 'running' AND claimed_until < $1 LIMIT 10000", $skip_locked,
+                    ") RETURNING id"
+                ))
+                .bind(ms(now))
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<i64, _>("id"))
+                .collect::<Result<std::collections::HashSet<i64>, _>>()?;
                 let rows = sqlx::query(concat!(
                     "UPDATE escalation_steps SET status = 'running', claim = $1, claimed_until = $2 WHERE id IN (",
-                    "SELECT id FROM escalation_steps WHERE (status = 'pending' AND due_at <= $3) OR (status = 'running' AND claimed_until < $3) ",
+                    "SELECT id FROM escalation_steps WHERE status = 'pending' AND due_at <= $3 ",
                     "ORDER BY due_at LIMIT $4", $skip_locked,
                     ") RETURNING id, alert_id, policy_id, level, round, due_at"
                 ))
@@ -794,8 +835,10 @@ macro_rules! impl_store {
                 let mut out = Vec::with_capacity(rows.len());
                 for r in rows {
                     let alert_id: i64 = r.try_get("alert_id")?;
+                    let id: i64 = r.try_get("id")?;
                     out.push($crate::ClaimedStep {
-                        id: r.try_get("id")?,
+                        id,
+                        taken_over: expired.contains(&id),
                         alert_id,
                         policy_id: r.try_get("policy_id")?,
                         level: r.try_get("level")?,
@@ -878,6 +921,7 @@ macro_rules! impl_store {
                     // Each contact's place in the queue, then its pages.
                     Self::upsert_gates(&mut tx, gates).await?;
                     sqlx::query($insert_outbox).bind(enc(&outbox)?).execute(&mut *tx).await?;
+                    Self::wake_others(&mut tx, "tocsin_dispatch", now).await?;
                 }
                 if !next.is_empty() {
                     sqlx::query($insert_next_steps).bind(enc(&next)?).execute(&mut *tx).await?;
@@ -910,6 +954,13 @@ macro_rules! impl_store {
                 .bind(ms(now))
                 .fetch_all(&mut *tx)
                 .await?;
+                let mut taken: std::collections::HashMap<(String, String), i64> =
+                    std::collections::HashMap::new();
+                for r in &expired {
+                    *taken
+                        .entry((r.try_get("user_id")?, r.try_get("contact_id")?))
+                        .or_default() += 1;
+                }
                 if !expired.is_empty() {
                     let mut due = Vec::with_capacity(expired.len());
                     for r in &expired {
@@ -1013,6 +1064,10 @@ macro_rules! impl_store {
                 for h in heads {
                     let user_id: String = h.try_get("user_id")?;
                     let contact_id: String = h.try_get("contact_id")?;
+                    let taken_over = taken
+                        .get(&(user_id.clone(), contact_id.clone()))
+                        .copied()
+                        .unwrap_or(0);
                     let listed = listed_ids
                         .remove(&(user_id.clone(), contact_id.clone()))
                         .unwrap_or_default()
@@ -1027,6 +1082,7 @@ macro_rules! impl_store {
                         address: h.try_get("address")?,
                         attempts: h.try_get("attempts")?,
                         pages: h.try_get("pages")?,
+                        taken_over,
                         alert_count: h.try_get("alerts")?,
                         alerts: listed,
                     });

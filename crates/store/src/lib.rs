@@ -73,6 +73,13 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Vec<IngestResult>, StoreError>;
 
+    /// Wake-ups that other nodes sharing the database send when they queue
+    /// work (PostgreSQL `LISTEN`/`NOTIFY`), so that whichever node is free
+    /// runs it without waiting for a poll. `None` on SQLite, which has one
+    /// node. The listener reconnects by itself; wake-ups sent while it was
+    /// away are lost, which costs at most one poll.
+    async fn listen(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Wake>>, StoreError>;
+
     /// Alerts matching `filter`, newest first.
     async fn list_alerts(&self, filter: &AlertFilter) -> Result<AlertPage, StoreError>;
 

@@ -178,6 +178,25 @@ pub struct ClaimedStep {
     pub due_at: DateTime<Utc>,
     pub priority: Priority,
     pub claim: String,
+    /// The step was claimed before and its lease ran out (its worker died):
+    /// this claim takes it over.
+    pub taken_over: bool,
+}
+
+/// What a wake-up from another node (PostgreSQL `NOTIFY`) asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WakeTopic {
+    /// New escalation steps are due (alerts were created).
+    Escalate,
+    /// New notifications are queued.
+    Dispatch,
+}
+
+/// A wake-up from another node, with when it was sent (its commit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wake {
+    pub topic: WakeTopic,
+    pub sent_at: DateTime<Utc>,
 }
 
 /// A notification to queue.
@@ -257,6 +276,9 @@ pub struct ClaimedBundle {
     pub attempts: i64,
     /// Pages this bundle holds.
     pub pages: i64,
+    /// Of those, pages whose earlier claim's lease ran out (its worker
+    /// died): this claim takes them over.
+    pub taken_over: i64,
     /// Distinct alerts those pages are about.
     pub alert_count: i64,
     /// The alerts the message lists one by one, most severe first (at most

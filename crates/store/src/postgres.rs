@@ -53,10 +53,52 @@ impl_store!(
     ids_close = "::jsonb))::bigint",
     insert_outbox = "INSERT INTO outbox (alert_id, step_id, user_id, contact_id, channel, address, due_at, status, next_attempt_at, created_at) SELECT (j.v ->> 0)::bigint, (j.v ->> 1)::bigint, j.v ->> 2, j.v ->> 3, j.v ->> 4, j.v ->> 5, (j.v ->> 6)::bigint, 'pending', (j.v ->> 6)::bigint, (j.v ->> 7)::bigint FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
     insert_next_steps = "INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) SELECT (j.v ->> 0)::bigint, j.v ->> 1, (j.v ->> 2)::bigint, (j.v ->> 3)::bigint, (j.v ->> 4)::bigint, 'pending', (j.v ->> 5)::bigint FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
-    upsert_gates = "INSERT INTO contact_gates (user_id, contact_id, open_at, due_at) SELECT j.v ->> 0, j.v ->> 1, 0, (j.v ->> 2)::bigint FROM jsonb_array_elements($1::jsonb) AS j(v) ON CONFLICT (user_id, contact_id) DO UPDATE SET due_at = CASE WHEN contact_gates.due_at IS NULL OR excluded.due_at < contact_gates.due_at THEN excluded.due_at ELSE contact_gates.due_at END"
+    upsert_gates = "INSERT INTO contact_gates (user_id, contact_id, open_at, due_at) SELECT j.v ->> 0, j.v ->> 1, 0, (j.v ->> 2)::bigint FROM jsonb_array_elements($1::jsonb) AS j(v) ON CONFLICT (user_id, contact_id) DO UPDATE SET due_at = CASE WHEN contact_gates.due_at IS NULL OR excluded.due_at < contact_gates.due_at THEN excluded.due_at ELSE contact_gates.due_at END",
+    notify = "SELECT pg_notify($1, $2)"
 );
 
+/// The channels nodes wake each other on.
+const WAKE_CHANNELS: [&str; 2] = ["tocsin_escalate", "tocsin_dispatch"];
+
 impl PgStore {
+    async fn listen_impl(
+        &self,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<crate::Wake>>, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.read).await?;
+        listener.listen_all(WAKE_CHANNELS).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                // `recv` reconnects (and listens again) after a lost
+                // connection; it fails only when it cannot.
+                let n = match listener.recv().await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "wake-ups from other nodes: connection lost; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                let topic = match n.channel() {
+                    "tocsin_escalate" => crate::WakeTopic::Escalate,
+                    _ => crate::WakeTopic::Dispatch,
+                };
+                let sent_at = n
+                    .payload()
+                    .parse::<i64>()
+                    .map(crate::imp::from_ms)
+                    .unwrap_or_else(|_| chrono::Utc::now());
+                // A full channel already holds a wake-up: dropping this one
+                // loses nothing.
+                match tx.try_send(crate::Wake { topic, sent_at }) {
+                    Ok(()) | Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {}
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
+                }
+            }
+        });
+        Ok(Some(rx))
+    }
+
     async fn ingest_impl(
         &self,
         source_id: &str,

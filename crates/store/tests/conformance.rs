@@ -769,6 +769,8 @@ async fn escalation_steps_are_durable_claimed_and_completed_once(s: &dyn Store) 
         1,
         "a dead worker's step is taken over after its lease"
     );
+    assert!(!claimed[0].taken_over);
+    assert!(taken_over[0].taken_over, "and says so (for the metric)");
     // The first worker's late completion is refused and writes nothing.
     let next = NextStep {
         level: 1,
@@ -1498,4 +1500,69 @@ async fn concurrent_dispatchers_open_a_contact_gate_once_on_postgres() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_nodes_are_woken_when_work_is_queued_on_postgres() {
+    let Some(db) = postgres().await else { return };
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::from(db.store);
+    // Another node's listener: the same database, its own connection.
+    let mut wakes = store.listen().await.unwrap().expect("PostgreSQL listens");
+    // Ingest that creates an alert wakes the escalation workers…
+    store
+        .ingest(
+            "prom",
+            &src(),
+            vec![routed("w1", vec![member("a", true, 0, None)])],
+            t(0),
+        )
+        .await
+        .unwrap();
+    let w = tokio::time::timeout(std::time::Duration::from_secs(5), wakes.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (w.topic, w.sent_at),
+        (tocsin_store::WakeTopic::Escalate, t(0))
+    );
+    // …and a step that queues notifications wakes the dispatchers.
+    let step = store
+        .claim_due_steps(t(1), TimeDelta::seconds(30), 10, "w")
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .complete_step(&step, done(None, vec![mail("alice", 1)], "l1"), t(1))
+        .await
+        .unwrap();
+    let w = tokio::time::timeout(std::time::Duration::from_secs(5), wakes.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (w.topic, w.sent_at),
+        (tocsin_store::WakeTopic::Dispatch, t(1))
+    );
+    // A duplicate delivery queues nothing and wakes nobody.
+    store
+        .ingest(
+            "prom",
+            &src(),
+            vec![routed("w1", vec![member("a", true, 0, None)])],
+            t(2),
+        )
+        .await
+        .unwrap();
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(500), wakes.recv())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn sqlite_has_no_other_nodes_to_hear() {
+    let db = sqlite().await;
+    assert!(db.store.listen().await.unwrap().is_none());
 }

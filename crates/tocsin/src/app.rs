@@ -250,6 +250,8 @@ impl App {
         if let Some(keep) = retention {
             workers.spawn(prune_loop(store.clone(), keep, stop_rx.clone()));
         }
+        let escalate_wake = escalate_now.clone();
+        let dispatch_wake = dispatch_now.clone();
         workers.spawn(escalate_loop(
             escalation,
             metrics.clone(),
@@ -269,8 +271,26 @@ impl App {
                 for (channel, outcome) in &r.attempts {
                     report_metrics.delivery(channel, outcome);
                 }
+                report_metrics.claimed("bundle", r.claimed as u64, "page", r.taken_over as u64);
             }),
         ));
+        // Wake-ups from other nodes (PostgreSQL): work another node queued
+        // is run by whichever node is free, without waiting for a poll.
+        match store.listen().await {
+            Ok(Some(wakes)) => {
+                workers.spawn(wake_loop(
+                    wakes,
+                    metrics.clone(),
+                    escalate_wake,
+                    dispatch_wake,
+                    stop_rx.clone(),
+                ));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for other nodes' wake-ups; polling only")
+            }
+        }
 
         let mut http_stop = stop_rx.clone();
         tokio::spawn(async move {
@@ -462,6 +482,7 @@ async fn escalate_loop(
                     dispatch_now.notify_one();
                 }
                 metrics.escalation(r.steps as u64, r.notifications as u64, r.max_lag_ms);
+                metrics.claimed("step", r.claimed as u64, "step", r.taken_over as u64);
                 tracing::debug!(
                     steps = r.steps,
                     notifications = r.notifications,
@@ -471,6 +492,36 @@ async fn escalate_loop(
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "escalation: storage unavailable; retrying"),
+        }
+    }
+}
+
+/// Pass other nodes' wake-ups on to this node's workers, until stopped.
+async fn wake_loop(
+    mut wakes: tokio::sync::mpsc::Receiver<tocsin_store::Wake>,
+    metrics: Arc<tocsin_web::Metrics>,
+    escalate_now: Arc<Notify>,
+    dispatch_now: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let wake = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            w = wakes.recv() => match w {
+                Some(w) => w,
+                None => return,
+            },
+        };
+        let latency = (Utc::now() - wake.sent_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+        match wake.topic {
+            tocsin_store::WakeTopic::Escalate => {
+                metrics.wakeup("escalate", latency);
+                escalate_now.notify_one();
+            }
+            tocsin_store::WakeTopic::Dispatch => {
+                metrics.wakeup("dispatch", latency);
+                dispatch_now.notify_one();
+            }
         }
     }
 }

@@ -23,6 +23,9 @@ pub struct Metrics {
     outbox_depth: Gauge,
     heartbeat_overdue: Family<Labels, Gauge>,
     heartbeat_last_ping: Family<Labels, Gauge>,
+    claims: Family<Labels, Counter>,
+    takeovers: Family<Labels, Counter>,
+    wakeup_latency: Family<Labels, Histogram>,
 }
 
 impl Default for Metrics {
@@ -94,7 +97,30 @@ impl Metrics {
             "Unix time of each heartbeat's last ping",
             heartbeat_last_ping.clone(),
         );
+        let claims = Family::<Labels, Counter>::default();
+        registry.register(
+            "tocsin_claims",
+            "Work this node claimed: escalation steps, and message bundles (one per contact)",
+            claims.clone(),
+        );
+        let takeovers = Family::<Labels, Counter>::default();
+        registry.register(
+            "tocsin_lease_takeovers",
+            "Escalation steps and pages this node took over after another worker's lease ran out",
+            takeovers.clone(),
+        );
+        let wakeup_latency = Family::<Labels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0])
+        });
+        registry.register(
+            "tocsin_wakeup_latency_seconds",
+            "Time from another node's commit to this node hearing its wake-up (PostgreSQL NOTIFY), by topic",
+            wakeup_latency.clone(),
+        );
         Metrics {
+            claims,
+            takeovers,
+            wakeup_latency,
             registry: Mutex::new(registry),
             heartbeat_overdue,
             heartbeat_last_ping,
@@ -130,6 +156,28 @@ impl Metrics {
         self.notifications_queued.inc_by(queued);
         self.escalation_lag
             .observe(max_lag_ms.max(0) as f64 / 1000.0);
+    }
+
+    /// Work claimed by this node (`kind`: `step` or `bundle`), and how much
+    /// of it was taken over from a worker whose lease ran out (`step` or
+    /// `page`).
+    pub fn claimed(&self, kind: &str, claimed: u64, taken_kind: &str, taken_over: u64) {
+        let label = |k: &str| vec![("kind".to_owned(), k.to_owned())];
+        if claimed > 0 {
+            self.claims.get_or_create(&label(kind)).inc_by(claimed);
+        }
+        if taken_over > 0 {
+            self.takeovers
+                .get_or_create(&label(taken_kind))
+                .inc_by(taken_over);
+        }
+    }
+
+    /// A wake-up from another node arrived `seconds` after it was sent.
+    pub fn wakeup(&self, topic: &str, seconds: f64) {
+        self.wakeup_latency
+            .get_or_create(&vec![("topic".to_owned(), topic.to_owned())])
+            .observe(seconds.max(0.0));
     }
 
     pub fn delivery(&self, channel: &str, outcome: &str) {
