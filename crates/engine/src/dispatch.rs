@@ -223,6 +223,7 @@ impl Dispatcher {
                 })
                 .collect(),
             unlisted: total - bundle.alerts.len(),
+            delivery_id: format!("{}-{}", bundle.first_page, bundle.contact_id),
         })
     }
 

@@ -673,6 +673,26 @@ async fn a_stop_finishes_and_records_what_is_being_sent(s: Arc<dyn Store>) {
     assert_eq!((b[0].status.as_str(), b[0].attempts), ("pending", 0));
 }
 
+async fn a_failed_message_is_retried_without_waiting_for_the_window(s: Arc<dyn Store>) {
+    let ch = Arc::new(Scripted {
+        fail_first: 1,
+        seen: Mutex::new(vec![]),
+    });
+    let mut d = dispatcher(s.clone(), ch.clone());
+    d.retry.backoff = TimeDelta::seconds(1);
+    // The default 10 s window: a message that did not go out opens no
+    // window, so its retry (1 s later) is not held for the window's end,
+    // and it takes along what came in meanwhile.
+    let first = alert_with(s.as_ref(), "k1", &[("email", "alice@example.com")]).await;
+    assert_eq!(d.tick(t(0)).await.unwrap().retried, 1);
+    let second = alert_with(s.as_ref(), "k2", &[("email", "alice@example.com")]).await;
+    let r = d.tick(t(1)).await.unwrap();
+    assert_eq!((r.sent, r.pages_sent), (1, 2), "{r:?}");
+    for id in [first, second] {
+        assert_eq!(s.deliveries(id).await.unwrap()[0].status, "sent");
+    }
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         $(
@@ -702,4 +722,5 @@ both!(
     a_storm_for_one_person_collapses_and_never_delays_anybody_else,
     a_lost_lease_is_taken_over_and_a_renewed_one_is_not,
     a_stop_finishes_and_records_what_is_being_sent,
+    a_failed_message_is_retried_without_waiting_for_the_window,
 );

@@ -33,6 +33,10 @@ pub struct Message {
     pub also: Vec<Brief>,
     /// Further bundled alerts, counted but not listed.
     pub unlisted: usize,
+    /// Names this message: the same when it is sent again (a retry, or a
+    /// takeover after a crash), so a receiver can drop repeats. Empty for a
+    /// test message.
+    pub delivery_id: String,
 }
 
 /// One more alert in a bundled message.

@@ -50,6 +50,7 @@ pub fn payload(msg: &Message) -> serde_json::Value {
             "url": msg.alert_url,
         },
         "recipient": msg.recipient,
+        "delivery_id": msg.delivery_id,
         "actions": {
             "accept": msg.action("Accept"),
             "resolve": msg.action("Resolve"),
@@ -84,6 +85,11 @@ impl Channel for Webhook {
             .http
             .post(url)
             .header("content-type", "application/json");
+        if !msg.delivery_id.is_empty() {
+            // The same on a retry or a re-send after a crash: receivers
+            // that must not act twice can drop repeats by it.
+            req = req.header("x-tocsin-delivery", &msg.delivery_id);
+        }
         if let Some(secret) = self.secrets.get(url) {
             let ts = chrono::Utc::now().timestamp();
             req = req

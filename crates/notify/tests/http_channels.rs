@@ -52,6 +52,7 @@ fn message() -> Message {
         recipient: "alice".into(),
         also: vec![],
         unlisted: 0,
+        delivery_id: String::new(),
     }
 }
 

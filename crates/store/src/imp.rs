@@ -1019,7 +1019,7 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await?;
                 let heads = sqlx::query(
-                    "SELECT user_id, contact_id, MIN(channel) AS channel, MIN(address) AS address, MAX(attempts) AS attempts, COUNT(*) AS pages, COUNT(DISTINCT alert_id) AS alerts FROM outbox WHERE claim = $1 AND status = 'running' GROUP BY user_id, contact_id ORDER BY user_id, contact_id",
+                    "SELECT user_id, contact_id, MIN(channel) AS channel, MIN(address) AS address, MAX(attempts) AS attempts, MIN(id) AS first_page, COUNT(*) AS pages, COUNT(DISTINCT alert_id) AS alerts FROM outbox WHERE claim = $1 AND status = 'running' GROUP BY user_id, contact_id ORDER BY user_id, contact_id",
                 )
                 .bind(claim)
                 .fetch_all(&mut *tx)
@@ -1081,6 +1081,7 @@ macro_rules! impl_store {
                         channel: h.try_get("channel")?,
                         address: h.try_get("address")?,
                         attempts: h.try_get("attempts")?,
+                        first_page: h.try_get("first_page")?,
                         pages: h.try_get("pages")?,
                         taken_over,
                         alert_count: h.try_get("alerts")?,
@@ -1108,8 +1109,20 @@ macro_rules! impl_store {
                     DeliveryOutcome::Failed { error } => ("failed", ms(now), Some(error.as_str()), None),
                 };
                 let mut tx = self.write.begin().await?;
+                if status != "sent" {
+                    // Nothing reached the contact: its window did not start,
+                    // so its gate opens again by the retry (or now). The
+                    // gate first: every writer locks gates before pages.
+                    sqlx::query(
+                        "UPDATE contact_gates SET open_at = $1 WHERE user_id = $2 AND contact_id = $3 AND open_at > $1",
+                    )
+                    .bind(next_at)
+                    .bind(&b.user_id)
+                    .bind(&b.contact_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 if status == "pending" {
-                    // The gate first: every writer locks gates before pages.
                     Self::upsert_gates(
                         &mut tx,
                         vec![(b.user_id.clone(), b.contact_id.clone(), next_at)],

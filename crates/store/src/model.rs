@@ -274,6 +274,9 @@ pub struct ClaimedBundle {
     pub address: String,
     /// Attempts already made for these pages (the most among them).
     pub attempts: i64,
+    /// The lowest page id in the bundle: the same on every retry and after
+    /// a takeover, so a receiver can recognise a message sent again.
+    pub first_page: i64,
     /// Pages this bundle holds.
     pub pages: i64,
     /// Of those, pages whose earlier claim's lease ran out (its worker

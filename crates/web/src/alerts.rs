@@ -370,6 +370,7 @@ pub async fn test_notification(
         recipient: u.id.clone(),
         also: vec![],
         unlisted: 0,
+        delivery_id: String::new(),
     };
     let mut results = Vec::new();
     for (contact, channel, address) in &u.contacts {
