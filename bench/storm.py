@@ -46,6 +46,9 @@ lock = threading.Lock()
 storm_messages = []  # (monotonic time, alerts covered)
 probe_sent = {}
 probe_got = {}
+probe_acked = {}
+probe_ids = {}
+TOKEN = "storm-bench-token-0123456789abcdef"
 
 
 class Sink(BaseHTTPRequestHandler):
@@ -135,6 +138,7 @@ def main():
         f.write(f"""
 server: {{listen: "127.0.0.1:{port}"}}
 database: {{url: "{db}"}}
+api_tokens: [{{name: bench, token: {TOKEN}, role: observer}}]
 users:
 {chr(10).join(users)}
 escalation_policies:
@@ -156,12 +160,16 @@ sources:
             except OSError:
                 time.sleep(0.1)
 
-        def post(key, data):
+        def post(key, data, name=None):
             req = urllib.request.Request(f"{url}/api/v1/events/prometheus/{key}", data=data,
                                          headers={"Content-Type": "application/json"})
             for _ in range(20):
                 try:
-                    urllib.request.urlopen(req, timeout=30).read()
+                    answer = urllib.request.urlopen(req, timeout=30).read()
+                    if name:
+                        with lock:
+                            probe_acked[name] = time.monotonic()
+                            probe_ids[name] = json.loads(answer)["alerts"][0]["id"]
                     return
                 except OSError:
                     time.sleep(0.2)
@@ -183,7 +191,7 @@ sources:
                 a["annotations"]["summary"] = name
                 with lock:
                     probe_sent[name] = time.monotonic()
-                threading.Thread(target=post, args=(OTHER_KEY, webhook(name, [a])), daemon=True).start()
+                threading.Thread(target=post, args=(OTHER_KEY, webhook(name, [a]), name), daemon=True).start()
                 n += 1
                 done.wait(PROBE_EVERY)
 
@@ -218,8 +226,15 @@ sources:
         prober.join()
         time.sleep(1)
         peak = rss_peak_mb(server.pid)
+        # Where the slowest bystander page spent its time.
+        with lock:
+            slow = max((k for k in probe_got if k in probe_sent), key=lambda k: probe_got[k] - probe_sent[k], default=None)
+        slow_timeline = []
+        if slow and slow in probe_ids:
+            req = urllib.request.Request(f"{url}/api/v1/alerts/{probe_ids[slow]}", headers={"Authorization": f"Bearer {TOKEN}"})
+            doc = json.loads(urllib.request.urlopen(req, timeout=10).read())
+            slow_timeline = [(e["at"], e["kind"], e["message"][:90]) for e in doc["timeline"]]
         stored = metric(url, "tocsin_alerts{status=\"pending\"}")
-        lag = None
     finally:
         server.terminate()
         server.wait(timeout=40)
@@ -229,6 +244,7 @@ sources:
         covered = sum(n for _, n in storm_messages)
         msgs = list(storm_messages)
         lat = sorted((probe_got[k] - probe_sent[k]) * 1000 for k in probe_got if k in probe_sent)
+        acks = sorted((probe_acked[k] - probe_sent[k]) * 1000 for k in probe_acked if k in probe_sent)
         probes_sent = len(probe_sent)
     q = lambda p: lat[min(len(lat) - 1, int(p / 100 * len(lat)))] if lat else float("nan")
     per_minute = {}
@@ -248,9 +264,15 @@ sources:
     print(f"| peak RSS of tocsin serve | {peak:.0f} MB |")
     print(f"| bystander pages | {len(lat)} of {probes_sent} delivered |")
     print(f"| bystander webhook -> notification p50 / p99 / max | {q(50):.0f} / {q(99):.0f} / {lat[-1] if lat else float('nan'):.0f} ms |")
+    qa = lambda p: acks[min(len(acks) - 1, int(p / 100 * len(acks)))] if acks else float("nan")
+    print(f"| bystander webhook -> 202 p50 / p99 / max | {qa(50):.0f} / {qa(99):.0f} / {acks[-1] if acks else float('nan'):.0f} ms |")
     print(f"| failed requests | {errors[0]} |")
     ok = covered == ALERTS and stored >= ALERTS and len(lat) == probes_sent and errors[0] == 0
     print("\n" + ("nothing lost, nobody paged twice" if ok else "PROBLEM: see the table"))
+    if slow_timeline:
+        print(f"\nthe slowest bystander page ({q(100):.0f} ms), its timeline:")
+        for at, kind, msg in slow_timeline:
+            print(f"  {at} {kind}: {msg}")
     return 0 if ok else 1
 
 

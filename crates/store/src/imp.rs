@@ -806,18 +806,50 @@ macro_rules! impl_store {
                 .iter()
                 .map(|r| r.try_get::<i64, _>("id"))
                 .collect::<Result<std::collections::HashSet<i64>, _>>()?;
-                let rows = sqlx::query(concat!(
-                    "UPDATE escalation_steps SET status = 'running', claim = $1, claimed_until = $2 WHERE id IN (",
-                    "SELECT id FROM escalation_steps WHERE status = 'pending' AND due_at <= $3 ",
-                    "ORDER BY due_at LIMIT $4", $skip_locked,
-                    ") RETURNING id, alert_id, policy_id, level, round, due_at"
-                ))
-                .bind(claim)
-                .bind(ms(now + lease))
+                // Fairness first: the oldest due step of every policy that
+                // has one. Policies are walked one index seek at a time, so
+                // the cost grows with the number of policies, not steps.
+                let heads: Vec<i64> = sqlx::query(
+                    "WITH RECURSIVE p(policy_id) AS (SELECT MIN(policy_id) FROM escalation_steps WHERE status = 'pending' UNION ALL SELECT (SELECT MIN(s.policy_id) FROM escalation_steps s WHERE s.status = 'pending' AND s.policy_id > p.policy_id) FROM p WHERE p.policy_id IS NOT NULL) SELECT (SELECT s.id FROM escalation_steps s WHERE s.status = 'pending' AND s.policy_id = p.policy_id AND s.due_at <= $1 ORDER BY s.due_at LIMIT 1) AS id FROM p WHERE p.policy_id IS NOT NULL",
+                )
                 .bind(ms(now))
-                .bind(i64::from(limit))
                 .fetch_all(&mut *tx)
-                .await?;
+                .await?
+                .iter()
+                .filter_map(|r| r.try_get::<Option<i64>, _>("id").transpose())
+                .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                .collect::<Result<_, _>>()?;
+                let mut rows = Vec::new();
+                if !heads.is_empty() {
+                    rows = sqlx::query(concat!(
+                        "UPDATE escalation_steps SET status = 'running', claim = $1, claimed_until = $2 WHERE id IN (",
+                        "SELECT id FROM escalation_steps WHERE status = 'pending' AND id IN (", $ids_open, "$3", $ids_close, ")", $skip_locked,
+                        ") RETURNING id, alert_id, policy_id, level, round, due_at"
+                    ))
+                    .bind(claim)
+                    .bind(ms(now + lease))
+                    .bind($crate::imp::enc(&heads)?)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                }
+                // Then the oldest due steps overall.
+                let rest = i64::from(limit) - i64::try_from(rows.len()).unwrap_or(0);
+                if rest > 0 {
+                    rows.extend(
+                        sqlx::query(concat!(
+                            "UPDATE escalation_steps SET status = 'running', claim = $1, claimed_until = $2 WHERE id IN (",
+                            "SELECT id FROM escalation_steps WHERE status = 'pending' AND due_at <= $3 ",
+                            "ORDER BY due_at LIMIT $4", $skip_locked,
+                            ") RETURNING id, alert_id, policy_id, level, round, due_at"
+                        ))
+                        .bind(claim)
+                        .bind(ms(now + lease))
+                        .bind(ms(now))
+                        .bind(rest)
+                        .fetch_all(&mut *tx)
+                        .await?,
+                    );
+                }
                 let alert_ids: Vec<i64> = rows
                     .iter()
                     .map(|r| r.try_get::<i64, _>("alert_id"))
@@ -942,105 +974,100 @@ macro_rules! impl_store {
             ) -> Result<Vec<$crate::ClaimedBundle>, $crate::StoreError> {
                 use sqlx::Row;
                 use $crate::imp::{enc, ms};
-                let until = ms(now + lease);
                 let mut tx = self.write.begin().await?;
-                // Pages whose lease ran out (their worker died) are due again,
-                // and so are their contacts.
-                let expired = sqlx::query(concat!(
-                    "UPDATE outbox SET status = 'pending', claim = NULL, claimed_until = NULL WHERE id IN (",
-                    "SELECT id FROM outbox WHERE status = 'running' AND next_attempt_at < $1 LIMIT 10000", $skip_locked,
-                    ") RETURNING user_id, contact_id, next_attempt_at"
-                ))
-                .bind(ms(now))
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut taken: std::collections::HashMap<(String, String), i64> =
-                    std::collections::HashMap::new();
-                for r in &expired {
-                    *taken
-                        .entry((r.try_get("user_id")?, r.try_get("contact_id")?))
-                        .or_default() += 1;
-                }
-                if !expired.is_empty() {
-                    let mut due = Vec::with_capacity(expired.len());
-                    for r in &expired {
-                        due.push((
-                            r.try_get::<String, _>("user_id")?,
-                            r.try_get::<String, _>("contact_id")?,
-                            r.try_get::<i64, _>("next_attempt_at")?,
-                        ));
-                    }
-                    Self::upsert_gates(&mut tx, due).await?;
-                }
-                // Pick contacts, not rows: the ones whose oldest page fell due
-                // first and whose gate is open.
+                // Pick contacts, not pages: the ones whose oldest page fell
+                // due first, whose window is over and that nobody holds (or
+                // whose holder's lease ran out: it died).
                 let picked = sqlx::query(concat!(
-                    "UPDATE contact_gates SET claim = $1 WHERE (user_id, contact_id) IN (",
-                    "SELECT user_id, contact_id FROM contact_gates WHERE due_at <= $2 AND open_at <= $2 ",
-                    "ORDER BY due_at LIMIT $3", $skip_locked, ")"
+                    "SELECT user_id, contact_id, claim IS NOT NULL AS taken_over FROM contact_gates ",
+                    "WHERE due_at <= $1 AND open_at <= $1 AND (claim IS NULL OR claimed_until < $1) ",
+                    "ORDER BY due_at LIMIT $2", $skip_locked
                 ))
-                .bind(claim)
                 .bind(ms(now))
                 .bind(i64::from(contacts))
-                .execute(&mut *tx)
-                .await?;
-                if picked.rows_affected() == 0 {
-                    tx.commit().await?;
-                    return Ok(Vec::new());
-                }
-                if bundle > chrono::TimeDelta::zero() {
-                    // Everything due for a picked contact goes into its bundle.
-                    sqlx::query(
-                        "UPDATE outbox SET status = 'running', claim = $1, claimed_until = $2, next_attempt_at = $2 WHERE status = 'pending' AND next_attempt_at <= $3 AND (user_id, contact_id) IN (SELECT user_id, contact_id FROM contact_gates WHERE claim = $1)",
-                    )
-                    .bind(claim)
-                    .bind(until)
-                    .bind(ms(now))
-                    .execute(&mut *tx)
-                    .await?;
-                } else {
-                    // No bundling: the oldest due page of each picked contact.
-                    sqlx::query(
-                        "UPDATE outbox SET status = 'running', claim = $1, claimed_until = $2, next_attempt_at = $2 WHERE id IN (SELECT (SELECT o.id FROM outbox o WHERE o.user_id = g.user_id AND o.contact_id = g.contact_id AND o.status = 'pending' AND o.next_attempt_at <= $3 ORDER BY o.next_attempt_at, o.id LIMIT 1) FROM contact_gates g WHERE g.claim = $1)",
-                    )
-                    .bind(claim)
-                    .bind(until)
-                    .bind(ms(now))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                // A contact that got a bundle is gated for the window; every
-                // picked contact's place in the queue is its oldest page left.
-                sqlx::query(
-                    "UPDATE contact_gates SET open_at = CASE WHEN EXISTS (SELECT 1 FROM outbox o WHERE o.claim = $1 AND o.user_id = contact_gates.user_id AND o.contact_id = contact_gates.contact_id) THEN $2 ELSE open_at END, due_at = (SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.user_id = contact_gates.user_id AND o.contact_id = contact_gates.contact_id AND o.status = 'pending'), claim = NULL WHERE claim = $1",
-                )
-                .bind(claim)
-                .bind(ms(now + bundle))
-                .execute(&mut *tx)
-                .await?;
-                let heads = sqlx::query(
-                    "SELECT user_id, contact_id, MIN(channel) AS channel, MIN(address) AS address, MAX(attempts) AS attempts, MIN(id) AS first_page, COUNT(*) AS pages, COUNT(DISTINCT alert_id) AS alerts FROM outbox WHERE claim = $1 AND status = 'running' GROUP BY user_id, contact_id ORDER BY user_id, contact_id",
-                )
-                .bind(claim)
                 .fetch_all(&mut *tx)
                 .await?;
-                let lists = sqlx::query(
-                    "SELECT r.user_id, r.contact_id, r.alert_id FROM (SELECT x.user_id, x.contact_id, x.alert_id, ROW_NUMBER() OVER (PARTITION BY x.user_id, x.contact_id ORDER BY a.severity, x.alert_id) AS rn FROM (SELECT DISTINCT user_id, contact_id, alert_id FROM outbox WHERE claim = $1 AND status = 'running') AS x JOIN alerts a ON a.id = x.alert_id) AS r WHERE r.rn <= $2 ORDER BY r.user_id, r.contact_id, r.rn",
-                )
-                .bind(claim)
-                .bind(i64::from(listed))
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut listed_ids: std::collections::HashMap<(String, String), Vec<i64>> =
-                    std::collections::HashMap::new();
-                let mut alert_ids = Vec::with_capacity(lists.len());
-                for r in &lists {
-                    let id: i64 = r.try_get("alert_id")?;
-                    alert_ids.push(id);
-                    listed_ids
-                        .entry((r.try_get("user_id")?, r.try_get("contact_id")?))
-                        .or_default()
-                        .push(id);
+                let mut out = Vec::with_capacity(picked.len());
+                let mut alert_ids = Vec::new();
+                for g in picked {
+                    let user_id: String = g.try_get("user_id")?;
+                    let contact_id: String = g.try_get("contact_id")?;
+                    let taken_over: bool = g.try_get("taken_over")?;
+                    // The bundle: every page pending and due now (with
+                    // bundling), or the oldest one (without).
+                    let head = if bundle > chrono::TimeDelta::zero() {
+                        sqlx::query(
+                            "SELECT MIN(id) AS first_page, MAX(id) AS last_page, COUNT(*) AS pages, COUNT(DISTINCT alert_id) AS alerts, MAX(attempts) AS attempts, MIN(channel) AS channel, MIN(address) AS address FROM outbox WHERE user_id = $1 AND contact_id = $2 AND status = 'pending' AND next_attempt_at <= $3",
+                        )
+                    } else {
+                        sqlx::query(
+                            "SELECT id AS first_page, id AS last_page, CAST(1 AS BIGINT) AS pages, CAST(1 AS BIGINT) AS alerts, attempts, channel, address FROM outbox WHERE user_id = $1 AND contact_id = $2 AND status = 'pending' AND next_attempt_at <= $3 ORDER BY next_attempt_at, id LIMIT 1",
+                        )
+                    }
+                    .bind(&user_id)
+                    .bind(&contact_id)
+                    .bind(ms(now))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let pages: i64 = match &head {
+                        Some(h) => h.try_get::<Option<i64>, _>("pages")?.unwrap_or(0),
+                        None => 0,
+                    };
+                    let Some(h) = head.filter(|_| pages > 0) else {
+                        // Its place in the queue was early (pages cancelled
+                        // meanwhile): put it where its oldest page is.
+                        sqlx::query(
+                            "UPDATE contact_gates SET due_at = (SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.user_id = contact_gates.user_id AND o.contact_id = contact_gates.contact_id AND o.status = 'pending'), claim = NULL, claimed_until = NULL WHERE user_id = $1 AND contact_id = $2",
+                        )
+                        .bind(&user_id)
+                        .bind(&contact_id)
+                        .execute(&mut *tx)
+                        .await?;
+                        continue;
+                    };
+                    // Hold the contact for the lease, and close its window.
+                    sqlx::query(
+                        "UPDATE contact_gates SET claim = $1, claimed_until = $2, open_at = $3 WHERE user_id = $4 AND contact_id = $5",
+                    )
+                    .bind(claim)
+                    .bind(ms(now + lease))
+                    .bind(ms(now + bundle))
+                    .bind(&user_id)
+                    .bind(&contact_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    let first_page: i64 = h.try_get("first_page")?;
+                    let last_page: i64 = h.try_get("last_page")?;
+                    let listed_ids: Vec<i64> = sqlx::query(
+                        "SELECT o.alert_id FROM outbox o JOIN alerts a ON a.id = o.alert_id WHERE o.user_id = $1 AND o.contact_id = $2 AND o.status = 'pending' AND o.next_attempt_at <= $3 AND o.id BETWEEN $4 AND $5 GROUP BY o.alert_id, a.severity ORDER BY a.severity, o.alert_id LIMIT $6",
+                    )
+                    .bind(&user_id)
+                    .bind(&contact_id)
+                    .bind(ms(now))
+                    .bind(first_page)
+                    .bind(last_page)
+                    .bind(i64::from(listed))
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get::<i64, _>("alert_id"))
+                    .collect::<Result<_, _>>()?;
+                    alert_ids.extend(listed_ids.iter().copied());
+                    out.push(($crate::ClaimedBundle {
+                        claim: claim.to_owned(),
+                        user_id,
+                        contact_id,
+                        channel: h.try_get("channel")?,
+                        address: h.try_get("address")?,
+                        attempts: h.try_get("attempts")?,
+                        first_page,
+                        last_page,
+                        cutoff: now,
+                        pages,
+                        taken_over: if taken_over { pages } else { 0 },
+                        alert_count: h.try_get("alerts")?,
+                        alerts: Vec::new(),
+                    }, listed_ids));
                 }
                 let mut alerts = std::collections::HashMap::new();
                 if !alert_ids.is_empty() {
@@ -1060,35 +1087,13 @@ macro_rules! impl_store {
                     }
                 }
                 tx.commit().await?;
-                let mut out = Vec::with_capacity(heads.len());
-                for h in heads {
-                    let user_id: String = h.try_get("user_id")?;
-                    let contact_id: String = h.try_get("contact_id")?;
-                    let taken_over = taken
-                        .get(&(user_id.clone(), contact_id.clone()))
-                        .copied()
-                        .unwrap_or(0);
-                    let listed = listed_ids
-                        .remove(&(user_id.clone(), contact_id.clone()))
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter_map(|id| alerts.get(&id).cloned())
-                        .collect();
-                    out.push($crate::ClaimedBundle {
-                        claim: claim.to_owned(),
-                        user_id,
-                        contact_id,
-                        channel: h.try_get("channel")?,
-                        address: h.try_get("address")?,
-                        attempts: h.try_get("attempts")?,
-                        first_page: h.try_get("first_page")?,
-                        pages: h.try_get("pages")?,
-                        taken_over,
-                        alert_count: h.try_get("alerts")?,
-                        alerts: listed,
-                    });
-                }
-                Ok(out)
+                Ok(out
+                    .into_iter()
+                    .map(|(mut b, ids)| {
+                        b.alerts = ids.iter().filter_map(|id| alerts.get(id).cloned()).collect();
+                        b
+                    })
+                    .collect())
             }
 
             async fn finish_bundle(
@@ -1097,8 +1102,12 @@ macro_rules! impl_store {
                 outcome: $crate::DeliveryOutcome,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<u64, $crate::StoreError> {
+                use sqlx::Row;
                 use $crate::DeliveryOutcome;
                 use $crate::imp::ms;
+                /// Pages recorded per transaction: a storm's bundle does not
+                /// hold SQLite's one writer for long.
+                const CHUNK: i64 = 2000;
                 let attempt = b.attempts + 1;
                 let note = $crate::imp::attempt_note(b, attempt, &outcome);
                 let (status, next_at, error, sent_at) = match &outcome {
@@ -1108,53 +1117,77 @@ macro_rules! impl_store {
                     }
                     DeliveryOutcome::Failed { error } => ("failed", ms(now), Some(error.as_str()), None),
                 };
-                let mut tx = self.write.begin().await?;
-                if status != "sent" {
-                    // Nothing reached the contact: its window did not start,
-                    // so its gate opens again by the retry (or now). The
-                    // gate first: every writer locks gates before pages.
-                    sqlx::query(
-                        "UPDATE contact_gates SET open_at = $1 WHERE user_id = $2 AND contact_id = $3 AND open_at > $1",
+                let held = "SELECT user_id FROM contact_gates WHERE user_id = $1 AND contact_id = $2 AND claim = $3";
+                let mut recorded = 0u64;
+                loop {
+                    let mut tx = self.write.begin().await?;
+                    // Only while the claim holds (not taken over meanwhile).
+                    let mine = sqlx::query(sqlx::AssertSqlSafe(format!("{held}{}", $for_update)))
+                        .bind(&b.user_id)
+                        .bind(&b.contact_id)
+                        .bind(&b.claim)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if mine.is_none() {
+                        return Ok(recorded);
+                    }
+                    // The bundle's pages still pending (an accept or resolve
+                    // cancelled the others), one chunk at a time.
+                    let rows = sqlx::query(
+                        "UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, sent_at = $5 WHERE id IN (SELECT id FROM outbox WHERE user_id = $6 AND contact_id = $7 AND status = 'pending' AND next_attempt_at <= $8 AND id BETWEEN $9 AND $10 ORDER BY id LIMIT $11) RETURNING alert_id",
                     )
+                    .bind(status)
+                    .bind(attempt)
+                    .bind(next_at)
+                    .bind(error)
+                    .bind(sent_at)
+                    .bind(&b.user_id)
+                    .bind(&b.contact_id)
+                    .bind(ms(b.cutoff))
+                    .bind(b.first_page)
+                    .bind(b.last_page)
+                    .bind(CHUNK)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+                    let mut ids: Vec<i64> = rows
+                        .iter()
+                        .map(|r| r.try_get::<i64, _>("alert_id"))
+                        .collect::<Result<_, _>>()?;
+                    ids.sort_unstable();
+                    ids.dedup();
+                    let timeline: Vec<$crate::plan::TimelineRow> = ids
+                        .into_iter()
+                        .map(|alert_id| $crate::plan::TimelineRow {
+                            alert_id,
+                            at: ms(now),
+                            actor: "system".to_owned(),
+                            channel: b.channel.clone(),
+                            kind: tocsin_domain::TimelineKind::Notification.as_str(),
+                            message: note.clone(),
+                        })
+                        .collect();
+                    Self::insert_timeline(&mut tx, &timeline).await?;
+                    recorded += u64::try_from(n).unwrap_or(0);
+                    if n == CHUNK {
+                        tx.commit().await?;
+                        continue;
+                    }
+                    // The last chunk: let the contact go, at its oldest page
+                    // left. A message that did not reach it opened no window.
+                    sqlx::query(
+                        "UPDATE contact_gates SET claim = NULL, claimed_until = NULL, due_at = (SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.user_id = contact_gates.user_id AND o.contact_id = contact_gates.contact_id AND o.status = 'pending'), open_at = CASE WHEN $1 AND open_at > $2 THEN $2 ELSE open_at END WHERE user_id = $3 AND contact_id = $4 AND claim = $5",
+                    )
+                    .bind(status != "sent")
                     .bind(next_at)
                     .bind(&b.user_id)
                     .bind(&b.contact_id)
+                    .bind(&b.claim)
                     .execute(&mut *tx)
                     .await?;
+                    tx.commit().await?;
+                    return Ok(recorded);
                 }
-                if status == "pending" {
-                    Self::upsert_gates(
-                        &mut tx,
-                        vec![(b.user_id.clone(), b.contact_id.clone(), next_at)],
-                    )
-                    .await?;
-                }
-                sqlx::query(
-                    "INSERT INTO alert_timeline (alert_id, at, actor, channel, kind, message) SELECT DISTINCT alert_id, $1, 'system', $2, 'notification', $3 FROM outbox WHERE claim = $4 AND user_id = $5 AND contact_id = $6 AND status = 'running'",
-                )
-                .bind(ms(now))
-                .bind(&b.channel)
-                .bind(&note)
-                .bind(&b.claim)
-                .bind(&b.user_id)
-                .bind(&b.contact_id)
-                .execute(&mut *tx)
-                .await?;
-                let r = sqlx::query(
-                    "UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, sent_at = $5, claim = NULL, claimed_until = NULL WHERE claim = $6 AND user_id = $7 AND contact_id = $8 AND status = 'running'",
-                )
-                .bind(status)
-                .bind(attempt)
-                .bind(next_at)
-                .bind(error)
-                .bind(sent_at)
-                .bind(&b.claim)
-                .bind(&b.user_id)
-                .bind(&b.contact_id)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(r.rows_affected())
             }
 
             async fn renew_bundles(
@@ -1167,13 +1200,11 @@ macro_rules! impl_store {
                 }
                 let mut tx = self.write.begin().await?;
                 for claim in claims {
-                    sqlx::query(
-                        "UPDATE outbox SET claimed_until = $1, next_attempt_at = $1 WHERE claim = $2 AND status = 'running'",
-                    )
-                    .bind($crate::imp::ms(until))
-                    .bind(claim)
-                    .execute(&mut *tx)
-                    .await?;
+                    sqlx::query("UPDATE contact_gates SET claimed_until = $1 WHERE claim = $2")
+                        .bind($crate::imp::ms(until))
+                        .bind(claim)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -260,9 +260,11 @@ pub struct EscalationStep {
 /// What one claim took for one contact: every page to send as one message.
 ///
 /// With bundling, that is every page due for the contact (however many);
-/// without, one page. The pages stay in storage: a bundle carries their
-/// counts and the few alerts its message lists, so a backlog of 100,000
-/// pages costs no more memory than one of ten.
+/// without, one page. The claim leases the contact (its gate row), not the
+/// pages, which stay pending in storage until the result is recorded: a
+/// bundle carries their bounds, counts and the few alerts its message
+/// lists, so claiming a backlog of 100,000 pages writes one row and costs
+/// no more memory than one of ten.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedBundle {
     pub claim: String,
@@ -277,6 +279,11 @@ pub struct ClaimedBundle {
     /// The lowest page id in the bundle: the same on every retry and after
     /// a takeover, so a receiver can recognise a message sent again.
     pub first_page: i64,
+    /// The bundle is the contact's pages from `first_page` to `last_page`
+    /// that were pending and due at `cutoff` (the claim's time) and still
+    /// are: pages that came in after the claim wait for the next message.
+    pub last_page: i64,
+    pub cutoff: DateTime<Utc>,
     /// Pages this bundle holds.
     pub pages: i64,
     /// Of those, pages whose earlier claim's lease ran out (its worker

@@ -30,6 +30,11 @@ pub struct SqliteStore {
 /// Most requests one group commit takes.
 const MAX_BATCH: usize = 128;
 
+/// Most events one group commit takes (a request's own events always fit):
+/// a batch holds SQLite's one writer, so an alert storm in big requests must
+/// not keep the workers (another team's page) waiting for long.
+const MAX_BATCH_EVENTS: usize = 1000;
+
 struct Job {
     source_id: String,
     actor: Actor,
@@ -113,11 +118,27 @@ impl SqliteStore {
 
 /// The group-commit loop: runs until every sender is gone.
 async fn run_writer(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
-    while let Some(first) = rx.recv().await {
+    let mut next: Option<Job> = None;
+    loop {
+        let first = match next.take() {
+            Some(j) => j,
+            None => match rx.recv().await {
+                Some(j) => j,
+                None => return,
+            },
+        };
+        let mut events = first.events.len();
         let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
+        while jobs.len() < MAX_BATCH && events < MAX_BATCH_EVENTS {
             match rx.try_recv() {
-                Ok(j) => jobs.push(j),
+                Ok(j) if events + j.events.len() > MAX_BATCH_EVENTS => {
+                    next = Some(j);
+                    break;
+                }
+                Ok(j) => {
+                    events += j.events.len();
+                    jobs.push(j);
+                }
                 Err(_) => break,
             }
         }

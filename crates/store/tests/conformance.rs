@@ -889,7 +889,7 @@ async fn bundling_gates_each_contact(s: &dyn Store) {
         vec![mail("alice", 0), mail("bob", 0)],
         vec![mail("alice", 2)],
         vec![mail("alice", 5)],
-        vec![mail("alice", 25)],
+        vec![mail("alice", 45)],
     ];
     for (step, deliveries) in steps.iter().zip(plan) {
         assert!(
@@ -968,9 +968,64 @@ async fn bundling_gates_each_contact(s: &dyn Store) {
         claim(10, 1, "c10").await,
         [("alice".to_owned(), vec![ids[1], ids[2]])]
     );
-    // A page after a quiet window goes out at once again.
-    assert!(claim(19, 10, "c19").await.is_empty());
-    assert_eq!(sent(25, "c25").await, [("alice".to_owned(), vec![ids[3]])]);
+    // While that claim holds her, nobody else claims her: not before its
+    // lease runs out (t(40)), whatever her window says.
+    assert!(claim(21, 10, "c21").await.is_empty());
+    assert_eq!(s.outbox_depth().await.unwrap(), 3, "pending until recorded");
+    let again = s
+        .claim_bundles(t(41), TimeDelta::seconds(30), 10, window, 10, "c41")
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.len(), again[0].pages, again[0].taken_over),
+        (1, 2, 2)
+    );
+    let ok = DeliveryOutcome::Sent {
+        detail: String::new(),
+    };
+    assert_eq!(s.finish_bundle(&again[0], ok, t(41)).await.unwrap(), 2);
+    // The page due at t(45) falls in the window of that message (to t(51)).
+    assert!(claim(50, 10, "c50").await.is_empty());
+    assert_eq!(sent(52, "c52").await, [("alice".to_owned(), vec![ids[3]])]);
+}
+
+async fn a_storm_on_one_policy_does_not_hold_back_another(s: &dyn Store) {
+    // 300 storm steps due at t(0), then one step of another policy.
+    let storm: Vec<RoutedEvent> = (0..300)
+        .map(|i| routed(&format!("storm{i}"), vec![member("a", true, 0, None)]))
+        .collect();
+    ingest(s, &storm, 0).await;
+    let mut other = routed("other", vec![member("a", true, 1, None)]);
+    other.policy_id = "p2".into();
+    let other_id = ingest(s, &[other], 1).await[0].alert_id.unwrap();
+    // The first round of ten already has it, although 300 older steps wait.
+    let round = s
+        .claim_due_steps(t(2), TimeDelta::seconds(30), 10, "w")
+        .await
+        .unwrap();
+    assert_eq!(round.len(), 10);
+    assert_eq!(
+        round.iter().filter(|x| x.alert_id == other_id).count(),
+        1,
+        "the other policy's step is in the first round"
+    );
+    assert_eq!(round.iter().filter(|x| x.policy_id == "p1").count(), 9);
+    // Nothing is claimed twice, nothing is left out.
+    let mut all: Vec<i64> = round.iter().map(|x| x.id).collect();
+    loop {
+        let more = s
+            .claim_due_steps(t(2), TimeDelta::seconds(30), 64, "w")
+            .await
+            .unwrap();
+        if more.is_empty() {
+            break;
+        }
+        all.extend(more.iter().map(|x| x.id));
+    }
+    let n = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!((n, all.len()), (301, 301));
 }
 
 async fn open_alert_by_key_and_change_events(s: &dyn Store) {
@@ -1368,6 +1423,7 @@ macro_rules! suite {
             case!(unaccept_and_reassign_restart_escalation);
             case!(maintenance_windows_open_list_and_end);
             case!(unpaged_alerts_get_no_escalation);
+            case!(a_storm_on_one_policy_does_not_hold_back_another);
         }
     };
     (@open sqlite) => { Some(sqlite().await) };
