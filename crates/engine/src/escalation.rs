@@ -36,6 +36,9 @@ pub struct EscalationWorker {
     pub lease: TimeDelta,
     /// Steps claimed per round.
     pub batch: u32,
+    /// Told after every round that queued notifications (the dispatcher),
+    /// so a page does not wait for a storm's whole backlog of steps.
+    pub queued: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl EscalationWorker {
@@ -48,13 +51,23 @@ impl EscalationWorker {
             // another node take over a dead one's steps quickly.
             lease: TimeDelta::seconds(5),
             batch: 100,
+            queued: None,
         }
     }
 
     /// Run every step due at `now`.
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport, EngineError> {
+        self.run_due(&crate::FixedClock(now)).await
+    }
+
+    /// Run due steps round after round until none is due, each round as of
+    /// the time `clock` tells then: a step that falls due (or is created)
+    /// while a storm's backlog is worked off is in the next round, not
+    /// after the whole backlog.
+    pub async fn run_due(&self, clock: &dyn crate::Clock) -> Result<TickReport, EngineError> {
         let mut report = TickReport::default();
         loop {
+            let now = clock.now();
             let claim = claim_token();
             let steps = self
                 .store
@@ -80,6 +93,11 @@ impl EscalationWorker {
                 .collect();
             // One transaction for the whole round.
             let held = self.store.complete_steps(planned, now).await?;
+            if let Some(wake) = &self.queued
+                && queued.iter().any(|(n, _)| *n > 0)
+            {
+                wake.notify_one();
+            }
             for (ok, (n, due_at)) in held.into_iter().zip(queued) {
                 if ok {
                     report.steps += 1;

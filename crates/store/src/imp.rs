@@ -974,12 +974,14 @@ macro_rules! impl_store {
             ) -> Result<Vec<$crate::ClaimedBundle>, $crate::StoreError> {
                 use sqlx::Row;
                 use $crate::imp::{enc, ms};
+                // 1. Lease contacts, not pages: the ones whose oldest page
+                // fell due first, whose window is over and that nobody holds
+                // (or whose holder's lease ran out: it died). A short
+                // transaction: the gates it locks are wanted by every
+                // escalation round that pages these people.
                 let mut tx = self.write.begin().await?;
-                // Pick contacts, not pages: the ones whose oldest page fell
-                // due first, whose window is over and that nobody holds (or
-                // whose holder's lease ran out: it died).
                 let picked = sqlx::query(concat!(
-                    "SELECT user_id, contact_id, claim IS NOT NULL AS taken_over FROM contact_gates ",
+                    "SELECT user_id, contact_id, open_at, claim IS NOT NULL AS taken_over FROM contact_gates ",
                     "WHERE due_at <= $1 AND open_at <= $1 AND (claim IS NULL OR claimed_until < $1) ",
                     "ORDER BY due_at LIMIT $2", $skip_locked
                 ))
@@ -987,14 +989,37 @@ macro_rules! impl_store {
                 .bind(i64::from(contacts))
                 .fetch_all(&mut *tx)
                 .await?;
-                let mut out = Vec::with_capacity(picked.len());
-                let mut alert_ids = Vec::new();
+                let mut held = Vec::with_capacity(picked.len());
                 for g in picked {
                     let user_id: String = g.try_get("user_id")?;
                     let contact_id: String = g.try_get("contact_id")?;
-                    let taken_over: bool = g.try_get("taken_over")?;
-                    // The bundle: every page pending and due now (with
-                    // bundling), or the oldest one (without).
+                    sqlx::query(
+                        "UPDATE contact_gates SET claim = $1, claimed_until = $2, open_at = $3 WHERE user_id = $4 AND contact_id = $5",
+                    )
+                    .bind(claim)
+                    .bind(ms(now + lease))
+                    .bind(ms(now + bundle))
+                    .bind(&user_id)
+                    .bind(&contact_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    held.push((
+                        user_id,
+                        contact_id,
+                        g.try_get::<i64, _>("open_at")?,
+                        g.try_get::<bool, _>("taken_over")?,
+                    ));
+                }
+                tx.commit().await?;
+
+                // 2. Each held contact's bundle, read without holding the
+                // writer: every page pending and due now (with bundling), or
+                // the oldest one (without). Nobody else claims these
+                // contacts while the lease holds.
+                let mut out = Vec::with_capacity(held.len());
+                let mut empty = Vec::new();
+                let mut alert_ids = Vec::new();
+                for (user_id, contact_id, open_at, taken_over) in held {
                     let head = if bundle > chrono::TimeDelta::zero() {
                         sqlx::query(
                             "SELECT MIN(id) AS first_page, MAX(id) AS last_page, COUNT(*) AS pages, COUNT(DISTINCT alert_id) AS alerts, MAX(attempts) AS attempts, MIN(channel) AS channel, MIN(address) AS address FROM outbox WHERE user_id = $1 AND contact_id = $2 AND status = 'pending' AND next_attempt_at <= $3",
@@ -1007,35 +1032,16 @@ macro_rules! impl_store {
                     .bind(&user_id)
                     .bind(&contact_id)
                     .bind(ms(now))
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&self.read)
                     .await?;
                     let pages: i64 = match &head {
                         Some(h) => h.try_get::<Option<i64>, _>("pages")?.unwrap_or(0),
                         None => 0,
                     };
                     let Some(h) = head.filter(|_| pages > 0) else {
-                        // Its place in the queue was early (pages cancelled
-                        // meanwhile): put it where its oldest page is.
-                        sqlx::query(
-                            "UPDATE contact_gates SET due_at = (SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.user_id = contact_gates.user_id AND o.contact_id = contact_gates.contact_id AND o.status = 'pending'), claim = NULL, claimed_until = NULL WHERE user_id = $1 AND contact_id = $2",
-                        )
-                        .bind(&user_id)
-                        .bind(&contact_id)
-                        .execute(&mut *tx)
-                        .await?;
+                        empty.push((user_id, contact_id, open_at));
                         continue;
                     };
-                    // Hold the contact for the lease, and close its window.
-                    sqlx::query(
-                        "UPDATE contact_gates SET claim = $1, claimed_until = $2, open_at = $3 WHERE user_id = $4 AND contact_id = $5",
-                    )
-                    .bind(claim)
-                    .bind(ms(now + lease))
-                    .bind(ms(now + bundle))
-                    .bind(&user_id)
-                    .bind(&contact_id)
-                    .execute(&mut *tx)
-                    .await?;
                     let first_page: i64 = h.try_get("first_page")?;
                     let last_page: i64 = h.try_get("last_page")?;
                     let listed_ids: Vec<i64> = sqlx::query(
@@ -1047,27 +1053,47 @@ macro_rules! impl_store {
                     .bind(first_page)
                     .bind(last_page)
                     .bind(i64::from(listed))
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&self.read)
                     .await?
                     .iter()
                     .map(|r| r.try_get::<i64, _>("alert_id"))
                     .collect::<Result<_, _>>()?;
                     alert_ids.extend(listed_ids.iter().copied());
-                    out.push(($crate::ClaimedBundle {
-                        claim: claim.to_owned(),
-                        user_id,
-                        contact_id,
-                        channel: h.try_get("channel")?,
-                        address: h.try_get("address")?,
-                        attempts: h.try_get("attempts")?,
-                        first_page,
-                        last_page,
-                        cutoff: now,
-                        pages,
-                        taken_over: if taken_over { pages } else { 0 },
-                        alert_count: h.try_get("alerts")?,
-                        alerts: Vec::new(),
-                    }, listed_ids));
+                    out.push((
+                        $crate::ClaimedBundle {
+                            claim: claim.to_owned(),
+                            user_id,
+                            contact_id,
+                            channel: h.try_get("channel")?,
+                            address: h.try_get("address")?,
+                            attempts: h.try_get("attempts")?,
+                            first_page,
+                            last_page,
+                            cutoff: now,
+                            pages,
+                            taken_over: if taken_over { pages } else { 0 },
+                            alert_count: h.try_get("alerts")?,
+                            alerts: Vec::new(),
+                        },
+                        listed_ids,
+                    ));
+                }
+                // A contact with nothing due after all (its pages were
+                // cancelled): let it go as it was, at its oldest page left.
+                if !empty.is_empty() {
+                    let mut tx = self.write.begin().await?;
+                    for (user_id, contact_id, open_at) in &empty {
+                        sqlx::query(
+                            "UPDATE contact_gates SET due_at = (SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.user_id = contact_gates.user_id AND o.contact_id = contact_gates.contact_id AND o.status = 'pending'), claim = NULL, claimed_until = NULL, open_at = $1 WHERE user_id = $2 AND contact_id = $3 AND claim = $4",
+                        )
+                        .bind(open_at)
+                        .bind(user_id)
+                        .bind(contact_id)
+                        .bind(claim)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
                 }
                 let mut alerts = std::collections::HashMap::new();
                 if !alert_ids.is_empty() {
@@ -1079,14 +1105,13 @@ macro_rules! impl_store {
                     );
                     let arows = sqlx::query(sqlx::AssertSqlSafe(sql))
                         .bind(enc(&alert_ids)?)
-                        .fetch_all(&mut *tx)
+                        .fetch_all(&self.read)
                         .await?;
                     for a in arows {
                         let alert = Self::alert_from_row(&a)?;
                         alerts.insert(alert.id, alert);
                     }
                 }
-                tx.commit().await?;
                 Ok(out
                     .into_iter()
                     .map(|(mut b, ids)| {
@@ -1121,8 +1146,10 @@ macro_rules! impl_store {
                 let mut recorded = 0u64;
                 loop {
                     let mut tx = self.write.begin().await?;
-                    // Only while the claim holds (not taken over meanwhile).
-                    let mine = sqlx::query(sqlx::AssertSqlSafe(format!("{held}{}", $for_update)))
+                    // Only while the claim holds (not taken over meanwhile;
+                    // a plain read, so escalation rounds paging this person
+                    // do not wait for the chunk).
+                    let mine = sqlx::query(held)
                         .bind(&b.user_id)
                         .bind(&b.contact_id)
                         .bind(&b.claim)

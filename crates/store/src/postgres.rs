@@ -12,7 +12,13 @@ use crate::imp::impl_store;
 pub struct PgStore {
     write: PgPool,
     read: PgPool,
+    /// Ingest requests with many events (a storm's big groups) share half
+    /// the pool; small ones (another team's page) never wait behind them.
+    big_ingests: tokio::sync::Semaphore,
 }
+
+/// Requests with more events than this count as big.
+const SMALL_REQUEST: usize = 10;
 
 impl PgStore {
     /// Connect to `url` and apply migrations (serialised across nodes by an
@@ -29,9 +35,11 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?;
+        let half = usize::try_from(max_connections.max(2) / 2).unwrap_or(1);
         Ok(PgStore {
             write: pool.clone(),
             read: pool,
+            big_ingests: tokio::sync::Semaphore::new(half),
         })
     }
 }
@@ -106,6 +114,13 @@ impl PgStore {
         events: Vec<crate::RoutedEvent>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<crate::IngestResult>, StoreError> {
+        let _turn = if events.len() > SMALL_REQUEST {
+            Some(self.big_ingests.acquire().await.map_err(|_| {
+                StoreError::Unavailable("the PostgreSQL store is shutting down".into())
+            })?)
+        } else {
+            None
+        };
         let mut attempt = 0;
         loop {
             let run = async {

@@ -33,7 +33,10 @@ const MAX_BATCH: usize = 128;
 /// Most events one group commit takes (a request's own events always fit):
 /// a batch holds SQLite's one writer, so an alert storm in big requests must
 /// not keep the workers (another team's page) waiting for long.
-const MAX_BATCH_EVENTS: usize = 1000;
+const MAX_BATCH_EVENTS: usize = 300;
+
+/// Requests with at most this many events go first in a batch.
+const SMALL_REQUEST: usize = 10;
 
 struct Job {
     source_id: String,
@@ -117,33 +120,70 @@ impl SqliteStore {
 }
 
 /// The group-commit loop: runs until every sender is gone.
+///
+/// Each batch takes what is waiting, fairly: first the oldest request of
+/// every source and every small request, then the rest in arrival order, up to
+/// [`MAX_BATCH`] requests and [`MAX_BATCH_EVENTS`] events. So one source's
+/// storm of big requests delays another source's alert by one batch at
+/// most, not by the whole queue.
 async fn run_writer(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
-    let mut next: Option<Job> = None;
+    let mut waiting: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
     loop {
-        let first = match next.take() {
-            Some(j) => j,
-            None => match rx.recv().await {
-                Some(j) => j,
+        if waiting.is_empty() {
+            match rx.recv().await {
+                Some(j) => waiting.push_back(j),
                 None => return,
-            },
-        };
-        let mut events = first.events.len();
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH && events < MAX_BATCH_EVENTS {
-            match rx.try_recv() {
-                Ok(j) if events + j.events.len() > MAX_BATCH_EVENTS => {
-                    next = Some(j);
-                    break;
-                }
-                Ok(j) => {
-                    events += j.events.len();
-                    jobs.push(j);
-                }
-                Err(_) => break,
             }
         }
-        commit_batch(&pool, jobs).await;
+        while let Ok(j) = rx.try_recv() {
+            waiting.push_back(j);
+        }
+        commit_batch(&pool, take_batch(&mut waiting)).await;
     }
+}
+
+/// The next batch from `waiting` (never empty when `waiting` is not).
+fn take_batch(waiting: &mut std::collections::VecDeque<Job>) -> Vec<Job> {
+    let mut picked = vec![false; waiting.len()];
+    let mut events = 0usize;
+    let mut count = 0usize;
+    let mut seen = std::collections::HashSet::new();
+    // The oldest request of each source, then everything in order.
+    for first_pass in [true, false] {
+        for (i, j) in waiting.iter().enumerate() {
+            if count >= MAX_BATCH {
+                break;
+            }
+            let already = picked.get(i).copied().unwrap_or(true);
+            // First pass: the oldest request of each source, and every
+            // small one (another team's page in a storm of big groups from
+            // the same Alertmanager).
+            let small = j.events.len() <= SMALL_REQUEST;
+            if already || (first_pass && !small && !seen.insert(j.source_id.as_str())) {
+                continue;
+            }
+            // A request's own events always fit into an empty batch.
+            if count > 0 && events + j.events.len() > MAX_BATCH_EVENTS {
+                continue;
+            }
+            if let Some(p) = picked.get_mut(i) {
+                *p = true;
+            }
+            events += j.events.len();
+            count += 1;
+        }
+    }
+    let mut batch = Vec::with_capacity(count);
+    let mut rest = std::collections::VecDeque::with_capacity(waiting.len() - count);
+    for (j, p) in waiting.drain(..).zip(picked) {
+        if p {
+            batch.push(j);
+        } else {
+            rest.push_back(j);
+        }
+    }
+    *waiting = rest;
+    batch
 }
 
 async fn commit_batch(pool: &SqlitePool, jobs: Vec<Job>) {

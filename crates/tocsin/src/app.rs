@@ -171,7 +171,8 @@ impl App {
         let banner = banner(&config, &secrets, &url, store.backend(), addr, public_url);
 
         let catalog = Arc::new(tocsin_engine::Catalog::from_config(&config));
-        let escalation = tocsin_engine::EscalationWorker::new(store.clone(), catalog);
+        let mut escalation = tocsin_engine::EscalationWorker::new(store.clone(), catalog);
+        escalation.queued = Some(dispatch_now.clone());
         let heartbeats =
             tocsin_engine::HeartbeatWorker::new(store.clone(), heartbeat_specs(&config));
         let mut dispatcher = tocsin_engine::Dispatcher::new(store.clone(), channels, public_url);
@@ -476,7 +477,7 @@ async fn escalate_loop(
             _ = every.tick() => {}
             _ = wake.notified() => tokio::time::sleep(WAKE_COALESCE).await,
         }
-        match worker.tick(Utc::now()).await {
+        match worker.run_due(&tocsin_engine::SystemClock).await {
             Ok(r) if r.steps > 0 => {
                 if r.notifications > 0 {
                     dispatch_now.notify_one();
