@@ -1,7 +1,7 @@
 -- wrk script: realistic, varied Alertmanager webhook bodies (version 4).
 -- Every request is a new group (unique groupKey and fingerprints) with 1 to 5
--- alerts, so that every 2xx must leave something stored: what the run counts
--- afterwards is compared with what wrk saw answered.
+-- alerts (or exactly $ALERTS), so that every 2xx must leave something stored:
+-- what the run counts afterwards is compared with what wrk saw answered.
 
 -- Globals, so that done() can read them from each thread with thread:get().
 counter = 0
@@ -20,6 +20,8 @@ function init(args)
   math.randomseed(os.time() + thread_id * 7919)
 end
 
+local fixed = tonumber(os.getenv("ALERTS") or "0") or 0
+
 local severities = {"critical", "warning", "error", "info"}
 local names = {"HighLatency", "DiskFull", "InstanceDown", "ErrorBudgetBurn", "QueueBacklog"}
 
@@ -37,6 +39,9 @@ end
 function request()
   counter = counter + 1
   local n = (counter % 5) + 1
+  if fixed > 0 then
+    n = fixed
+  end
   local name = names[(counter % #names) + 1]
   local sev = severities[(counter % #severities) + 1]
   local group = thread_id * 100000000 + counter

@@ -38,6 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sent = {}
 received = {}
 messages = [0]
+covered = [0]  # alerts the messages were about, listed or only counted
 lock = threading.Lock()
 
 
@@ -50,6 +51,7 @@ class Sink(BaseHTTPRequestHandler):
             summaries = [doc["alert"]["summary"]] + [b["summary"] for b in doc.get("also", [])]
             with lock:
                 messages[0] += 1
+                covered[0] += 1 + int(doc.get("also_count", 0))
                 for summary in summaries:
                     received.setdefault(summary, now)
         except (ValueError, KeyError, TypeError):
@@ -155,8 +157,10 @@ sources: [{{id: bench, type: prometheus, escalation_policy: p, key: {KEY}}}]
     print("|---|---:|---:|---:|---:|---:|")
     print(f"| webhook -> first notification | {len(lat)} | {q(50):.1f} | {q(90):.1f} | {q(99):.1f} | {lat[-1] if lat else float('nan'):.1f} |")
     print(f"| webhook -> 202 | {len(ing)} | {qi(50):.1f} | {qi(90):.1f} | {qi(99):.1f} | {ing[-1] if ing else float('nan'):.1f} |")
-    missing = total - len(lat)
-    print(f"\nsent {total}, notified {len(lat)}, missing {missing}, in {messages[0]} messages")
+    # A bundle lists ten alerts and counts the rest: those are covered, but
+    # have no latency of their own.
+    missing = total - max(len(lat), covered[0])
+    print(f"\nsent {total}, notified {len(lat)} by name and {covered[0]} in all, missing {missing}, in {messages[0]} messages")
     return 0 if missing == 0 else 1
 
 

@@ -96,8 +96,7 @@ macro_rules! impl_store {
         ids_close = $ids_close:literal,
         insert_outbox = $insert_outbox:literal,
         insert_next_steps = $insert_next_steps:literal,
-        upsert_gates = $upsert_gates:literal,
-        notify = $notify:literal
+        upsert_gates = $upsert_gates:literal
     ) => {
         impl $store {
             fn alert_from_row(
@@ -222,25 +221,6 @@ macro_rules! impl_store {
                     .collect();
                 sqlx::query($upsert_gates)
                     .bind($crate::imp::enc(&rows)?)
-                    .execute(&mut **tx)
-                    .await?;
-                Ok(())
-            }
-
-            /// Tell the other nodes sharing the database that work is due
-            /// (`topic`: `tocsin_escalate` or `tocsin_dispatch`). Delivered
-            /// when the transaction commits; nothing on SQLite (one node).
-            async fn wake_others(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                topic: &str,
-                at: chrono::DateTime<chrono::Utc>,
-            ) -> Result<(), sqlx::Error> {
-                if $notify.is_empty() {
-                    return Ok(());
-                }
-                sqlx::query($notify)
-                    .bind(topic)
-                    .bind($crate::imp::ms(at).to_string())
                     .execute(&mut **tx)
                     .await?;
                 Ok(())
@@ -377,9 +357,6 @@ macro_rules! impl_store {
                     .collect();
                 if !steps.is_empty() {
                     sqlx::query($insert_steps).bind(enc(&steps)?).execute(&mut **tx).await?;
-                    if let Some(j) = jobs.first() {
-                        Self::wake_others(tx, "tocsin_escalate", j.now).await?;
-                    }
                 }
                 // Alerts the source resolved stop escalating.
                 for d in plan.drafts.iter().filter(|d| !d.is_new && d.status == tocsin_domain::AlertStatus::Resolved) {
@@ -953,13 +930,15 @@ macro_rules! impl_store {
                     // Each contact's place in the queue, then its pages.
                     Self::upsert_gates(&mut tx, gates).await?;
                     sqlx::query($insert_outbox).bind(enc(&outbox)?).execute(&mut *tx).await?;
-                    Self::wake_others(&mut tx, "tocsin_dispatch", now).await?;
                 }
                 if !next.is_empty() {
                     sqlx::query($insert_next_steps).bind(enc(&next)?).execute(&mut *tx).await?;
                 }
                 Self::insert_timeline(&mut tx, &timeline).await?;
                 tx.commit().await?;
+                if !outbox.is_empty() {
+                    self.wake_others($crate::WakeTopic::Dispatch);
+                }
                 Ok(items.iter().map(|(s, _)| held.contains(&s.id)).collect())
             }
 

@@ -90,6 +90,9 @@ impl SqliteStore {
         Ok(SqliteStore { write, read, jobs })
     }
 
+    /// One node: nobody else to wake.
+    fn wake_others(&self, _topic: crate::WakeTopic) {}
+
     async fn listen_impl(&self) -> Result<Option<mpsc::Receiver<crate::Wake>>, StoreError> {
         Ok(None)
     }
@@ -249,6 +252,5 @@ impl_store!(
     ids_close = ")",
     insert_outbox = "INSERT INTO outbox (alert_id, step_id, user_id, contact_id, channel, address, due_at, status, next_attempt_at, created_at) SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, j.value ->> 5, j.value ->> 6, 'pending', j.value ->> 6, j.value ->> 7 FROM json_each($1) AS j ORDER BY j.key",
     insert_next_steps = "INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, 'pending', j.value ->> 5 FROM json_each($1) AS j ORDER BY j.key",
-    upsert_gates = "INSERT INTO contact_gates (user_id, contact_id, open_at, due_at) SELECT j.value ->> 0, j.value ->> 1, 0, j.value ->> 2 FROM json_each($1) AS j WHERE true ON CONFLICT (user_id, contact_id) DO UPDATE SET due_at = CASE WHEN contact_gates.due_at IS NULL OR excluded.due_at < contact_gates.due_at THEN excluded.due_at ELSE contact_gates.due_at END",
-    notify = ""
+    upsert_gates = "INSERT INTO contact_gates (user_id, contact_id, open_at, due_at) SELECT j.value ->> 0, j.value ->> 1, 0, j.value ->> 2 FROM json_each($1) AS j WHERE true ON CONFLICT (user_id, contact_id) DO UPDATE SET due_at = CASE WHEN contact_gates.due_at IS NULL OR excluded.due_at < contact_gates.due_at THEN excluded.due_at ELSE contact_gates.due_at END"
 );

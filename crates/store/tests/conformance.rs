@@ -1578,9 +1578,10 @@ async fn other_nodes_are_woken_when_work_is_queued_on_postgres() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        (w.topic, w.sent_at),
-        (tocsin_store::WakeTopic::Escalate, t(0))
+    assert_eq!(w.topic, tocsin_store::WakeTopic::Escalate);
+    assert!(
+        (Utc::now() - w.sent_at).num_seconds().abs() < 10,
+        "sent just now"
     );
     // …and a step that queues notifications wakes the dispatchers.
     let step = store
@@ -1596,10 +1597,7 @@ async fn other_nodes_are_woken_when_work_is_queued_on_postgres() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        (w.topic, w.sent_at),
-        (tocsin_store::WakeTopic::Dispatch, t(1))
-    );
+    assert_eq!(w.topic, tocsin_store::WakeTopic::Dispatch);
     // A duplicate delivery queues nothing and wakes nobody.
     store
         .ingest(
