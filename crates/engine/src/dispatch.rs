@@ -353,7 +353,11 @@ impl Dispatcher {
             tokio::select! {
                 _ = stop.changed() => continue,
                 _ = every.tick() => {}
-                _ = wake.notified() => tokio::time::sleep(coalesce).await,
+                _ = wake.notified() => {
+                    if !coalesce.is_zero() {
+                        tokio::time::sleep(coalesce).await;
+                    }
+                }
                 _ = renew.tick() => {
                     self.renew(&in_flight, clock.now()).await;
                     continue;

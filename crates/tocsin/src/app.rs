@@ -267,7 +267,9 @@ impl App {
             dispatch_now,
             stop_rx.clone(),
             WORKER_POLL,
-            WAKE_COALESCE,
+            // Claims are per contact and take everything due for it, so
+            // there is nothing to gather: claim at once.
+            Duration::ZERO,
             Arc::new(move |r: &tocsin_engine::DispatchReport| {
                 for (channel, outcome) in &r.attempts {
                     report_metrics.delivery(channel, outcome);
