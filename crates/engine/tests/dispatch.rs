@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
@@ -50,86 +52,16 @@ fn t(s: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 1, 12, 0, 0).unwrap() + TimeDelta::seconds(s)
 }
 
-/// A fresh store: SQLite in a temporary directory, or a new database on the
-/// test PostgreSQL (`None` when there is none outside CI).
 async fn store_on(pg: bool) -> Option<(Arc<dyn Store>, Option<tempfile::TempDir>)> {
-    if pg {
-        let Ok(base) = std::env::var("TOCSIN_TEST_POSTGRES_URL") else {
-            assert!(
-                std::env::var("CI").is_err(),
-                "TOCSIN_TEST_POSTGRES_URL must be set under CI"
-            );
-            return None;
-        };
-        use sqlx::Connection;
-        let name = format!("tocsin_d_{}", hex_suffix());
-        let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
-        return Some((
-            Arc::from(tocsin_store::connect(&url, 4).await.unwrap()),
-            None,
-        ));
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("d.db").display());
-    Some((
-        Arc::from(tocsin_store::connect(&url, 4).await.unwrap()),
-        Some(dir),
-    ))
-}
-
-fn hex_suffix() -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{}_{nanos}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    common::fresh_store(pg).await
 }
 
 /// An alert whose first step queued `addresses` (email, due at t(0)).
 async fn alert_with(s: &dyn Store, key: &str, addresses: &[(&str, &str)]) -> i64 {
-    let ev = RoutedEvent {
-        event: AlertEvent {
-            dedup_key: DedupKey::new(key).unwrap(),
-            members: vec![Member {
-                fingerprint: "f".into(),
-                status: MemberStatus::Firing,
-                starts_at: t(0),
-                ends_at: None,
-                labels: BTreeMap::new(),
-                annotations: BTreeMap::new(),
-                generator_url: None,
-            }],
-            resolved: false,
-            summary: "queue backlog".into(),
-            details: "jobs waiting: 12000".into(),
-            labels: BTreeMap::new(),
-            all_labels: BTreeSet::new(),
-            links: vec![],
-            severity: Severity::Sev1,
-            priority: Priority::High,
-            routing: RoutingHint::default(),
-            detected_at: t(0),
-            resolved_at: None,
-            notes: vec![],
-            stateless: false,
-        },
-        policy_id: "p".into(),
-        service_id: None,
-        route_note: "r".into(),
-        first_step_at: None,
-        page: true,
-    };
+    let mut ev = routed_event(key);
+    ev.event.summary = "queue backlog".into();
+    ev.event.details = "jobs waiting: 12000".into();
+    ev.event.severity = Severity::Sev1;
     let id = s
         .ingest("src", &Actor::new("source:src", "test"), vec![ev], t(0))
         .await

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -47,44 +49,13 @@ struct Env {
 
 async fn env(pg: bool) -> Option<Env> {
     let config = tocsin_config::from_str(CONFIG, Path::new("."), &|_| None).unwrap();
-    let (url, dir) = if pg {
-        let Ok(base) = std::env::var("TOCSIN_TEST_POSTGRES_URL") else {
-            assert!(
-                std::env::var("CI").is_err(),
-                "TOCSIN_TEST_POSTGRES_URL must be set under CI"
-            );
-            return None;
-        };
-        use sqlx::Connection;
-        let name = format!("tocsin_e_{}", rand_suffix());
-        let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        (format!("{}/{name}", base.rsplit_once('/').unwrap().0), None)
-    } else {
-        let dir = tempfile::tempdir().unwrap();
-        (
-            format!("sqlite://{}", dir.path().join("e.db").display()),
-            Some(dir),
-        )
-    };
-    let store: Arc<dyn Store> = Arc::from(tocsin_store::connect(&url, 4).await.unwrap());
+    let (store, dir) = common::fresh_store(pg).await?;
     let worker = EscalationWorker::new(store.clone(), Arc::new(Catalog::from_config(&config)));
     Some(Env {
         store,
         worker,
         _dir: dir,
     })
-}
-
-fn rand_suffix() -> String {
-    format!(
-        "{}_{}",
-        std::process::id(),
-        Utc::now().timestamp_nanos_opt().unwrap_or(0)
-    )
 }
 
 /// Monday 2026-03-02 10:00 Berlin (09:00 UTC): alice is on call (week 8).

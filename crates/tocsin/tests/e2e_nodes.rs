@@ -87,20 +87,7 @@ fn node(dir: &Path, cfg: &Path, name: &str, port: u16) -> Proc {
 }
 
 async fn post(base: &str, group: &str, n: usize) -> Vec<i64> {
-    let res = http()
-        .post(format!("{base}/api/v1/events/prometheus/{KEY}"))
-        .header("content-type", "application/json")
-        .body(alertmanager_body(group, n, "firing"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
-    res.json::<Value>().await.unwrap()["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_i64().unwrap())
-        .collect()
+    post_alerts(base, KEY, alertmanager_body(group, n, "firing")).await
 }
 
 /// The sum of a metric's samples whose line starts with `prefix`.

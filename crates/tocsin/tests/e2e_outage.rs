@@ -15,7 +15,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::Value;
 
 const KEY: &str = "outage-key-0123456789abcdef";
 const TOKEN: &str = "outage-token-0123456789abcd";
@@ -64,20 +63,7 @@ sources: [{{id: am, type: prometheus, grouping: alert, escalation_policy: p, key
     // The outage begins: nothing listens on the SMTP port. Five alerts
     // come in.
     let started = Instant::now();
-    let res = http()
-        .post(format!("{base}/api/v1/events/prometheus/{KEY}"))
-        .header("content-type", "application/json")
-        .body(alertmanager_body("outage", 5, "firing"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
-    let ids: Vec<i64> = res.json::<Value>().await.unwrap()["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_i64().unwrap())
-        .collect();
+    let ids = post_alerts(&base, KEY, alertmanager_body("outage", 5, "firing")).await;
     tokio::time::sleep(Duration::from_secs(outage)).await;
     // The first page has been tried several times by now, each failure on
     // its timeline with the next try's time.

@@ -96,20 +96,7 @@ sources: [{{id: am, type: prometheus, grouping: alert, escalation_policy: p0, ke
         a["labels"]["routing_key"] = Value::from(format!("r{}", i % 8));
     }
     let body = body.to_string();
-    let res = http()
-        .post(format!("{base}/api/v1/events/prometheus/{KEY}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
-    let ids: Vec<i64> = res.json::<Value>().await.unwrap()["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_i64().unwrap())
-        .collect();
+    let ids = post_alerts(&base, KEY, body).await;
     assert_eq!(ids.len(), 80);
 
     // Several sends in flight, then SIGTERM.

@@ -595,3 +595,22 @@ fn fingerprint(group: &str, i: usize) -> u64 {
     (group, i).hash(&mut h);
     h.finish()
 }
+
+/// POST an Alertmanager body to a source's webhook; asserts 202 and returns
+/// the ids of the alerts the answer names, in order.
+pub async fn post_alerts(base: &str, key: &str, body: String) -> Vec<i64> {
+    let res = http()
+        .post(format!("{base}/api/v1/events/prometheus/{key}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    res.json::<serde_json::Value>().await.unwrap()["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_i64().unwrap())
+        .collect()
+}
