@@ -305,3 +305,45 @@ fn notification_settings_default_and_are_checked() {
         ]
     );
 }
+
+#[test]
+fn the_retry_policy_defaults_and_is_checked() {
+    let c = parse(MINIMAL).unwrap();
+    let r = &c.notifications.retry;
+    assert_eq!(
+        (
+            r.attempts(),
+            r.backoff().as_secs(),
+            r.max_backoff().as_secs()
+        ),
+        (8, 10, 300)
+    );
+    let set = parse(&format!(
+        "{MINIMAL}notifications: {{retry: {{attempts: 3, backoff: 1s, max_backoff: 4s}}}}\n"
+    ))
+    .unwrap();
+    let r = &set.notifications.retry;
+    assert_eq!(
+        (
+            r.attempts(),
+            r.backoff().as_secs(),
+            r.max_backoff().as_secs()
+        ),
+        (3, 1, 4)
+    );
+    let p = problems(&format!(
+        "{MINIMAL}notifications: {{retry: {{attempts: 0, backoff: 10m, max_backoff: 1m}}}}\n"
+    ));
+    assert_eq!(
+        p,
+        [
+            "notifications.retry.attempts: must be from 1 (no retry) to 100",
+            "notifications.retry.max_backoff: must not be shorter than notifications.retry.backoff (10m)"
+        ]
+    );
+    let p = problems(&format!(
+        "{MINIMAL}notifications: {{retry: {{tries: 3}}}}\n"
+    ));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].starts_with("notifications.retry"), "{p:?}");
+}
