@@ -1,3 +1,5 @@
+use crate::db::DbError;
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -16,20 +18,49 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-        e.as_database_error()
-            .is_some_and(|d| d.is_unique_violation())
+    pub(crate) fn is_unique_violation(e: &DbError) -> bool {
+        match e {
+            DbError::Sqlx(e) => e
+                .as_database_error()
+                .is_some_and(|d| d.is_unique_violation()),
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+                f.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            DbError::Sqlite(_) | DbError::Decode(_) => false,
+        }
     }
 }
 
 impl StoreError {
     /// The same classification as `From<sqlx::Error>`, for a batch of
     /// requests that all failed on one error.
-    pub(crate) fn from_message(e: &sqlx::Error, msg: &str) -> Self {
-        match StoreError::classify(e) {
+    pub(crate) fn from_message(e: &DbError, msg: &str) -> Self {
+        let class = match e {
+            DbError::Sqlx(e) => StoreError::classify(e),
+            DbError::Sqlite(e) => StoreError::classify_sqlite(e),
+            DbError::Decode(_) => Class::Internal,
+        };
+        match class {
             Class::Unavailable => StoreError::Unavailable(msg.to_owned()),
             Class::Config => StoreError::Config(msg.to_owned()),
             Class::Internal => StoreError::Internal(msg.to_owned()),
+        }
+    }
+
+    fn classify_sqlite(e: &rusqlite::Error) -> Class {
+        use rusqlite::ErrorCode;
+        match e {
+            rusqlite::Error::SqliteFailure(f, _) => match f.code {
+                ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::DiskFull
+                | ErrorCode::CannotOpen => Class::Unavailable,
+                _ => Class::Internal,
+            },
+            _ => Class::Internal,
         }
     }
 
@@ -72,6 +103,12 @@ enum Class {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        StoreError::from(DbError::Sqlx(e))
+    }
+}
+
+impl From<DbError> for StoreError {
+    fn from(e: DbError) -> Self {
         let msg = e.to_string();
         StoreError::from_message(&e, &msg)
     }

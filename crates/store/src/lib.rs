@@ -1,10 +1,14 @@
 //! Tocsin's storage. One [`Store`] trait; [`SqliteStore`] (default, a single
 //! file in WAL mode) and [`PgStore`] (several nodes) implement it with the
-//! same SQL, written once in `imp.rs`. Only this crate knows SQL.
+//! same SQL, written once in `imp.rs` over a small backend trait (`db.rs`);
+//! the statements that differ are data in `dialect.rs`. Only this crate
+//! knows SQL.
 //!
 //! Times are stored as milliseconds since the Unix epoch and structured
 //! fields as JSON text, so both backends share one schema shape.
 
+mod db;
+mod dialect;
 mod error;
 mod imp;
 mod model;

@@ -4,10 +4,13 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use async_trait::async_trait;
+use sqlx::Row as _;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
-use crate::StoreError;
-use crate::imp::impl_store;
+use crate::db::{Backend, Conn, DbError, Row, Tx, Value};
+use crate::dialect::{Dialect, POSTGRES};
+use crate::{Actor, IngestResult, RoutedEvent, StoreError, Wake, WakeTopic};
 
 pub struct PgStore {
     write: PgPool,
@@ -71,26 +74,6 @@ impl PgStore {
     }
 }
 
-impl_store!(
-    PgStore,
-    sqlx::Postgres,
-    backend = "postgres",
-    for_update = " FOR UPDATE",
-    lookup = "SELECT a.id, a.source_id, a.dedup_key, a.status, a.members, a.severity, a.priority, a.summary, a.details, a.links FROM jsonb_array_elements($1::jsonb) AS j(v) JOIN LATERAL (SELECT b.id FROM alerts b WHERE b.source_id = j.v ->> 0 AND b.dedup_key = j.v ->> 1 ORDER BY b.id DESC LIMIT 1) AS newest ON true JOIN alerts a ON a.id = newest.id FOR UPDATE OF a",
-    reserve_ids = "SELECT nextval(pg_get_serial_sequence('alerts', 'id')) AS id FROM generate_series(1, $1::bigint) AS g(i) ORDER BY g.i",
-    insert_alerts = "INSERT INTO alerts (id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, resolved_at, resolved_by) SELECT (j.v ->> 0)::bigint, j.v ->> 1, j.v ->> 2, j.v ->> 3, j.v ->> 4, j.v ->> 5, j.v ->> 6, j.v ->> 7, j.v ->> 8, j.v ->> 9, j.v ->> 10, j.v ->> 11, j.v ->> 12, (j.v ->> 13)::bigint, (j.v ->> 14)::bigint, (j.v ->> 15)::bigint, (j.v ->> 16)::bigint, (j.v ->> 17)::bigint, (j.v ->> 18)::bigint, j.v ->> 19 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
-    update_alerts = "UPDATE alerts SET status = j.v ->> 1, severity = COALESCE(j.v ->> 2, alerts.severity), priority = COALESCE(j.v ->> 3, alerts.priority), summary = COALESCE(j.v ->> 4, alerts.summary), details = COALESCE(j.v ->> 5, alerts.details), labels = COALESCE(j.v ->> 6, alerts.labels), links = COALESCE(j.v ->> 7, alerts.links), members = COALESCE(j.v ->> 8, alerts.members), updated_at = COALESCE((j.v ->> 9)::bigint, alerts.updated_at), last_seen_at = (j.v ->> 10)::bigint, seen_count = alerts.seen_count + (j.v ->> 11)::bigint, resolved_at = COALESCE((j.v ->> 12)::bigint, alerts.resolved_at), resolved_by = COALESCE(j.v ->> 13, alerts.resolved_by) FROM jsonb_array_elements($1::jsonb) AS j(v) WHERE alerts.id = (j.v ->> 0)::bigint",
-    insert_labels = "INSERT INTO alert_labels (alert_id, name, value) SELECT (j.v ->> 0)::bigint, j.v ->> 1, j.v ->> 2 FROM jsonb_array_elements($1::jsonb) AS j(v) ON CONFLICT DO NOTHING",
-    insert_timeline = "INSERT INTO alert_timeline (alert_id, at, actor, channel, kind, message) SELECT (j.v ->> 'alert_id')::bigint, (j.v ->> 'at')::bigint, j.v ->> 'actor', j.v ->> 'channel', j.v ->> 'kind', j.v ->> 'message' FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
-    insert_steps = "INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) SELECT (j.v ->> 0)::bigint, j.v ->> 1, 0, 0, (j.v ->> 2)::bigint, 'pending', (j.v ->> 3)::bigint FROM jsonb_array_elements($1::jsonb) AS j(v)",
-    skip_locked = " FOR UPDATE SKIP LOCKED",
-    ids_open = "SELECT (jsonb_array_elements_text(",
-    ids_close = "::jsonb))::bigint",
-    insert_outbox = "INSERT INTO outbox (alert_id, step_id, user_id, contact_id, channel, address, due_at, status, next_attempt_at, created_at) SELECT (j.v ->> 0)::bigint, (j.v ->> 1)::bigint, j.v ->> 2, j.v ->> 3, j.v ->> 4, j.v ->> 5, (j.v ->> 6)::bigint, 'pending', (j.v ->> 6)::bigint, (j.v ->> 7)::bigint FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
-    insert_next_steps = "INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) SELECT (j.v ->> 0)::bigint, j.v ->> 1, (j.v ->> 2)::bigint, (j.v ->> 3)::bigint, (j.v ->> 4)::bigint, 'pending', (j.v ->> 5)::bigint FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
-    upsert_gates = "INSERT INTO contact_gates (user_id, contact_id, open_at, due_at) SELECT j.v ->> 0, j.v ->> 1, 0, (j.v ->> 2)::bigint FROM jsonb_array_elements($1::jsonb) AS j(v) ON CONFLICT (user_id, contact_id) DO UPDATE SET due_at = CASE WHEN contact_gates.due_at IS NULL OR excluded.due_at < contact_gates.due_at THEN excluded.due_at ELSE contact_gates.due_at END"
-);
-
 /// The channels nodes wake each other on.
 const WAKE_CHANNELS: [&str; 2] = ["tocsin_escalate", "tocsin_dispatch"];
 
@@ -128,9 +111,27 @@ async fn send_wakes(
     }
 }
 
-impl PgStore {
+#[async_trait]
+impl Backend for PgStore {
+    type Conn = PgConn;
+    type Tx = PgTx;
+    const NAME: &'static str = "postgres";
+    const SQL: &'static Dialect = &POSTGRES;
+
+    async fn reader(&self) -> Result<PgConn, DbError> {
+        Ok(PgConn(self.read.acquire().await?))
+    }
+
+    async fn writer(&self) -> Result<PgConn, DbError> {
+        Ok(PgConn(self.write.acquire().await?))
+    }
+
+    async fn begin(&self) -> Result<PgTx, DbError> {
+        Ok(PgTx(self.write.begin().await?))
+    }
+
     /// Tell the other nodes that work was queued (`NOTIFY` soon after).
-    fn wake_others(&self, topic: crate::WakeTopic) {
+    fn wake_others(&self, topic: WakeTopic) {
         use std::sync::atomic::Ordering;
         let flag = match topic {
             crate::WakeTopic::Escalate => &self.wakes.escalate,
@@ -140,9 +141,7 @@ impl PgStore {
         self.wakes.poke.notify_one();
     }
 
-    async fn listen_impl(
-        &self,
-    ) -> Result<Option<tokio::sync::mpsc::Receiver<crate::Wake>>, StoreError> {
+    async fn listen(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Wake>>, StoreError> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.read).await?;
         listener.listen_all(WAKE_CHANNELS).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(256);
@@ -178,13 +177,13 @@ impl PgStore {
         Ok(Some(rx))
     }
 
-    async fn ingest_impl(
+    async fn ingest(
         &self,
         source_id: &str,
-        actor: &crate::Actor,
-        events: Vec<crate::RoutedEvent>,
+        actor: &Actor,
+        events: Vec<RoutedEvent>,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<crate::IngestResult>, StoreError> {
+    ) -> Result<Vec<IngestResult>, StoreError> {
         let _turn = if events.len() > SMALL_REQUEST {
             Some(self.big_ingests.acquire().await.map_err(|_| {
                 StoreError::Unavailable("the PostgreSQL store is shutting down".into())
@@ -195,23 +194,25 @@ impl PgStore {
         let mut attempt = 0;
         loop {
             let run = async {
-                let mut tx = self.write.begin().await?;
+                let mut tx = self.begin().await?;
                 let job = crate::plan::JobRef {
                     source_id,
                     actor,
                     events: &events,
                     now,
                 };
-                let mut r = Self::ingest_batch(&mut tx, std::slice::from_ref(&job)).await?;
+                let mut r =
+                    crate::imp::ingest_batch(&POSTGRES, &mut tx, std::slice::from_ref(&job))
+                        .await?;
                 tx.commit().await?;
-                Ok::<_, sqlx::Error>(r.pop().unwrap_or_default())
+                Ok::<_, DbError>(r.pop().unwrap_or_default())
             };
             let run = async {
                 let r = run.await?;
                 if r.iter().any(|x| x.outcome == crate::IngestOutcome::Created) {
                     self.wake_others(crate::WakeTopic::Escalate);
                 }
-                Ok::<_, sqlx::Error>(r)
+                Ok::<_, DbError>(r)
             };
             match run.await {
                 // Two nodes (or requests) raced to open the same alert: the
@@ -220,5 +221,104 @@ impl PgStore {
                 other => return other.map_err(Into::into),
             }
         }
+    }
+}
+
+/// A pooled PostgreSQL connection.
+pub(crate) struct PgConn(sqlx::pool::PoolConnection<sqlx::Postgres>);
+
+/// A PostgreSQL transaction (rolled back when dropped uncommitted).
+pub(crate) struct PgTx(sqlx::Transaction<'static, sqlx::Postgres>);
+
+fn query(
+    sql: &str,
+    args: Vec<Value>,
+) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for a in args {
+        q = match a {
+            Value::Int(x) => q.bind(x),
+            Value::Text(x) => q.bind(x),
+            Value::Bool(x) => q.bind(x),
+            Value::NullInt => q.bind(None::<i64>),
+            Value::NullText => q.bind(None::<String>),
+        };
+    }
+    q
+}
+
+/// PostgreSQL rows as plain values (Tocsin's columns are `BIGINT`, `TEXT`
+/// and, from comparisons, `BOOLEAN`).
+fn rows(rows: Vec<PgRow>) -> Result<Vec<Row>, DbError> {
+    use sqlx::{Column, TypeInfo, ValueRef};
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let names: std::sync::Arc<[String]> = first
+        .columns()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let mut values = Vec::with_capacity(names.len());
+        for (i, c) in r.columns().iter().enumerate() {
+            let ty = c.type_info().name().to_owned();
+            let null = r.try_get_raw(i)?.is_null();
+            values.push(match (ty.as_str(), null) {
+                ("INT8" | "INT4" | "INT2", true) => Value::NullInt,
+                (_, true) => Value::NullText,
+                ("INT8", false) => Value::Int(r.try_get::<i64, _>(i)?),
+                ("INT4", false) => Value::Int(i64::from(r.try_get::<i32, _>(i)?)),
+                ("INT2", false) => Value::Int(i64::from(r.try_get::<i16, _>(i)?)),
+                ("BOOL", false) => Value::Bool(r.try_get::<bool, _>(i)?),
+                ("TEXT" | "VARCHAR" | "NAME" | "BPCHAR", false) => {
+                    Value::Text(r.try_get::<String, _>(i)?)
+                }
+                (other, false) => {
+                    return Err(DbError::Decode(format!(
+                        "column `{}` has type {other}",
+                        c.name()
+                    )));
+                }
+            });
+        }
+        out.push(Row::new(names.clone(), values));
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Conn for PgConn {
+    async fn execute(&mut self, sql: &str, args: Vec<Value>) -> Result<u64, DbError> {
+        Ok(query(sql, args)
+            .execute(&mut *self.0)
+            .await?
+            .rows_affected())
+    }
+
+    async fn fetch(&mut self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, DbError> {
+        rows(query(sql, args).fetch_all(&mut *self.0).await?)
+    }
+}
+
+#[async_trait]
+impl Conn for PgTx {
+    async fn execute(&mut self, sql: &str, args: Vec<Value>) -> Result<u64, DbError> {
+        Ok(query(sql, args)
+            .execute(&mut *self.0)
+            .await?
+            .rows_affected())
+    }
+
+    async fn fetch(&mut self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, DbError> {
+        rows(query(sql, args).fetch_all(&mut *self.0).await?)
+    }
+}
+
+#[async_trait]
+impl Tx for PgTx {
+    async fn commit(self) -> Result<(), DbError> {
+        Ok(self.0.commit().await?)
     }
 }

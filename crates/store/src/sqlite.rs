@@ -1,31 +1,50 @@
-//! SQLite: the default. One file, WAL mode, one writer connection (SQLite
-//! serialises writers anyway; one connection avoids SQLITE_BUSY) and a small
-//! pool of readers.
+//! SQLite: the default. One file in WAL mode, one writer connection (SQLite
+//! serialises writers anyway; one connection never meets `SQLITE_BUSY`) and
+//! a few read-only connections.
+//!
+//! Statements run on the calling task itself through rusqlite, without a
+//! hand-off to another thread per statement: in WAL mode with
+//! `synchronous=NORMAL` a statement and a commit take microseconds, so a
+//! thread round trip would cost more than the work.
 //!
 //! Ingest uses group commit: one writer task takes every request waiting at
-//! that moment, applies each inside its own savepoint, commits once and only
+//! that moment, applies them in one transaction, commits once and only
 //! then answers each. Under load this turns many small commits (each writing
 //! every touched page to the WAL) into one.
 
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, oneshot};
+use rusqlite::OpenFlags;
+use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore, mpsc, oneshot};
 
-use crate::imp::impl_store;
+use crate::db::{Backend, Conn, DbError, Row, Tx, Value};
+use crate::dialect::{Dialect, SQLITE};
 use crate::plan::JobRef;
-use crate::{Actor, IngestResult, RoutedEvent, StoreError};
+use crate::{Actor, IngestResult, RoutedEvent, StoreError, Wake, WakeTopic};
 
 pub struct SqliteStore {
-    write: SqlitePool,
-    read: SqlitePool,
+    writer: Arc<Mutex<rusqlite::Connection>>,
+    readers: Arc<Readers>,
     jobs: mpsc::Sender<Job>,
 }
+
+/// Read-only connections, each used by one task at a time.
+struct Readers {
+    free: std::sync::Mutex<Vec<rusqlite::Connection>>,
+    permits: Semaphore,
+}
+
+/// How many read-only connections a store opens.
+const READERS: usize = 4;
+
+/// Prepared statements each connection keeps (every statement of the store
+/// fits, so none is prepared twice).
+const STATEMENT_CACHE: usize = 256;
 
 /// Most requests one group commit takes.
 const MAX_BATCH: usize = 128;
@@ -50,54 +69,259 @@ impl SqliteStore {
     /// Open (creating if missing) the database at `url` (`sqlite://FILE`)
     /// and apply migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let opts = SqliteConnectOptions::from_str(url)
+        let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("bad SQLite URL: {e}")))?
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // In WAL mode NORMAL keeps every committed transaction across a
-            // process crash; only a power loss may drop the last ones.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true)
-            .pragma("temp_store", "memory")
-            .pragma("cache_size", "-16000");
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(opts.clone())
-            .await
-            .map_err(|e| match e {
-                sqlx::Error::Database(_) | sqlx::Error::Io(_) => StoreError::Config(format!(
-                    "cannot open SQLite database {url}: {e}; check that the directory exists and is writable"
-                )),
-                other => other.into(),
-            })?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&write)
-            .await
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
-        let read = if url.contains(":memory:") {
-            write.clone()
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(4)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect_with(opts.read_only(true))
-                .await?
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5));
+        let path: PathBuf = opts.get_filename().to_path_buf();
+        if url.contains(":memory:") || path.as_os_str().is_empty() {
+            return Err(StoreError::Config(format!(
+                "{url}: an in-memory SQLite database is not supported (each connection would see its own); name a file, such as sqlite:///var/lib/tocsin/tocsin.db"
+            )));
+        }
+        let cannot_open = |e: &dyn std::fmt::Display| {
+            StoreError::Config(format!(
+                "cannot open SQLite database {url}: {e}; check that the directory exists and is writable"
+            ))
         };
+        // Migrations run through sqlx's migrator (its bookkeeping table is
+        // the one earlier versions wrote); then the connection closes.
+        {
+            use sqlx::ConnectOptions;
+            let mut c = opts.connect().await.map_err(|e| cannot_open(&e))?;
+            sqlx::migrate!("./migrations/sqlite")
+                .run(&mut c)
+                .await
+                .map_err(|e| StoreError::Migration(e.to_string()))?;
+            sqlx::Connection::close(c).await.ok();
+        }
+        let writer = open(&path, false).map_err(|e| cannot_open(&e))?;
+        let mut free = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            free.push(open(&path, true).map_err(|e| cannot_open(&e))?);
+        }
+        let writer = Arc::new(Mutex::new(writer));
+        let readers = Arc::new(Readers {
+            free: std::sync::Mutex::new(free),
+            permits: Semaphore::new(READERS),
+        });
         let (jobs, rx) = mpsc::channel(1024);
-        tokio::spawn(run_writer(write.clone(), rx));
-        Ok(SqliteStore { write, read, jobs })
+        tokio::spawn(run_writer(writer.clone(), rx));
+        Ok(SqliteStore {
+            writer,
+            readers,
+            jobs,
+        })
+    }
+}
+
+/// Open one connection with Tocsin's settings.
+fn open(path: &std::path::Path, read_only: bool) -> Result<rusqlite::Connection, rusqlite::Error> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let c = rusqlite::Connection::open_with_flags(path, flags)?;
+    c.busy_timeout(Duration::from_secs(5))?;
+    if !read_only {
+        c.pragma_update(None, "journal_mode", "wal")?;
+        // In WAL mode NORMAL keeps every committed transaction across a
+        // process crash; only a power loss may drop the last ones.
+        c.pragma_update(None, "synchronous", "normal")?;
+    }
+    c.pragma_update(None, "foreign_keys", "on")?;
+    c.pragma_update(None, "temp_store", "memory")?;
+    c.pragma_update(None, "cache_size", -16000)?;
+    c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(c)
+}
+
+/// Bind `args` to a prepared statement by placeholder name: `$2` takes the
+/// second argument wherever it appears (SQLite numbers parameters in the
+/// order they first appear, not by their digits).
+fn bind(st: &mut rusqlite::CachedStatement<'_>, args: &[Value]) -> Result<(), DbError> {
+    for i in 1..=st.parameter_count() {
+        let name = st.parameter_name(i).unwrap_or_default();
+        let n: usize = name
+            .trim_start_matches(['$', '?'])
+            .parse()
+            .map_err(|_| DbError::Decode(format!("placeholder `{name}` is not `$N`")))?;
+        let v = args
+            .get(n.wrapping_sub(1))
+            .ok_or_else(|| DbError::Decode(format!("no argument for `{name}`")))?;
+        match v {
+            Value::Int(x) => st.raw_bind_parameter(i, x)?,
+            Value::Text(x) => st.raw_bind_parameter(i, x)?,
+            Value::Bool(x) => st.raw_bind_parameter(i, x)?,
+            Value::NullInt | Value::NullText => st.raw_bind_parameter(i, rusqlite::types::Null)?,
+        }
+    }
+    Ok(())
+}
+
+fn execute(c: &rusqlite::Connection, sql: &str, args: &[Value]) -> Result<u64, DbError> {
+    let mut st = c.prepare_cached(sql)?;
+    bind(&mut st, args)?;
+    Ok(u64::try_from(st.raw_execute()?).unwrap_or(u64::MAX))
+}
+
+fn fetch(c: &rusqlite::Connection, sql: &str, args: &[Value]) -> Result<Vec<Row>, DbError> {
+    use rusqlite::types::ValueRef;
+    let mut st = c.prepare_cached(sql)?;
+    bind(&mut st, args)?;
+    let names: Arc<[String]> = st.column_names().into_iter().map(str::to_owned).collect();
+    let width = names.len();
+    let mut rows = st.raw_query();
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let mut values = Vec::with_capacity(width);
+        for i in 0..width {
+            values.push(match r.get_ref(i)? {
+                ValueRef::Null => Value::NullText,
+                ValueRef::Integer(x) => Value::Int(x),
+                ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Real(x) => Value::Text(x.to_string()),
+                ValueRef::Blob(_) => {
+                    return Err(DbError::Decode(format!(
+                        "column `{}` holds a blob",
+                        names.get(i).map_or("?", |s| s.as_str())
+                    )));
+                }
+            });
+        }
+        out.push(Row::new(names.clone(), values));
+    }
+    Ok(out)
+}
+
+/// A connection of the store: one of the readers, or the writer.
+pub(crate) enum LiteConn {
+    Reader(Lease),
+    Writer(OwnedMutexGuard<rusqlite::Connection>),
+}
+
+/// A reader taken from the pool; it goes back when dropped.
+pub(crate) struct Lease {
+    conn: Option<rusqlite::Connection>,
+    readers: Arc<Readers>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let (Some(c), Ok(mut free)) = (self.conn.take(), self.readers.free.lock()) {
+            free.push(c);
+        }
+        self.readers.permits.add_permits(1);
+    }
+}
+
+impl LiteConn {
+    fn conn(&self) -> Result<&rusqlite::Connection, DbError> {
+        match self {
+            LiteConn::Reader(l) => l
+                .conn
+                .as_ref()
+                .ok_or_else(|| DbError::Decode("reader already returned".into())),
+            LiteConn::Writer(g) => Ok(g),
+        }
+    }
+}
+
+#[async_trait]
+impl Conn for LiteConn {
+    async fn execute(&mut self, sql: &str, args: Vec<Value>) -> Result<u64, DbError> {
+        execute(self.conn()?, sql, &args)
     }
 
-    /// One node: nobody else to wake.
-    fn wake_others(&self, _topic: crate::WakeTopic) {}
+    async fn fetch(&mut self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, DbError> {
+        fetch(self.conn()?, sql, &args)
+    }
+}
 
-    async fn listen_impl(&self) -> Result<Option<mpsc::Receiver<crate::Wake>>, StoreError> {
-        Ok(None)
+/// The write transaction: `BEGIN IMMEDIATE` on the writer; rolled back when
+/// dropped uncommitted.
+pub(crate) struct LiteTx {
+    conn: OwnedMutexGuard<rusqlite::Connection>,
+    open: bool,
+}
+
+impl LiteTx {
+    async fn begin(writer: &Arc<Mutex<rusqlite::Connection>>) -> Result<Self, DbError> {
+        let conn = writer.clone().lock_owned().await;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(LiteTx { conn, open: true })
+    }
+}
+
+impl Drop for LiteTx {
+    fn drop(&mut self) {
+        if self.open
+            && let Err(e) = self.conn.execute_batch("ROLLBACK")
+        {
+            tracing::warn!(error = %e, "SQLite rollback failed");
+        }
+    }
+}
+
+#[async_trait]
+impl Conn for LiteTx {
+    async fn execute(&mut self, sql: &str, args: Vec<Value>) -> Result<u64, DbError> {
+        execute(&self.conn, sql, &args)
     }
 
-    async fn ingest_impl(
+    async fn fetch(&mut self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, DbError> {
+        fetch(&self.conn, sql, &args)
+    }
+}
+
+#[async_trait]
+impl Tx for LiteTx {
+    async fn commit(mut self) -> Result<(), DbError> {
+        self.conn.execute_batch("COMMIT")?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteStore {
+    type Conn = LiteConn;
+    type Tx = LiteTx;
+    const NAME: &'static str = "sqlite";
+    const SQL: &'static Dialect = &SQLITE;
+
+    async fn reader(&self) -> Result<LiteConn, DbError> {
+        let permit = self
+            .readers
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| DbError::Decode("the SQLite store is closed".into()))?;
+        permit.forget();
+        let conn = self.readers.free.lock().ok().and_then(|mut f| f.pop());
+        let lease = Lease {
+            conn,
+            readers: self.readers.clone(),
+        };
+        if lease.conn.is_none() {
+            return Err(DbError::Decode("no free SQLite reader".into()));
+        }
+        Ok(LiteConn::Reader(lease))
+    }
+
+    async fn writer(&self) -> Result<LiteConn, DbError> {
+        Ok(LiteConn::Writer(self.writer.clone().lock_owned().await))
+    }
+
+    async fn begin(&self) -> Result<LiteTx, DbError> {
+        LiteTx::begin(&self.writer).await
+    }
+
+    async fn ingest(
         &self,
         source_id: &str,
         actor: &Actor,
@@ -120,6 +344,13 @@ impl SqliteStore {
             .await
             .map_err(|_| StoreError::Unavailable("the SQLite writer dropped the request".into()))?
     }
+
+    /// One node: nobody else to wake.
+    fn wake_others(&self, _topic: WakeTopic) {}
+
+    async fn listen(&self) -> Result<Option<mpsc::Receiver<Wake>>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// The group-commit loop: runs until every sender is gone.
@@ -129,7 +360,7 @@ impl SqliteStore {
 /// [`MAX_BATCH`] requests and [`MAX_BATCH_EVENTS`] events. So one source's
 /// storm of big requests delays another source's alert by one batch at
 /// most, not by the whole queue.
-async fn run_writer(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
+async fn run_writer(writer: Arc<Mutex<rusqlite::Connection>>, mut rx: mpsc::Receiver<Job>) {
     let mut waiting: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
     loop {
         if waiting.is_empty() {
@@ -141,7 +372,7 @@ async fn run_writer(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
         while let Ok(j) = rx.try_recv() {
             waiting.push_back(j);
         }
-        commit_batch(&pool, take_batch(&mut waiting)).await;
+        commit_batch(&writer, take_batch(&mut waiting)).await;
     }
 }
 
@@ -189,11 +420,11 @@ fn take_batch(waiting: &mut std::collections::VecDeque<Job>) -> Vec<Job> {
     batch
 }
 
-async fn commit_batch(pool: &SqlitePool, jobs: Vec<Job>) {
+async fn commit_batch(writer: &Arc<Mutex<rusqlite::Connection>>, jobs: Vec<Job>) {
     // The whole batch in one transaction. If any job fails, roll back and
     // run each job in a transaction of its own, so that one bad request
     // cannot fail the others.
-    match run_jobs(pool, &jobs).await {
+    match run_jobs(writer, &jobs).await {
         Ok(results) => {
             for (job, r) in jobs.into_iter().zip(results) {
                 let _ = job.reply.send(Ok(r));
@@ -201,7 +432,7 @@ async fn commit_batch(pool: &SqlitePool, jobs: Vec<Job>) {
         }
         Err(_) if jobs.len() > 1 => {
             for job in jobs {
-                let r = run_jobs(pool, std::slice::from_ref(&job)).await;
+                let r = run_jobs(writer, std::slice::from_ref(&job)).await;
                 let _ = job.reply.send(
                     r.map(|mut v| v.pop().unwrap_or_default())
                         .map_err(StoreError::from),
@@ -209,17 +440,19 @@ async fn commit_batch(pool: &SqlitePool, jobs: Vec<Job>) {
             }
         }
         Err(e) => {
+            let msg = e.to_string();
             for job in jobs {
-                let _ = job
-                    .reply
-                    .send(Err(StoreError::from_message(&e, &e.to_string())));
+                let _ = job.reply.send(Err(StoreError::from_message(&e, &msg)));
             }
         }
     }
 }
 
 /// Apply jobs in one transaction; their results, in order, once committed.
-async fn run_jobs(pool: &SqlitePool, jobs: &[Job]) -> Result<Vec<Vec<IngestResult>>, sqlx::Error> {
+async fn run_jobs(
+    writer: &Arc<Mutex<rusqlite::Connection>>,
+    jobs: &[Job],
+) -> Result<Vec<Vec<IngestResult>>, DbError> {
     let refs: Vec<JobRef<'_>> = jobs
         .iter()
         .map(|j| JobRef {
@@ -229,28 +462,8 @@ async fn run_jobs(pool: &SqlitePool, jobs: &[Job]) -> Result<Vec<Vec<IngestResul
             now: j.now,
         })
         .collect();
-    let mut tx = pool.begin().await?;
-    let results = SqliteStore::ingest_batch(&mut tx, &refs).await?;
+    let mut tx = LiteTx::begin(writer).await?;
+    let results = crate::imp::ingest_batch(&SQLITE, &mut tx, &refs).await?;
     tx.commit().await?;
     Ok(results)
 }
-
-impl_store!(
-    SqliteStore,
-    sqlx::Sqlite,
-    backend = "sqlite",
-    for_update = "",
-    lookup = "SELECT a.id, a.source_id, a.dedup_key, a.status, a.members, a.severity, a.priority, a.summary, a.details, a.links FROM alerts a WHERE a.id IN (SELECT (SELECT MAX(b.id) FROM alerts b WHERE b.source_id = j.value ->> 0 AND b.dedup_key = j.value ->> 1) FROM json_each($1) AS j)",
-    reserve_ids = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'alerts'), 0) + i AS id FROM n ORDER BY i",
-    insert_alerts = "INSERT INTO alerts (id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, resolved_at, resolved_by) SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, j.value ->> 5, j.value ->> 6, j.value ->> 7, j.value ->> 8, j.value ->> 9, j.value ->> 10, j.value ->> 11, j.value ->> 12, j.value ->> 13, j.value ->> 14, j.value ->> 15, j.value ->> 16, j.value ->> 17, j.value ->> 18, j.value ->> 19 FROM json_each($1) AS j ORDER BY j.key",
-    update_alerts = "UPDATE alerts SET status = j.value ->> 1, severity = COALESCE(j.value ->> 2, severity), priority = COALESCE(j.value ->> 3, priority), summary = COALESCE(j.value ->> 4, summary), details = COALESCE(j.value ->> 5, details), labels = COALESCE(j.value ->> 6, labels), links = COALESCE(j.value ->> 7, links), members = COALESCE(j.value ->> 8, members), updated_at = COALESCE(j.value ->> 9, updated_at), last_seen_at = j.value ->> 10, seen_count = seen_count + (j.value ->> 11), resolved_at = COALESCE(j.value ->> 12, resolved_at), resolved_by = COALESCE(j.value ->> 13, resolved_by) FROM json_each($1) AS j WHERE alerts.id = j.value ->> 0",
-    insert_labels = "INSERT INTO alert_labels (alert_id, name, value) SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM json_each($1) AS j WHERE true ON CONFLICT DO NOTHING",
-    insert_timeline = "INSERT INTO alert_timeline (alert_id, at, actor, channel, kind, message) SELECT j.value ->> 'alert_id', j.value ->> 'at', j.value ->> 'actor', j.value ->> 'channel', j.value ->> 'kind', j.value ->> 'message' FROM json_each($1) AS j ORDER BY j.key",
-    insert_steps = "INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) SELECT j.value ->> 0, j.value ->> 1, 0, 0, j.value ->> 2, 'pending', j.value ->> 3 FROM json_each($1) AS j",
-    skip_locked = "",
-    ids_open = "SELECT value FROM json_each(",
-    ids_close = ")",
-    insert_outbox = "INSERT INTO outbox (alert_id, step_id, user_id, contact_id, channel, address, due_at, status, next_attempt_at, created_at) SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, j.value ->> 5, j.value ->> 6, 'pending', j.value ->> 6, j.value ->> 7 FROM json_each($1) AS j ORDER BY j.key",
-    insert_next_steps = "INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, 'pending', j.value ->> 5 FROM json_each($1) AS j ORDER BY j.key",
-    upsert_gates = "INSERT INTO contact_gates (user_id, contact_id, open_at, due_at) SELECT j.value ->> 0, j.value ->> 1, 0, j.value ->> 2 FROM json_each($1) AS j WHERE true ON CONFLICT (user_id, contact_id) DO UPDATE SET due_at = CASE WHEN contact_gates.due_at IS NULL OR excluded.due_at < contact_gates.due_at THEN excluded.due_at ELSE contact_gates.due_at END"
-);
