@@ -80,6 +80,17 @@ impl From<&Option<String>> for Value {
     }
 }
 
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Int(v) => s.serialize_i64(*v),
+            Value::Text(v) => s.serialize_str(v),
+            Value::Bool(v) => s.serialize_bool(*v),
+            Value::NullInt | Value::NullText => s.serialize_none(),
+        }
+    }
+}
+
 /// The arguments of a statement, in placeholder order: `args![a, b]`.
 macro_rules! args {
     ($($v:expr),* $(,)?) => {

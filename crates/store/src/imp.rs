@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tocsin_domain::{AlertStatus, Priority, TimelineKind};
 
 use crate::db::{Backend, Conn, DbError, Row, Tx, Value, args};
-use crate::dialect::Dialect;
+use crate::dialect::{Bulk, Dialect};
 use crate::plan::{JobRef, Key, Newest, Stored, TimelineRow};
 use crate::{
     Actor, Alert, AlertFilter, AlertPage, ChangeEvent, ClaimedBundle, ClaimedStep, Delivery,
@@ -43,6 +43,13 @@ const WINDOW_COLUMNS: &str =
 
 const CHANGE_COLUMNS: &str =
     "id, source_id, service_id, at, received_at, summary, origin, details, links";
+
+/// Conditions on a step's status for statements that name the steps by id.
+/// The status is compared as an expression (`|| ''`), so neither SQLite
+/// nor PostgreSQL walks a status index (every pending step, including next
+/// levels due in minutes) instead of looking the ids up.
+const BY_ID_PENDING: &str = "status || '' = 'pending'";
+const BY_ID_RUNNING: &str = "status || '' = 'running'";
 
 /// A contact's place in the queue: its oldest pending page.
 const GATE_DUE_AT: &str = "(SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.user_id = contact_gates.user_id AND o.contact_id = contact_gates.contact_id AND o.status = 'pending')";
@@ -155,18 +162,35 @@ fn in_ids(d: &Dialect, param: &str) -> String {
     format!("{}{param}{}", d.ids_open, d.ids_close)
 }
 
-/// Append timeline rows with one statement of fixed text (rows travel as a
-/// JSON array, so it is prepared once per connection).
+/// Write `rows` (each in the statement's placeholder order) with `stmt`.
+async fn bulk(tx: &mut impl Conn, stmt: &Bulk, rows: Vec<Vec<Value>>) -> Result<(), DbError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match stmt {
+        Bulk::PerRow(sql) => {
+            for row in rows {
+                tx.execute(sql, row).await?;
+            }
+        }
+        Bulk::JsonArray(sql) => {
+            tx.execute(sql, args![enc(&rows)?]).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Append timeline rows.
 async fn insert_timeline(
     d: &Dialect,
     tx: &mut impl Conn,
     rows: &[TimelineRow],
 ) -> Result<(), DbError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    tx.execute(d.insert_timeline, args![enc(&rows)?]).await?;
-    Ok(())
+    let rows = rows
+        .iter()
+        .map(|r| args![r.alert_id, r.at, &r.actor, &r.channel, r.kind, &r.message])
+        .collect();
+    bulk(tx, &d.insert_timeline, rows).await
 }
 
 /// Make each contact's place in the queue no later than `due` (user,
@@ -186,12 +210,11 @@ async fn upsert_gates(
     if first.is_empty() {
         return Ok(());
     }
-    let rows: Vec<serde_json::Value> = first
+    let rows = first
         .into_iter()
-        .map(|((u, c), at)| serde_json::json!([u, c, at]))
+        .map(|((u, c), at)| args![u, c, at])
         .collect();
-    tx.execute(d.upsert_gates, args![enc(&rows)?]).await?;
-    Ok(())
+    bulk(tx, &d.upsert_gates, rows).await
 }
 
 /// Cancel the pending escalation steps and notifications of an alert.
@@ -284,10 +307,10 @@ pub(crate) async fn ingest_batch(
         let labels = c.map(|c| enc(&c.labels)).transpose()?;
         let links = c.map(|c| enc(&c.links)).transpose()?;
         if a.is_new {
-            inserts.push(serde_json::json!([
+            inserts.push(args![
                 a.id,
-                a.source_id,
-                a.dedup_key,
+                &a.source_id,
+                &a.dedup_key,
                 a.status.as_str(),
                 c.map(|c| c.severity.as_str()),
                 c.map(|c| c.priority.as_str()),
@@ -296,18 +319,18 @@ pub(crate) async fn ingest_batch(
                 labels,
                 links,
                 enc(&a.members)?,
-                a.policy_id,
-                a.service_id,
+                &a.policy_id,
+                &a.service_id,
                 ms(a.detected_at),
                 ms(a.created_at),
                 ms(a.updated_at),
                 ms(a.last_seen_at),
                 a.seen,
                 a.resolved_at.map(ms),
-                a.resolved_by,
-            ]));
+                &a.resolved_by,
+            ]);
         } else {
-            updates.push(serde_json::json!([
+            updates.push(args![
                 a.id,
                 a.status.as_str(),
                 c.map(|c| c.severity.as_str()),
@@ -321,35 +344,29 @@ pub(crate) async fn ingest_batch(
                 ms(a.last_seen_at),
                 a.seen,
                 a.resolved_at.map(ms),
-                a.resolved_by,
-            ]));
+                &a.resolved_by,
+            ]);
         }
     }
-    if !inserts.is_empty() {
-        tx.execute(d.insert_alerts, args![enc(&inserts)?]).await?;
-    }
-    if !updates.is_empty() {
-        tx.execute(d.update_alerts, args![enc(&updates)?]).await?;
-    }
+    bulk(tx, &d.insert_alerts, inserts).await?;
+    bulk(tx, &d.update_alerts, updates).await?;
     // Every new alert starts its escalation at level 1, now.
-    let steps: Vec<serde_json::Value> = plan
+    let steps = plan
         .drafts
         .iter()
         .filter(|a| a.is_new && a.page)
         .filter_map(|a| {
             a.policy_id.as_ref().map(|p| {
-                serde_json::json!([
+                args![
                     a.id,
                     p,
                     ms(a.first_step_at.unwrap_or(a.created_at)),
                     ms(a.created_at)
-                ])
+                ]
             })
         })
         .collect();
-    if !steps.is_empty() {
-        tx.execute(d.insert_steps, args![enc(&steps)?]).await?;
-    }
+    bulk(tx, &d.insert_steps, steps).await?;
     // Alerts the source resolved stop escalating.
     for a in plan
         .drafts
@@ -358,10 +375,12 @@ pub(crate) async fn ingest_batch(
     {
         stop_escalation(tx, a.id).await?;
     }
-    if !plan.labels.is_empty() {
-        tx.execute(d.insert_labels, args![enc(&plan.labels)?])
-            .await?;
-    }
+    let labels = plan
+        .labels
+        .iter()
+        .map(|(id, n, v)| args![*id, n, v])
+        .collect();
+    bulk(tx, &d.insert_labels, labels).await?;
     insert_timeline(d, tx, &plan.timeline).await?;
     Ok(plan.results)
 }
@@ -792,7 +811,7 @@ impl<B: Backend> Store for B {
             rows = tx
                 .fetch(
                     &format!(
-                        "UPDATE escalation_steps SET status = 'running', claim = $1, claimed_until = $2 WHERE id IN (SELECT id FROM escalation_steps WHERE status = 'pending' AND id IN ({}){}) {claimed}",
+                        "UPDATE escalation_steps SET status = 'running', claim = $1, claimed_until = $2 WHERE id IN (SELECT id FROM escalation_steps WHERE id IN ({}) AND {BY_ID_PENDING}{}) {claimed}",
                         in_ids(d, "$3"),
                         d.skip_locked
                     ),
@@ -876,7 +895,7 @@ impl<B: Backend> Store for B {
         claims.sort_unstable();
         claims.dedup();
         let sql = format!(
-            "UPDATE escalation_steps SET status = 'done', done_at = $1 WHERE status = 'running' AND claim = $2 AND id IN ({}) RETURNING id",
+            "UPDATE escalation_steps SET status = 'done', done_at = $1 WHERE id IN ({}) AND {BY_ID_RUNNING} AND claim = $2 RETURNING id",
             in_ids(d, "$3")
         );
         for claim in claims {
@@ -896,26 +915,26 @@ impl<B: Backend> Store for B {
         for (step, done) in items.iter().filter(|(s, _)| held.contains(&s.id)) {
             for p in &done.deliveries {
                 gates.push((p.user_id.clone(), p.contact_id.clone(), ms(p.due_at)));
-                outbox.push(serde_json::json!([
+                outbox.push(args![
                     step.alert_id,
                     step.id,
-                    p.user_id,
-                    p.contact_id,
-                    p.channel,
-                    p.address,
+                    &p.user_id,
+                    &p.contact_id,
+                    &p.channel,
+                    &p.address,
                     ms(p.due_at),
                     ms(now)
-                ]));
+                ]);
             }
             if let Some(n) = done.next {
-                next.push(serde_json::json!([
+                next.push(args![
                     step.alert_id,
-                    step.policy_id,
+                    &step.policy_id,
                     n.level,
                     n.round,
                     ms(n.due_at),
                     ms(now)
-                ]));
+                ]);
             }
             timeline.extend(done.timeline.iter().map(|(k, m)| TimelineRow {
                 alert_id: step.alert_id,
@@ -926,17 +945,14 @@ impl<B: Backend> Store for B {
                 message: m.clone(),
             }));
         }
-        if !outbox.is_empty() {
-            // Each contact's place in the queue, then its pages.
-            upsert_gates(d, &mut tx, gates).await?;
-            tx.execute(d.insert_outbox, args![enc(&outbox)?]).await?;
-        }
-        if !next.is_empty() {
-            tx.execute(d.insert_next_steps, args![enc(&next)?]).await?;
-        }
+        let queued = !outbox.is_empty();
+        // Each contact's place in the queue, then its pages.
+        upsert_gates(d, &mut tx, gates).await?;
+        bulk(&mut tx, &d.insert_outbox, outbox).await?;
+        bulk(&mut tx, &d.insert_next_steps, next).await?;
         insert_timeline(d, &mut tx, &timeline).await?;
         tx.commit().await?;
-        if !outbox.is_empty() {
+        if queued {
             self.wake_others(WakeTopic::Dispatch);
         }
         Ok(items.iter().map(|(s, _)| held.contains(&s.id)).collect())
@@ -1088,7 +1104,7 @@ impl<B: Backend> Store for B {
     ) -> Result<u64, StoreError> {
         /// Pages recorded per transaction: a storm's bundle does not hold
         /// SQLite's one writer for long.
-        const CHUNK: i64 = 2000;
+        const CHUNK: i64 = 500;
         let attempt = b.attempts + 1;
         let note = attempt_note(b, attempt, &outcome);
         let (status, next_at, error, sent_at) = match &outcome {
