@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tocsin::app::{self, ServeOptions};
 use tocsin::client;
 
+/// mimalloc instead of the system allocator: under ingest load, glibc's
+/// malloc and free were about a fifth of the server's CPU (bench/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ABOUT: &str = "Tocsin: self-hosted on-call and incident alerting.
 
 Prometheus Alertmanager posts alerts to Tocsin's webhook, and anything that
