@@ -341,11 +341,9 @@ impl Dispatcher {
     ) {
         let in_flight: InFlight = Arc::default();
         let mut tasks = tokio::task::JoinSet::new();
-        let mut every = tokio::time::interval(poll);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut every = crate::poll_every(poll);
         let renew_every = (self.lease / 3).to_std().unwrap_or(Duration::from_secs(5));
-        let mut renew = tokio::time::interval(renew_every.max(Duration::from_millis(100)));
-        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut renew = crate::poll_every(renew_every.max(Duration::from_millis(100)));
         loop {
             if *stop.borrow() {
                 break;

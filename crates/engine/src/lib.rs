@@ -21,6 +21,15 @@ pub use dispatch::{DispatchReport, Dispatcher, RetryPolicy};
 pub use escalation::{EscalationWorker, TickReport};
 pub use heartbeat::{HeartbeatReport, HeartbeatSpec, HeartbeatWorker};
 
+/// A timer for a worker loop that ticks every `period`. A tick missed while
+/// the loop was busy is not made up in a burst: the next one is a full
+/// period after the loop got back.
+pub fn poll_every(period: std::time::Duration) -> tokio::time::Interval {
+    let mut every = tokio::time::interval(period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every
+}
+
 /// A worker failed to talk to storage; the next tick tries again.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -470,8 +470,7 @@ async fn escalate_loop(
     dispatch_now: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut every = tokio::time::interval(WORKER_POLL);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut every = tocsin_engine::poll_every(WORKER_POLL);
     while !*stop.borrow() {
         // Every poll, and soon after ingest has created alerts.
         tokio::select! {
@@ -536,8 +535,7 @@ async fn heartbeat_loop(
     escalate_now: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut every = tokio::time::interval(WORKER_POLL);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut every = tocsin_engine::poll_every(WORKER_POLL);
     while !*stop.borrow() {
         tokio::select! {
             _ = stop.changed() => continue,
@@ -642,7 +640,7 @@ async fn prune_loop(
         _ = stop.wait_for(|s| *s) => return,
         _ = tokio::time::sleep(Duration::from_secs(60)) => {}
     }
-    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    let mut every = tocsin_engine::poll_every(Duration::from_secs(3600));
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
