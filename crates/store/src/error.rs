@@ -18,11 +18,13 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn is_unique_violation(e: &DbError) -> bool {
+    /// Lost a race with another transaction (two opened the same alert, or
+    /// PostgreSQL broke a deadlock between them): run it again.
+    pub(crate) fn is_lost_race(e: &DbError) -> bool {
         match e {
             DbError::Sqlx(e) => e
                 .as_database_error()
-                .is_some_and(|d| d.is_unique_violation()),
+                .is_some_and(|d| d.is_unique_violation() || d.code().is_some_and(|c| c == "40P01")),
             DbError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
                 f.extended_code,
                 rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE

@@ -10,6 +10,7 @@
 mod db;
 mod dialect;
 mod error;
+mod group;
 mod imp;
 mod model;
 mod plan;

@@ -10,14 +10,16 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
 use crate::db::{Backend, Conn, DbError, Row, Tx, Value};
 use crate::dialect::{Dialect, POSTGRES};
+use crate::group::{Begin, GroupCommit};
 use crate::{Actor, IngestResult, RoutedEvent, StoreError, Wake, WakeTopic};
 
 pub struct PgStore {
     write: PgPool,
     read: PgPool,
-    /// Ingest requests with many events (a storm's big groups) share half
-    /// the pool; small ones (another team's page) never wait behind them.
-    big_ingests: tokio::sync::Semaphore,
+    /// Ingest: group commit, as on SQLite (requests waiting at the same
+    /// moment share one transaction).
+    ingests: Vec<GroupCommit>,
+    next_writer: std::sync::atomic::AtomicUsize,
     /// Topics to tell the other nodes about (see [`PgStore::wake_others`]).
     wakes: std::sync::Arc<Wakes>,
 }
@@ -37,11 +39,12 @@ impl Drop for PgStore {
     }
 }
 
+/// Group-commit writers: requests are handed to them in turn, so a few
+/// transactions run at once (PostgreSQL runs them in parallel).
+const WRITERS: usize = 4;
+
 /// How long wake-ups are gathered before one `NOTIFY` per topic goes out.
 const WAKE_COALESCE: Duration = Duration::from_millis(5);
-
-/// Requests with more events than this count as big.
-const SMALL_REQUEST: usize = 10;
 
 impl PgStore {
     /// Connect to `url` and apply migrations (serialised across nodes by an
@@ -58,7 +61,6 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?;
-        let half = usize::try_from(max_connections.max(2) / 2).unwrap_or(1);
         let wakes = std::sync::Arc::new(Wakes::default());
         tokio::spawn(send_wakes(
             pool.clone(),
@@ -67,8 +69,11 @@ impl PgStore {
         ));
         Ok(PgStore {
             write: pool.clone(),
+            ingests: (0..WRITERS)
+                .map(|_| GroupCommit::start(PgWriter(pool.clone())))
+                .collect(),
+            next_writer: std::sync::atomic::AtomicUsize::new(0),
             read: pool,
-            big_ingests: tokio::sync::Semaphore::new(half),
             wakes,
         })
     }
@@ -184,43 +189,31 @@ impl Backend for PgStore {
         events: Vec<RoutedEvent>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<IngestResult>, StoreError> {
-        let _turn = if events.len() > SMALL_REQUEST {
-            Some(self.big_ingests.acquire().await.map_err(|_| {
-                StoreError::Unavailable("the PostgreSQL store is shutting down".into())
-            })?)
-        } else {
-            None
-        };
-        let mut attempt = 0;
-        loop {
-            let run = async {
-                let mut tx = self.begin().await?;
-                let job = crate::plan::JobRef {
-                    source_id,
-                    actor,
-                    events: &events,
-                    now,
-                };
-                let mut r =
-                    crate::imp::ingest_batch(&POSTGRES, &mut tx, std::slice::from_ref(&job))
-                        .await?;
-                tx.commit().await?;
-                Ok::<_, DbError>(r.pop().unwrap_or_default())
-            };
-            let run = async {
-                let r = run.await?;
-                if r.iter().any(|x| x.outcome == crate::IngestOutcome::Created) {
-                    self.wake_others(crate::WakeTopic::Escalate);
-                }
-                Ok::<_, DbError>(r)
-            };
-            match run.await {
-                // Two nodes (or requests) raced to open the same alert: the
-                // loser retries and then sees the winner's alert.
-                Err(e) if StoreError::is_unique_violation(&e) && attempt < 3 => attempt += 1,
-                other => return other.map_err(Into::into),
-            }
+        let i = self
+            .next_writer
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let writer = self
+            .ingests
+            .get(i % self.ingests.len().max(1))
+            .ok_or_else(|| StoreError::Internal("no ingest writer".into()))?;
+        let r = writer.submit(source_id, actor, events, now).await?;
+        if r.iter().any(|x| x.outcome == crate::IngestOutcome::Created) {
+            self.wake_others(WakeTopic::Escalate);
         }
+        Ok(r)
+    }
+}
+
+/// The pool, as group commit begins its transactions.
+struct PgWriter(PgPool);
+
+#[async_trait]
+impl Begin for PgWriter {
+    type Tx = PgTx;
+    const SQL: &'static Dialect = &POSTGRES;
+
+    async fn begin(&self) -> Result<PgTx, DbError> {
+        Ok(PgTx(self.0.begin().await?))
     }
 }
 

@@ -7,10 +7,8 @@
 //! `synchronous=NORMAL` a statement and a commit take microseconds, so a
 //! thread round trip would cost more than the work.
 //!
-//! Ingest uses group commit: one writer task takes every request waiting at
-//! that moment, applies them in one transaction, commits once and only
-//! then answers each. Under load this turns many small commits (each writing
-//! every touched page to the WAL) into one.
+//! Ingest uses group commit (`group.rs`): under load many small commits,
+//! each writing every touched page to the WAL, become one.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -20,17 +18,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::OpenFlags;
-use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore, mpsc, oneshot};
+use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore, mpsc};
 
 use crate::db::{Backend, Conn, DbError, Row, Tx, Value};
 use crate::dialect::{Dialect, SQLITE};
-use crate::plan::JobRef;
+use crate::group::{Begin, GroupCommit};
 use crate::{Actor, IngestResult, RoutedEvent, StoreError, Wake, WakeTopic};
 
 pub struct SqliteStore {
     writer: Arc<Mutex<rusqlite::Connection>>,
     readers: Arc<Readers>,
-    jobs: mpsc::Sender<Job>,
+    ingests: GroupCommit,
     /// Dropped with the store: the checkpointer thread then ends.
     _checkpointer: std::sync::mpsc::Sender<()>,
 }
@@ -54,25 +52,6 @@ const WAL_CHECKPOINT_PAGES: i64 = 10_000;
 
 /// How often the checkpointer runs.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
-
-/// Most requests one group commit takes.
-const MAX_BATCH: usize = 128;
-
-/// Most events one group commit takes (a request's own events always fit):
-/// a batch holds SQLite's one writer, so an alert storm in big requests must
-/// not keep the workers (another team's page) waiting for long.
-const MAX_BATCH_EVENTS: usize = 300;
-
-/// Requests with at most this many events go first in a batch.
-const SMALL_REQUEST: usize = 10;
-
-struct Job {
-    source_id: String,
-    actor: Actor,
-    events: Vec<RoutedEvent>,
-    now: DateTime<Utc>,
-    reply: oneshot::Sender<Result<Vec<IngestResult>, StoreError>>,
-}
 
 impl SqliteStore {
     /// Open (creating if missing) the database at `url` (`sqlite://FILE`)
@@ -121,12 +100,11 @@ impl SqliteStore {
             free: std::sync::Mutex::new(free),
             permits: Semaphore::new(READERS),
         });
-        let (jobs, rx) = mpsc::channel(1024);
-        tokio::spawn(run_writer(writer.clone(), rx));
+        let ingests = GroupCommit::start(SqliteWriter(writer.clone()));
         Ok(SqliteStore {
             writer,
             readers,
-            jobs,
+            ingests,
             _checkpointer: stop,
         })
     }
@@ -362,21 +340,7 @@ impl Backend for SqliteStore {
         events: Vec<RoutedEvent>,
         now: DateTime<Utc>,
     ) -> Result<Vec<IngestResult>, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let job = Job {
-            source_id: source_id.to_owned(),
-            actor: actor.clone(),
-            events,
-            now,
-            reply,
-        };
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the SQLite writer dropped the request".into()))?
+        self.ingests.submit(source_id, actor, events, now).await
     }
 
     /// One node: nobody else to wake.
@@ -387,117 +351,15 @@ impl Backend for SqliteStore {
     }
 }
 
-/// The group-commit loop: runs until every sender is gone.
-///
-/// Each batch takes what is waiting, fairly: first the oldest request of
-/// every source and every small request, then the rest in arrival order, up to
-/// [`MAX_BATCH`] requests and [`MAX_BATCH_EVENTS`] events. So one source's
-/// storm of big requests delays another source's alert by one batch at
-/// most, not by the whole queue.
-async fn run_writer(writer: Arc<Mutex<rusqlite::Connection>>, mut rx: mpsc::Receiver<Job>) {
-    let mut waiting: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
-    loop {
-        if waiting.is_empty() {
-            match rx.recv().await {
-                Some(j) => waiting.push_back(j),
-                None => return,
-            }
-        }
-        while let Ok(j) = rx.try_recv() {
-            waiting.push_back(j);
-        }
-        commit_batch(&writer, take_batch(&mut waiting)).await;
-    }
-}
+/// The writer, as group commit begins its transactions.
+struct SqliteWriter(Arc<Mutex<rusqlite::Connection>>);
 
-/// The next batch from `waiting` (never empty when `waiting` is not).
-fn take_batch(waiting: &mut std::collections::VecDeque<Job>) -> Vec<Job> {
-    let mut picked = vec![false; waiting.len()];
-    let mut events = 0usize;
-    let mut count = 0usize;
-    let mut seen = std::collections::HashSet::new();
-    // The oldest request of each source, then everything in order.
-    for first_pass in [true, false] {
-        for (i, j) in waiting.iter().enumerate() {
-            if count >= MAX_BATCH {
-                break;
-            }
-            let already = picked.get(i).copied().unwrap_or(true);
-            // First pass: the oldest request of each source, and every
-            // small one (another team's page in a storm of big groups from
-            // the same Alertmanager).
-            let small = j.events.len() <= SMALL_REQUEST;
-            if already || (first_pass && !small && !seen.insert(j.source_id.as_str())) {
-                continue;
-            }
-            // A request's own events always fit into an empty batch.
-            if count > 0 && events + j.events.len() > MAX_BATCH_EVENTS {
-                continue;
-            }
-            if let Some(p) = picked.get_mut(i) {
-                *p = true;
-            }
-            events += j.events.len();
-            count += 1;
-        }
-    }
-    let mut batch = Vec::with_capacity(count);
-    let mut rest = std::collections::VecDeque::with_capacity(waiting.len() - count);
-    for (j, p) in waiting.drain(..).zip(picked) {
-        if p {
-            batch.push(j);
-        } else {
-            rest.push_back(j);
-        }
-    }
-    *waiting = rest;
-    batch
-}
+#[async_trait]
+impl Begin for SqliteWriter {
+    type Tx = LiteTx;
+    const SQL: &'static Dialect = &SQLITE;
 
-async fn commit_batch(writer: &Arc<Mutex<rusqlite::Connection>>, jobs: Vec<Job>) {
-    // The whole batch in one transaction. If any job fails, roll back and
-    // run each job in a transaction of its own, so that one bad request
-    // cannot fail the others.
-    match run_jobs(writer, &jobs).await {
-        Ok(results) => {
-            for (job, r) in jobs.into_iter().zip(results) {
-                let _ = job.reply.send(Ok(r));
-            }
-        }
-        Err(_) if jobs.len() > 1 => {
-            for job in jobs {
-                let r = run_jobs(writer, std::slice::from_ref(&job)).await;
-                let _ = job.reply.send(
-                    r.map(|mut v| v.pop().unwrap_or_default())
-                        .map_err(StoreError::from),
-                );
-            }
-        }
-        Err(e) => {
-            let msg = e.to_string();
-            for job in jobs {
-                let _ = job.reply.send(Err(StoreError::from_message(&e, &msg)));
-            }
-        }
+    async fn begin(&self) -> Result<LiteTx, DbError> {
+        LiteTx::begin(&self.0).await
     }
-}
-
-/// Apply jobs in one transaction; their results, in order, once committed.
-async fn run_jobs(
-    writer: &Arc<Mutex<rusqlite::Connection>>,
-    jobs: &[Job],
-) -> Result<Vec<Vec<IngestResult>>, DbError> {
-    let refs: Vec<JobRef<'_>> = jobs
-        .iter()
-        .map(|j| JobRef {
-            source_id: &j.source_id,
-            actor: &j.actor,
-            events: &j.events,
-            now: j.now,
-        })
-        .collect();
-    let mut tx = LiteTx::begin(writer).await?;
-    let results = crate::imp::ingest_batch(&SQLITE, &mut tx, &refs).await?;
-    tx.commit().await?;
-    Ok(results)
 }
