@@ -157,6 +157,17 @@ fn all<T>(rows: &[Row], f: impl Fn(&Row) -> Result<T, DbError>) -> Result<Vec<T>
     Ok(rows.iter().map(f).collect::<Result<Vec<_>, _>>()?)
 }
 
+/// Run a read on one of the readers; each row through `f`.
+async fn read_all<B: Backend, T>(
+    b: &B,
+    sql: &str,
+    args: Vec<Value>,
+    f: impl Fn(&Row) -> Result<T, DbError> + Send,
+) -> Result<Vec<T>, StoreError> {
+    let rows = b.reader().await?.fetch(sql, args).await?;
+    all(&rows, f)
+}
+
 /// `ids` as the one parameter of an `IN (…)` list.
 fn in_ids(d: &Dialect, param: &str) -> String {
     format!("{}{param}{}", d.ids_open, d.ids_close)
@@ -454,20 +465,18 @@ impl<B: Backend> Store for B {
     }
 
     async fn objects(&self, kind: &str) -> Result<Vec<ProvisionedObject>, StoreError> {
-        let rows = self
-            .reader()
-            .await?
-            .fetch(
-                "SELECT id, spec FROM provisioned_objects WHERE kind = $1 ORDER BY id",
-                args![kind],
-            )
-            .await?;
-        all(&rows, |r| {
-            Ok(ProvisionedObject {
-                id: r.get("id")?,
-                spec: r.json("spec")?,
-            })
-        })
+        read_all(
+            self,
+            "SELECT id, spec FROM provisioned_objects WHERE kind = $1 ORDER BY id",
+            args![kind],
+            |r| {
+                Ok(ProvisionedObject {
+                    id: r.get("id")?,
+                    spec: r.json("spec")?,
+                })
+            },
+        )
+        .await
     }
 
     async fn source_key(
@@ -593,15 +602,12 @@ impl<B: Backend> Store for B {
     }
 
     async fn timeline(&self, alert_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
-        let rows = self
-            .reader()
-            .await?
-            .fetch(
-                "SELECT id, alert_id, at, kind, actor, channel, message FROM alert_timeline WHERE alert_id = $1 ORDER BY id",
-                args![alert_id],
-            )
-            .await?;
-        all(&rows, entry_from_row)
+        read_all(
+            self,
+            "SELECT id, alert_id, at, kind, actor, channel, message FROM alert_timeline WHERE alert_id = $1 ORDER BY id",
+            args![alert_id],
+            entry_from_row)
+        .await
     }
 
     async fn transition(
@@ -1220,15 +1226,11 @@ impl<B: Backend> Store for B {
     }
 
     async fn steps(&self, alert_id: i64) -> Result<Vec<EscalationStep>, StoreError> {
-        let rows = self
-            .reader()
-            .await?
-            .fetch(
-                "SELECT id, alert_id, policy_id, level, round, due_at, status FROM escalation_steps WHERE alert_id = $1 ORDER BY id",
-                args![alert_id],
-            )
-            .await?;
-        all(&rows, |r| {
+        read_all(
+            self,
+            "SELECT id, alert_id, policy_id, level, round, due_at, status FROM escalation_steps WHERE alert_id = $1 ORDER BY id",
+            args![alert_id],
+            |r| {
             Ok(EscalationStep {
                 id: r.get("id")?,
                 alert_id: r.get("alert_id")?,
@@ -1239,18 +1241,15 @@ impl<B: Backend> Store for B {
                 status: r.get("status")?,
             })
         })
+        .await
     }
 
     async fn deliveries(&self, alert_id: i64) -> Result<Vec<Delivery>, StoreError> {
-        let rows = self
-            .reader()
-            .await?
-            .fetch(
-                "SELECT id, alert_id, step_id, user_id, contact_id, channel, address, due_at, status, attempts, last_error, sent_at FROM outbox WHERE alert_id = $1 ORDER BY id",
-                args![alert_id],
-            )
-            .await?;
-        all(&rows, |r| {
+        read_all(
+            self,
+            "SELECT id, alert_id, step_id, user_id, contact_id, channel, address, due_at, status, attempts, last_error, sent_at FROM outbox WHERE alert_id = $1 ORDER BY id",
+            args![alert_id],
+            |r| {
             Ok(Delivery {
                 id: r.get("id")?,
                 alert_id: r.get("alert_id")?,
@@ -1266,6 +1265,7 @@ impl<B: Backend> Store for B {
                 sent_at: r.time_opt("sent_at")?,
             })
         })
+        .await
     }
 
     async fn create_maintenance(
@@ -1309,15 +1309,12 @@ impl<B: Backend> Store for B {
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<MaintenanceWindow>, StoreError> {
-        let rows = self
-            .reader()
-            .await?
-            .fetch(
-                &format!("SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE ended_at IS NULL AND ends_at > $1 ORDER BY starts_at, id"),
-                args![ms(now)],
-            )
-            .await?;
-        all(&rows, window_from_row)
+        read_all(
+            self,
+            &format!("SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE ended_at IS NULL AND ends_at > $1 ORDER BY starts_at, id"),
+            args![ms(now)],
+            window_from_row)
+        .await
     }
 
     async fn count_by_status(&self) -> Result<Vec<(AlertStatus, i64)>, StoreError> {
@@ -1452,24 +1449,22 @@ impl<B: Backend> Store for B {
     }
 
     async fn heartbeat_rows(&self) -> Result<Vec<HeartbeatRow>, StoreError> {
-        let rows = self
-            .reader()
-            .await?
-            .fetch(
-                "SELECT id, state, last_ping_at, due_at, pings, alert_id FROM heartbeats ORDER BY id",
-                args![],
-            )
-            .await?;
-        all(&rows, |r| {
-            Ok(HeartbeatRow {
-                id: r.get("id")?,
-                state: r.get("state")?,
-                last_ping_at: r.time("last_ping_at")?,
-                due_at: r.time("due_at")?,
-                pings: r.get("pings")?,
-                alert_id: r.get("alert_id")?,
-            })
-        })
+        read_all(
+            self,
+            "SELECT id, state, last_ping_at, due_at, pings, alert_id FROM heartbeats ORDER BY id",
+            args![],
+            |r| {
+                Ok(HeartbeatRow {
+                    id: r.get("id")?,
+                    state: r.get("state")?,
+                    last_ping_at: r.time("last_ping_at")?,
+                    due_at: r.time("due_at")?,
+                    pings: r.get("pings")?,
+                    alert_id: r.get("alert_id")?,
+                })
+            },
+        )
+        .await
     }
 
     async fn changes(
@@ -1477,14 +1472,11 @@ impl<B: Backend> Store for B {
         service_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ChangeEvent>, StoreError> {
-        let rows = self
-            .reader()
-            .await?
-            .fetch(
-                &format!("SELECT {CHANGE_COLUMNS} FROM change_events WHERE ($1 IS NULL OR service_id = $1) ORDER BY at DESC, id DESC LIMIT $2"),
-                args![service_id, i64::from(limit)],
-            )
-            .await?;
-        all(&rows, change_from_row)
+        read_all(
+            self,
+            &format!("SELECT {CHANGE_COLUMNS} FROM change_events WHERE ($1 IS NULL OR service_id = $1) ORDER BY at DESC, id DESC LIMIT $2"),
+            args![service_id, i64::from(limit)],
+            change_from_row)
+        .await
     }
 }

@@ -124,15 +124,15 @@ impl Backend for PgStore {
     const SQL: &'static Dialect = &POSTGRES;
 
     async fn reader(&self) -> Result<PgConn, DbError> {
-        Ok(PgConn(self.read.acquire().await?))
+        Ok(Pg(self.read.acquire().await?))
     }
 
     async fn writer(&self) -> Result<PgConn, DbError> {
-        Ok(PgConn(self.write.acquire().await?))
+        Ok(Pg(self.write.acquire().await?))
     }
 
     async fn begin(&self) -> Result<PgTx, DbError> {
-        Ok(PgTx(self.write.begin().await?))
+        Ok(Pg(self.write.begin().await?))
     }
 
     /// Tell the other nodes that work was queued (`NOTIFY` soon after).
@@ -213,15 +213,16 @@ impl Begin for PgWriter {
     const SQL: &'static Dialect = &POSTGRES;
 
     async fn begin(&self) -> Result<PgTx, DbError> {
-        Ok(PgTx(self.0.begin().await?))
+        Ok(Pg(self.0.begin().await?))
     }
 }
 
-/// A pooled PostgreSQL connection.
-pub(crate) struct PgConn(sqlx::pool::PoolConnection<sqlx::Postgres>);
+/// A PostgreSQL connection: pooled (`PgConn`) or in a transaction (`PgTx`,
+/// rolled back when dropped uncommitted).
+pub(crate) struct Pg<C>(C);
 
-/// A PostgreSQL transaction (rolled back when dropped uncommitted).
-pub(crate) struct PgTx(sqlx::Transaction<'static, sqlx::Postgres>);
+pub(crate) type PgConn = Pg<sqlx::pool::PoolConnection<sqlx::Postgres>>;
+pub(crate) type PgTx = Pg<sqlx::Transaction<'static, sqlx::Postgres>>;
 
 fn query(
     sql: &str,
@@ -282,21 +283,10 @@ fn rows(rows: Vec<PgRow>) -> Result<Vec<Row>, DbError> {
 }
 
 #[async_trait]
-impl Conn for PgConn {
-    async fn execute(&mut self, sql: &str, args: Vec<Value>) -> Result<u64, DbError> {
-        Ok(query(sql, args)
-            .execute(&mut *self.0)
-            .await?
-            .rows_affected())
-    }
-
-    async fn fetch(&mut self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, DbError> {
-        rows(query(sql, args).fetch_all(&mut *self.0).await?)
-    }
-}
-
-#[async_trait]
-impl Conn for PgTx {
+impl<C> Conn for Pg<C>
+where
+    C: std::ops::DerefMut<Target = sqlx::PgConnection> + Send,
+{
     async fn execute(&mut self, sql: &str, args: Vec<Value>) -> Result<u64, DbError> {
         Ok(query(sql, args)
             .execute(&mut *self.0)
