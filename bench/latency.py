@@ -18,8 +18,6 @@ many messages the one responder got for the whole storm.
 """
 import json
 import os
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,11 +27,13 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from common import build_release, firing, free_port, summaries, webhook
+from common import covered as covered_by
+
 RATE = int(os.environ.get("RATE", "100"))
 SECONDS = int(os.environ.get("SECONDS", "30"))
 BUNDLE = os.environ.get("BUNDLE", "0s")
 KEY = "latency-bench-key-0123456789abcdef"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 sent = {}
 received = {}
@@ -48,11 +48,11 @@ class Sink(BaseHTTPRequestHandler):
         now = time.monotonic()
         try:
             doc = json.loads(body)
-            summaries = [doc["alert"]["summary"]] + [b["summary"] for b in doc.get("also", [])]
+            names = summaries(doc)
             with lock:
                 messages[0] += 1
-                covered[0] += 1 + int(doc.get("also_count", 0))
-                for summary in summaries:
+                covered[0] += covered_by(doc)
+                for summary in names:
                     received.setdefault(summary, now)
         except (ValueError, KeyError, TypeError):
             pass
@@ -63,34 +63,14 @@ class Sink(BaseHTTPRequestHandler):
         pass
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def body(i):
-    alert = {
-        "status": "firing",
-        "labels": {"alertname": "LatencyProbe", "probe": str(i), "severity": "critical"},
-        "annotations": {"summary": f"lat-{i}"},
-        "startsAt": "2026-11-21T05:00:00.000Z",
-        "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "",
-        "fingerprint": f"{i:016x}",
-    }
-    return json.dumps({
-        "receiver": "tocsin", "status": "firing", "alerts": [alert],
-        "groupLabels": {"probe": str(i)}, "commonLabels": alert["labels"], "commonAnnotations": alert["annotations"],
-        "externalURL": "http://am", "version": "4", "groupKey": f'{{}}:{{probe="{i}"}}', "truncatedAlerts": 0,
-    }).encode()
+    labels = {"alertname": "LatencyProbe", "probe": str(i), "severity": "critical"}
+    annotations = {"summary": f"lat-{i}"}
+    return webhook("probe", str(i), [firing(labels, annotations, f"{i:016x}")], labels, annotations)
 
 
 def main():
-    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "tocsin"], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    tocsin = build_release()
     sink = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     sink_url = f"http://127.0.0.1:{sink.server_address[1]}/hook"
@@ -107,7 +87,7 @@ users:
 escalation_policies: [{{id: p, levels: [{{notify: ["user:u"], escalate_after: 1h}}]}}]
 sources: [{{id: bench, type: prometheus, escalation_policy: p, key: {KEY}}}]
 """)
-    server = subprocess.Popen([os.path.join(ROOT, "target/release/tocsin"), "serve", "--config", cfg],
+    server = subprocess.Popen([tocsin, "serve", "--config", cfg],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TOCSIN_LOG": "warn"})
     try:
         url = f"http://127.0.0.1:{port}"

@@ -20,8 +20,6 @@ time; stops by itself.
 """
 import json
 import os
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +28,8 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from common import build_release, covered, firing, free_port, summaries, webhook
 
 ALERTS = int(os.environ.get("ALERTS", "100000"))
 BURSTS = int(os.environ.get("BURSTS", "10"))
@@ -40,7 +40,6 @@ PROBE_EVERY = 1.2  # s; each bystander is probed every BYSTANDERS * PROBE_EVERY 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 STORM_KEY = "storm-bench-key-0123456789abcdef"
 OTHER_KEY = "other-bench-key-0123456789abcdef"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 lock = threading.Lock()
 storm_messages = []  # (monotonic time, alerts covered)
@@ -59,9 +58,9 @@ class Sink(BaseHTTPRequestHandler):
             doc = json.loads(body)
             if self.path == "/storm":
                 with lock:
-                    storm_messages.append((now, 1 + int(doc.get("also_count", 0))))
+                    storm_messages.append((now, covered(doc)))
             else:
-                names = [doc["alert"]["summary"]] + [b["summary"] for b in doc.get("also", [])]
+                names = summaries(doc)
                 with lock:
                     for n in names:
                         probe_got.setdefault(n, now)
@@ -74,30 +73,9 @@ class Sink(BaseHTTPRequestHandler):
         pass
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def webhook(group, alerts):
-    return json.dumps({
-        "receiver": "tocsin", "status": "firing", "alerts": alerts,
-        "groupLabels": {"g": group}, "commonLabels": {"g": group}, "commonAnnotations": {},
-        "externalURL": "http://am", "version": "4", "groupKey": f'{{}}:{{g="{group}"}}', "truncatedAlerts": 0,
-    }).encode()
-
-
 def alert(name, i):
-    return {
-        "status": "firing",
-        "labels": {"alertname": name, "instance": f"host-{i}", "severity": "critical"},
-        "annotations": {"summary": f"{name}-{i}"},
-        "startsAt": "2026-11-21T05:00:00.000Z", "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "", "fingerprint": f"{abs(hash((name, i))):016x}",
-    }
+    return firing({"alertname": name, "instance": f"host-{i}", "severity": "critical"},
+                  {"summary": f"{name}-{i}"}, f"{abs(hash((name, i))):016x}")
 
 
 def rss_peak_mb(pid):
@@ -118,8 +96,7 @@ def metric(url, name):
 
 
 def main():
-    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "tocsin"], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    tocsin = build_release()
     sink = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
     sink.daemon_threads = True
     threading.Thread(target=sink.serve_forever, daemon=True).start()
@@ -147,7 +124,7 @@ sources:
   - {{id: storm, type: prometheus, grouping: alert, escalation_policy: storm, key: {STORM_KEY}}}
   - {{id: other, type: prometheus, grouping: alert, escalation_policy: p0, key: {OTHER_KEY}}}
 """)
-    server = subprocess.Popen([os.path.join(ROOT, "target/release/tocsin"), "serve", "--config", cfg],
+    server = subprocess.Popen([tocsin, "serve", "--config", cfg],
                               stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "tocsin.log"), "w"),
                               env={**os.environ, "TOCSIN_LOG": "warn"})
     url = f"http://127.0.0.1:{port}"
@@ -191,7 +168,7 @@ sources:
                 a["annotations"]["summary"] = name
                 with lock:
                     probe_sent[name] = time.monotonic()
-                threading.Thread(target=post, args=(OTHER_KEY, webhook(name, [a]), name), daemon=True).start()
+                threading.Thread(target=post, args=(OTHER_KEY, webhook("g", name, [a]), name), daemon=True).start()
                 n += 1
                 done.wait(PROBE_EVERY)
 
@@ -205,7 +182,7 @@ sources:
                 for r in range(0, per_burst, PER_REQUEST):
                     base = burst * per_burst + r
                     alerts = [alert("Storm", base + j) for j in range(min(PER_REQUEST, per_burst - r))]
-                    futures.append(pool.submit(post, STORM_KEY, webhook(f"storm-{base}", alerts)))
+                    futures.append(pool.submit(post, STORM_KEY, webhook("g", f"storm-{base}", alerts)))
                 for f in futures:
                     f.result()
                 if burst + 1 < BURSTS:

@@ -18,6 +18,10 @@ pub(crate) enum Bulk {
 
 /// One backend's variants.
 pub(crate) struct Dialect {
+    /// Pages a bundle's result records per transaction. SQLite's one
+    /// writer is held meanwhile (every ingest waits), so its chunks are
+    /// short; PostgreSQL locks only the rows.
+    pub bundle_chunk: i64,
     /// Appended to a `SELECT` that reads rows the transaction will change (PostgreSQL locks them; SQLite has one writer).
     pub for_update: &'static str,
     /// The newest alert of each (source, dedup key) in a JSON array `[[source, key], …]`, locked for the transaction.
@@ -50,6 +54,7 @@ pub(crate) struct Dialect {
 
 /// SQLite 3.45 or later (JSON `->>`, `RETURNING`, `UPDATE … FROM`).
 pub(crate) const SQLITE: Dialect = Dialect {
+    bundle_chunk: 500,
     for_update: "",
     lookup: "SELECT a.id, a.source_id, a.dedup_key, a.status, a.members, a.severity, a.priority, a.summary, a.details, a.links FROM alerts a WHERE a.id IN (SELECT (SELECT MAX(b.id) FROM alerts b WHERE b.source_id = j.value ->> 0 AND b.dedup_key = j.value ->> 1) FROM json_each($1) AS j)",
     reserve_ids: "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'alerts'), 0) + i AS id FROM n ORDER BY i",
@@ -84,6 +89,7 @@ pub(crate) const SQLITE: Dialect = Dialect {
 
 /// PostgreSQL 13 or later.
 pub(crate) const POSTGRES: Dialect = Dialect {
+    bundle_chunk: 2000,
     for_update: " FOR UPDATE",
     lookup: "SELECT a.id, a.source_id, a.dedup_key, a.status, a.members, a.severity, a.priority, a.summary, a.details, a.links FROM jsonb_array_elements($1::jsonb) AS j(v) JOIN LATERAL (SELECT b.id FROM alerts b WHERE b.source_id = j.v ->> 0 AND b.dedup_key = j.v ->> 1 ORDER BY b.id DESC LIMIT 1) AS newest ON true JOIN alerts a ON a.id = newest.id FOR UPDATE OF a",
     reserve_ids: "SELECT nextval(pg_get_serial_sequence('alerts', 'id')) AS id FROM generate_series(1, $1::bigint) AS g(i) ORDER BY g.i",

@@ -1108,9 +1108,7 @@ impl<B: Backend> Store for B {
         outcome: DeliveryOutcome,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        /// Pages recorded per transaction: a storm's bundle does not hold
-        /// SQLite's one writer for long.
-        const CHUNK: i64 = 500;
+        let chunk = B::SQL.bundle_chunk;
         let attempt = b.attempts + 1;
         let note = attempt_note(b, attempt, &outcome);
         let (status, next_at, error, sent_at) = match &outcome {
@@ -1151,7 +1149,7 @@ impl<B: Backend> Store for B {
                         ms(b.cutoff),
                         b.first_page,
                         b.last_page,
-                        CHUNK
+                        chunk
                     ],
                 )
                 .await?;
@@ -1175,7 +1173,7 @@ impl<B: Backend> Store for B {
                 .collect();
             insert_timeline(B::SQL, &mut tx, &timeline).await?;
             recorded += u64::try_from(n).unwrap_or(0);
-            if n == CHUNK {
+            if n == chunk {
                 tx.commit().await?;
                 continue;
             }

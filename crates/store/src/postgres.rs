@@ -18,8 +18,11 @@ pub struct PgStore {
     read: PgPool,
     /// Ingest: group commit, as on SQLite (requests waiting at the same
     /// moment share one transaction).
-    ingests: Vec<GroupCommit>,
-    next_writer: std::sync::atomic::AtomicUsize,
+    /// Group-commit writers for small requests (another team's page) and
+    /// for big ones (a storm's big groups), so that a small request never
+    /// waits behind a batch of big ones.
+    small_ingests: Writers,
+    big_ingests: Writers,
     /// Topics to tell the other nodes about (see [`PgStore::wake_others`]).
     wakes: std::sync::Arc<Wakes>,
 }
@@ -39,9 +42,36 @@ impl Drop for PgStore {
     }
 }
 
-/// Group-commit writers: requests are handed to them in turn, so a few
-/// transactions run at once (PostgreSQL runs them in parallel).
-const WRITERS: usize = 4;
+/// Group-commit writers of each kind: requests are handed to them in turn,
+/// so a few transactions run at once (PostgreSQL runs them in parallel).
+const WRITERS: usize = 2;
+
+/// Requests with more events than this count as big.
+const SMALL_REQUEST: usize = 10;
+
+/// Writers that take requests in turn.
+struct Writers {
+    writers: Vec<GroupCommit>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Writers {
+    fn start(pool: &PgPool) -> Self {
+        Writers {
+            writers: (0..WRITERS)
+                .map(|_| GroupCommit::start(PgWriter(pool.clone())))
+                .collect(),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn next(&self) -> Result<&GroupCommit, StoreError> {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.writers
+            .get(i % self.writers.len().max(1))
+            .ok_or_else(|| StoreError::Internal("no ingest writer".into()))
+    }
+}
 
 /// How long wake-ups are gathered before one `NOTIFY` per topic goes out.
 const WAKE_COALESCE: Duration = Duration::from_millis(5);
@@ -69,10 +99,8 @@ impl PgStore {
         ));
         Ok(PgStore {
             write: pool.clone(),
-            ingests: (0..WRITERS)
-                .map(|_| GroupCommit::start(PgWriter(pool.clone())))
-                .collect(),
-            next_writer: std::sync::atomic::AtomicUsize::new(0),
+            small_ingests: Writers::start(&pool),
+            big_ingests: Writers::start(&pool),
             read: pool,
             wakes,
         })
@@ -189,13 +217,11 @@ impl Backend for PgStore {
         events: Vec<RoutedEvent>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<IngestResult>, StoreError> {
-        let i = self
-            .next_writer
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let writer = self
-            .ingests
-            .get(i % self.ingests.len().max(1))
-            .ok_or_else(|| StoreError::Internal("no ingest writer".into()))?;
+        let writer = if events.len() > SMALL_REQUEST {
+            self.big_ingests.next()?
+        } else {
+            self.small_ingests.next()?
+        };
         let r = writer.submit(source_id, actor, events, now).await?;
         if r.iter().any(|x| x.outcome == crate::IngestOutcome::Created) {
             self.wake_others(WakeTopic::Escalate);

@@ -2,10 +2,11 @@
 //! serialises writers anyway; one connection never meets `SQLITE_BUSY`) and
 //! a few read-only connections.
 //!
-//! Statements run on the calling task itself through rusqlite, without a
+//! Writes run on the calling task itself through rusqlite, without a
 //! hand-off to another thread per statement: in WAL mode with
 //! `synchronous=NORMAL` a statement and a commit take microseconds, so a
-//! thread round trip would cost more than the work.
+//! thread round trip would cost more than the work. Reads, which may scan
+//! many rows, run on a blocking thread.
 //!
 //! Ingest uses group commit (`group.rs`): under load many small commits,
 //! each writing every touched page to the WAL, become one.
@@ -231,26 +232,49 @@ impl Drop for Lease {
     }
 }
 
-impl LiteConn {
-    fn conn(&self) -> Result<&rusqlite::Connection, DbError> {
-        match self {
-            LiteConn::Reader(l) => l
-                .conn
-                .as_ref()
-                .ok_or_else(|| DbError::Decode("reader already returned".into())),
-            LiteConn::Writer(g) => Ok(g),
-        }
+impl Lease {
+    /// Run `f` on this reader on a blocking thread: a read may scan many
+    /// rows (a storm's bundle), and on a runtime worker it would stall
+    /// every task waiting there, ingest included.
+    async fn run<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let conn = self
+            .conn
+            .take()
+            .ok_or_else(|| DbError::Decode("the SQLite reader was lost".into()))?;
+        let (conn, r) = tokio::task::spawn_blocking(move || {
+            let r = f(&conn);
+            (conn, r)
+        })
+        .await
+        .map_err(|e| DbError::Decode(format!("a SQLite read failed: {e}")))?;
+        self.conn = Some(conn);
+        r
     }
 }
 
 #[async_trait]
 impl Conn for LiteConn {
     async fn execute(&mut self, sql: &str, args: Vec<Value>) -> Result<u64, DbError> {
-        execute(self.conn()?, sql, &args)
+        match self {
+            LiteConn::Reader(l) => {
+                let sql = sql.to_owned();
+                l.run(move |c| execute(c, &sql, &args)).await
+            }
+            LiteConn::Writer(g) => execute(g, sql, &args),
+        }
     }
 
     async fn fetch(&mut self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, DbError> {
-        fetch(self.conn()?, sql, &args)
+        match self {
+            LiteConn::Reader(l) => {
+                let sql = sql.to_owned();
+                l.run(move |c| fetch(c, &sql, &args)).await
+            }
+            LiteConn::Writer(g) => fetch(g, sql, &args),
+        }
     }
 }
 
