@@ -272,8 +272,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Begin a write transaction.
     async fn begin(&self) -> Result<Self::Tx, DbError>;
 
-    /// Apply one request's events (group commit on SQLite; on PostgreSQL
-    /// its own transaction, retried when two nodes race to open an alert).
+    /// Apply one request's events: handed to a group-commit writer
+    /// (`group.rs`), answered once committed.
     async fn ingest(
         &self,
         source_id: &str,

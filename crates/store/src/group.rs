@@ -77,8 +77,9 @@ const MAX_BATCH: usize = 128;
 /// team's page) waiting for long.
 const MAX_BATCH_EVENTS: usize = 300;
 
-/// Requests with at most this many events go first in a batch.
-const SMALL_REQUEST: usize = 10;
+/// Requests with at most this many events count as small: they go first in
+/// a batch (and on PostgreSQL have writers of their own).
+pub(crate) const SMALL_REQUEST: usize = 10;
 
 struct Job {
     source_id: String,

@@ -10,7 +10,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
 use crate::db::{Backend, Conn, DbError, Row, Tx, Value};
 use crate::dialect::{Dialect, POSTGRES};
-use crate::group::{Begin, GroupCommit};
+use crate::group::{Begin, GroupCommit, SMALL_REQUEST};
 use crate::{Actor, IngestResult, RoutedEvent, StoreError, Wake, WakeTopic};
 
 pub struct PgStore {
@@ -45,9 +45,6 @@ impl Drop for PgStore {
 /// Group-commit writers of each kind: requests are handed to them in turn,
 /// so a few transactions run at once (PostgreSQL runs them in parallel).
 const WRITERS: usize = 2;
-
-/// Requests with more events than this count as big.
-const SMALL_REQUEST: usize = 10;
 
 /// Writers that take requests in turn.
 struct Writers {
