@@ -60,10 +60,10 @@ impl EscalationWorker {
         self.run_due(&crate::FixedClock(now)).await
     }
 
-    /// Run due steps round after round until none is due, each round as of
-    /// the time `clock` tells then: a step that falls due (or is created)
-    /// while a storm's backlog is worked off is in the next round, not
-    /// after the whole backlog.
+    /// Run due steps round after round while a round may have left some
+    /// behind, each round as of the time `clock` tells then: a step that
+    /// falls due (or is created) while a storm's backlog is worked off is
+    /// in the next round, not after the whole backlog.
     pub async fn run_due(&self, clock: &dyn crate::Clock) -> Result<TickReport, EngineError> {
         let mut report = TickReport::default();
         loop {
@@ -73,11 +73,15 @@ impl EscalationWorker {
                 .store
                 .claim_due_steps(now, self.lease, self.batch, &claim)
                 .await?;
-            // A level with nobody to notify writes its next step due `now`;
-            // the next round claims it. Stop when a round claims nothing.
             if steps.is_empty() {
                 break;
             }
+            // Another round only when this one may have left due steps
+            // behind: it was full, or a level with nobody to notify wrote
+            // its next step due `now`. Steps that ingest creates meanwhile
+            // wake the worker again; a round each would cost two
+            // transactions for a handful of steps.
+            let full = steps.len() >= usize::try_from(self.batch).unwrap_or(usize::MAX);
             report.claimed += steps.len();
             report.taken_over += steps.iter().filter(|s| s.taken_over).count();
             let planned: Vec<(ClaimedStep, StepDone)> = steps
@@ -87,6 +91,10 @@ impl EscalationWorker {
                     (step, done)
                 })
                 .collect();
+            let again = full
+                || planned
+                    .iter()
+                    .any(|(_, d)| d.next.as_ref().is_some_and(|n| n.due_at <= now));
             let queued: Vec<(usize, DateTime<Utc>)> = planned
                 .iter()
                 .map(|(s, d)| (d.deliveries.len(), s.due_at))
@@ -106,6 +114,9 @@ impl EscalationWorker {
                 } else {
                     report.skipped += 1;
                 }
+            }
+            if !again {
+                break;
             }
         }
         Ok(report)
@@ -205,10 +216,10 @@ impl EscalationWorker {
                     }
                 })
                 .collect();
-            timeline.push((
-                TimelineKind::Notification,
-                format!("queued: {}", list.join(", ")),
-            ));
+            // On the level's own entry: one row a step, not two.
+            if let Some((_, note)) = timeline.first_mut() {
+                note.push_str(&format!("; queued: {}", list.join(", ")));
+            }
         }
         let next = plan.next.map(|(p, due_at)| NextStep {
             level: i64::try_from(p.level).unwrap_or(i64::MAX),

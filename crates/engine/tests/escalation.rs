@@ -167,10 +167,10 @@ async fn whole_high_escalation(e: Env) {
     assert_eq!(
         tl,
         [
-            "level 1: notifying alice (on call in primary)",
-            "level 2: notifying carol",
-            "level 1: notifying alice (on call in primary) (repeat 1 of 1)",
-            "level 2: notifying carol (repeat 1 of 1)",
+            "level 1: notifying alice (on call in primary); queued: alice by email, alice by sms in 60s",
+            "level 2: notifying carol; queued: carol by email",
+            "level 1: notifying alice (on call in primary) (repeat 1 of 1); queued: alice by email, alice by sms in 60s",
+            "level 2: notifying carol (repeat 1 of 1); queued: carol by email",
             "nobody accepted after 2 runs of escalation policy `main`; the alert stays pending",
         ]
     );

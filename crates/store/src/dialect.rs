@@ -16,6 +16,24 @@ pub(crate) enum Bulk {
     JsonArray(&'static str),
 }
 
+/// A read of many keys or a count.
+pub(crate) enum KeyLookup {
+    /// Run once per key with its parts as `$1…` (SQLite).
+    PerKey(&'static str),
+    /// Run once with every key in one JSON array parameter `$1`
+    /// (PostgreSQL).
+    JsonArray(&'static str),
+}
+
+/// How alert ids are reserved before their rows are written.
+pub(crate) enum ReserveIds {
+    /// Returns the last id handed out (`last`); the reserved ones are the
+    /// next `n` (SQLite: one writer, so nobody takes them meanwhile).
+    After(&'static str),
+    /// Returns `$1` ids from the sequence (`id`), ascending.
+    Sequence(&'static str),
+}
+
 /// One backend's variants.
 pub(crate) struct Dialect {
     /// Pages a bundle's result records per transaction. SQLite's one
@@ -24,16 +42,20 @@ pub(crate) struct Dialect {
     pub bundle_chunk: i64,
     /// Appended to a `SELECT` that reads rows the transaction will change (PostgreSQL locks them; SQLite has one writer).
     pub for_update: &'static str,
-    /// The newest alert of each (source, dedup key) in a JSON array `[[source, key], …]`, locked for the transaction.
-    pub lookup: &'static str,
-    /// Reserve `$1` alert ids, ascending.
-    pub reserve_ids: &'static str,
+    /// The newest alert of each (source, dedup key) (per key: `$1`, `$2`;
+    /// at once: a JSON array `[[source, key], …]`), locked for the
+    /// transaction.
+    pub lookup: KeyLookup,
+    /// Reserve alert ids.
+    pub reserve_ids: ReserveIds,
     /// Insert alerts given as a JSON array of rows.
     pub insert_alerts: Bulk,
     /// Update alerts given as a JSON array of rows (NULL keeps a column).
     pub update_alerts: Bulk,
-    /// Insert label pairs `[[alert, name, value], …]`.
-    pub insert_labels: Bulk,
+    /// An alert list's label filter: the alert (`alerts`) has the pair
+    /// `{n}` = `{v}` (placeholders put in for them), in its common labels
+    /// or a member's.
+    pub has_label: &'static str,
     /// Append timeline entries, in order.
     pub insert_timeline: Bulk,
     /// Insert the first escalation step of new alerts.
@@ -56,17 +78,19 @@ pub(crate) struct Dialect {
 pub(crate) const SQLITE: Dialect = Dialect {
     bundle_chunk: 500,
     for_update: "",
-    lookup: "SELECT a.id, a.source_id, a.dedup_key, a.status, a.members, a.severity, a.priority, a.summary, a.details, a.links FROM alerts a WHERE a.id IN (SELECT (SELECT MAX(b.id) FROM alerts b WHERE b.source_id = j.value ->> 0 AND b.dedup_key = j.value ->> 1) FROM json_each($1) AS j)",
-    reserve_ids: "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'alerts'), 0) + i AS id FROM n ORDER BY i",
+    lookup: KeyLookup::PerKey(
+        "SELECT id, source_id, dedup_key, status, members, severity, priority, summary, details, links FROM alerts WHERE source_id = $1 AND dedup_key = $2 ORDER BY id DESC LIMIT 1",
+    ),
+    reserve_ids: ReserveIds::After(
+        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'alerts'), 0) AS last",
+    ),
     insert_alerts: Bulk::PerRow(
-        "INSERT INTO alerts (id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, resolved_at, resolved_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+        "INSERT INTO alerts (id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, resolved_at, resolved_by, extra_labels) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
     ),
     update_alerts: Bulk::PerRow(
-        "UPDATE alerts SET status = $2, severity = COALESCE($3, severity), priority = COALESCE($4, priority), summary = COALESCE($5, summary), details = COALESCE($6, details), labels = COALESCE($7, labels), links = COALESCE($8, links), members = COALESCE($9, members), updated_at = COALESCE($10, updated_at), last_seen_at = $11, seen_count = seen_count + $12, resolved_at = COALESCE($13, resolved_at), resolved_by = COALESCE($14, resolved_by) WHERE id = $1",
+        "UPDATE alerts SET status = $2, severity = COALESCE($3, severity), priority = COALESCE($4, priority), summary = COALESCE($5, summary), details = COALESCE($6, details), labels = COALESCE($7, labels), links = COALESCE($8, links), members = COALESCE($9, members), updated_at = COALESCE($10, updated_at), last_seen_at = $11, seen_count = seen_count + $12, resolved_at = COALESCE($13, resolved_at), resolved_by = COALESCE($14, resolved_by), extra_labels = COALESCE($15, extra_labels) WHERE id = $1",
     ),
-    insert_labels: Bulk::PerRow(
-        "INSERT INTO alert_labels (alert_id, name, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    ),
+    has_label: "(EXISTS (SELECT 1 FROM json_each(alerts.labels) AS j WHERE j.key = {n} AND j.value = {v}) OR EXISTS (SELECT 1 FROM json_each(alerts.extra_labels) AS j WHERE j.value ->> 0 = {n} AND j.value ->> 1 = {v}))",
     insert_timeline: Bulk::PerRow(
         "INSERT INTO alert_timeline (alert_id, at, actor, channel, kind, message) VALUES ($1, $2, $3, $4, $5, $6)",
     ),
@@ -91,17 +115,19 @@ pub(crate) const SQLITE: Dialect = Dialect {
 pub(crate) const POSTGRES: Dialect = Dialect {
     bundle_chunk: 2000,
     for_update: " FOR UPDATE",
-    lookup: "SELECT a.id, a.source_id, a.dedup_key, a.status, a.members, a.severity, a.priority, a.summary, a.details, a.links FROM jsonb_array_elements($1::jsonb) AS j(v) JOIN LATERAL (SELECT b.id FROM alerts b WHERE b.source_id = j.v ->> 0 AND b.dedup_key = j.v ->> 1 ORDER BY b.id DESC LIMIT 1) AS newest ON true JOIN alerts a ON a.id = newest.id FOR UPDATE OF a",
-    reserve_ids: "SELECT nextval(pg_get_serial_sequence('alerts', 'id')) AS id FROM generate_series(1, $1::bigint) AS g(i) ORDER BY g.i",
+    lookup: KeyLookup::JsonArray(
+        "SELECT a.id, a.source_id, a.dedup_key, a.status, a.members, a.severity, a.priority, a.summary, a.details, a.links FROM jsonb_array_elements($1::jsonb) AS j(v) JOIN LATERAL (SELECT b.id FROM alerts b WHERE b.source_id = j.v ->> 0 AND b.dedup_key = j.v ->> 1 ORDER BY b.id DESC LIMIT 1) AS newest ON true JOIN alerts a ON a.id = newest.id FOR UPDATE OF a",
+    ),
+    reserve_ids: ReserveIds::Sequence(
+        "SELECT nextval(pg_get_serial_sequence('alerts', 'id')) AS id FROM generate_series(1, $1::bigint) AS g(i) ORDER BY g.i",
+    ),
     insert_alerts: Bulk::JsonArray(
-        "INSERT INTO alerts (id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, resolved_at, resolved_by) SELECT (j.v ->> 0)::bigint, j.v ->> 1, j.v ->> 2, j.v ->> 3, j.v ->> 4, j.v ->> 5, j.v ->> 6, j.v ->> 7, j.v ->> 8, j.v ->> 9, j.v ->> 10, j.v ->> 11, j.v ->> 12, (j.v ->> 13)::bigint, (j.v ->> 14)::bigint, (j.v ->> 15)::bigint, (j.v ->> 16)::bigint, (j.v ->> 17)::bigint, (j.v ->> 18)::bigint, j.v ->> 19 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
+        "INSERT INTO alerts (id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, resolved_at, resolved_by, extra_labels) SELECT (j.v ->> 0)::bigint, j.v ->> 1, j.v ->> 2, j.v ->> 3, j.v ->> 4, j.v ->> 5, j.v ->> 6, j.v ->> 7, j.v ->> 8, j.v ->> 9, j.v ->> 10, j.v ->> 11, j.v ->> 12, (j.v ->> 13)::bigint, (j.v ->> 14)::bigint, (j.v ->> 15)::bigint, (j.v ->> 16)::bigint, (j.v ->> 17)::bigint, (j.v ->> 18)::bigint, j.v ->> 19, j.v ->> 20 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
     ),
     update_alerts: Bulk::JsonArray(
-        "UPDATE alerts SET status = j.v ->> 1, severity = COALESCE(j.v ->> 2, alerts.severity), priority = COALESCE(j.v ->> 3, alerts.priority), summary = COALESCE(j.v ->> 4, alerts.summary), details = COALESCE(j.v ->> 5, alerts.details), labels = COALESCE(j.v ->> 6, alerts.labels), links = COALESCE(j.v ->> 7, alerts.links), members = COALESCE(j.v ->> 8, alerts.members), updated_at = COALESCE((j.v ->> 9)::bigint, alerts.updated_at), last_seen_at = (j.v ->> 10)::bigint, seen_count = alerts.seen_count + (j.v ->> 11)::bigint, resolved_at = COALESCE((j.v ->> 12)::bigint, alerts.resolved_at), resolved_by = COALESCE(j.v ->> 13, alerts.resolved_by) FROM jsonb_array_elements($1::jsonb) AS j(v) WHERE alerts.id = (j.v ->> 0)::bigint",
+        "UPDATE alerts SET status = j.v ->> 1, severity = COALESCE(j.v ->> 2, alerts.severity), priority = COALESCE(j.v ->> 3, alerts.priority), summary = COALESCE(j.v ->> 4, alerts.summary), details = COALESCE(j.v ->> 5, alerts.details), labels = COALESCE(j.v ->> 6, alerts.labels), links = COALESCE(j.v ->> 7, alerts.links), members = COALESCE(j.v ->> 8, alerts.members), updated_at = COALESCE((j.v ->> 9)::bigint, alerts.updated_at), last_seen_at = (j.v ->> 10)::bigint, seen_count = alerts.seen_count + (j.v ->> 11)::bigint, resolved_at = COALESCE((j.v ->> 12)::bigint, alerts.resolved_at), resolved_by = COALESCE(j.v ->> 13, alerts.resolved_by), extra_labels = COALESCE(j.v ->> 14, alerts.extra_labels) FROM jsonb_array_elements($1::jsonb) AS j(v) WHERE alerts.id = (j.v ->> 0)::bigint",
     ),
-    insert_labels: Bulk::JsonArray(
-        "INSERT INTO alert_labels (alert_id, name, value) SELECT (j.v ->> 0)::bigint, j.v ->> 1, j.v ->> 2 FROM jsonb_array_elements($1::jsonb) AS j(v) ON CONFLICT DO NOTHING",
-    ),
+    has_label: "(alerts.labels::jsonb ->> {n}::text = {v}::text OR alerts.extra_labels::jsonb @> jsonb_build_array(jsonb_build_array({n}::text, {v}::text)))",
     insert_timeline: Bulk::JsonArray(
         "INSERT INTO alert_timeline (alert_id, at, actor, channel, kind, message) SELECT (j.v ->> 0)::bigint, (j.v ->> 1)::bigint, j.v ->> 2, j.v ->> 3, j.v ->> 4, j.v ->> 5 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
     ),

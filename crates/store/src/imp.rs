@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tocsin_domain::{AlertStatus, Priority, TimelineKind};
 
 use crate::db::{Backend, Conn, DbError, Row, Tx, Value, args};
-use crate::dialect::{Bulk, Dialect};
+use crate::dialect::{Bulk, Dialect, KeyLookup, ReserveIds};
 use crate::plan::{JobRef, Key, Newest, Stored, TimelineRow};
 use crate::{
     Actor, Alert, AlertFilter, AlertPage, ChangeEvent, ClaimedBundle, ClaimedStep, Delivery,
@@ -278,7 +278,17 @@ pub(crate) async fn ingest_batch(
     keys.dedup();
     let mut newest = HashMap::with_capacity(keys.len());
     if !keys.is_empty() {
-        for r in tx.fetch(d.lookup, args![enc(&keys)?]).await? {
+        let rows = match &d.lookup {
+            KeyLookup::PerKey(sql) => {
+                let mut rows = Vec::with_capacity(keys.len());
+                for (source, key) in &keys {
+                    rows.extend(tx.fetch_optional(sql, args![*source, *key]).await?);
+                }
+                rows
+            }
+            KeyLookup::JsonArray(sql) => tx.fetch(sql, args![enc(&keys)?]).await?,
+        };
+        for r in rows {
             let key: Key = (r.get("source_id")?, r.get("dedup_key")?);
             newest.insert(
                 key,
@@ -302,12 +312,18 @@ pub(crate) async fn ingest_batch(
     let n_new = plan.new_alerts();
     if n_new > 0 {
         let n = i64::try_from(n_new).unwrap_or(i64::MAX);
-        let ids: Vec<i64> = tx
-            .fetch(d.reserve_ids, args![n])
-            .await?
-            .iter()
-            .map(|r| r.get::<i64>("id"))
-            .collect::<Result<_, _>>()?;
+        let ids: Vec<i64> = match &d.reserve_ids {
+            ReserveIds::After(sql) => {
+                let last: i64 = tx.fetch_one(sql, args![]).await?.get("last")?;
+                (1..=n).map(|i| last + i).collect()
+            }
+            ReserveIds::Sequence(sql) => tx
+                .fetch(sql, args![n])
+                .await?
+                .iter()
+                .map(|r| r.get::<i64>("id"))
+                .collect::<Result<_, _>>()?,
+        };
         plan.assign_ids(&ids);
     }
 
@@ -316,6 +332,7 @@ pub(crate) async fn ingest_batch(
     for a in &plan.drafts {
         let c = a.content.as_ref();
         let labels = c.map(|c| enc(&c.labels)).transpose()?;
+        let extra_labels = c.map(|c| enc(&c.extra_labels)).transpose()?;
         let links = c.map(|c| enc(&c.links)).transpose()?;
         if a.is_new {
             inserts.push(args![
@@ -339,6 +356,7 @@ pub(crate) async fn ingest_batch(
                 a.seen,
                 a.resolved_at.map(ms),
                 &a.resolved_by,
+                extra_labels,
             ]);
         } else {
             updates.push(args![
@@ -356,6 +374,7 @@ pub(crate) async fn ingest_batch(
                 a.seen,
                 a.resolved_at.map(ms),
                 &a.resolved_by,
+                extra_labels,
             ]);
         }
     }
@@ -386,12 +405,6 @@ pub(crate) async fn ingest_batch(
     {
         stop_escalation(tx, a.id).await?;
     }
-    let labels = plan
-        .labels
-        .iter()
-        .map(|(id, n, v)| args![*id, n, v])
-        .collect();
-    bulk(tx, &d.insert_labels, labels).await?;
     insert_timeline(d, tx, &plan.timeline).await?;
     Ok(plan.results)
 }
@@ -568,9 +581,8 @@ impl<B: Backend> Store for B {
         for (n, v) in &f.labels {
             let pn = next(n.into());
             let pv = next(v.into());
-            sql.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM alert_labels l WHERE l.alert_id = alerts.id AND l.name = {pn} AND l.value = {pv})"
-            ));
+            sql.push_str(" AND ");
+            sql.push_str(&B::SQL.has_label.replace("{n}", &pn).replace("{v}", &pv));
         }
         if let Some(b) = f.before_id {
             sql.push_str(&format!(" AND id < {}", next(b.into())));
@@ -1216,7 +1228,7 @@ impl<B: Backend> Store for B {
             .reader()
             .await?
             .fetch_one(
-                "SELECT COUNT(*) AS n FROM outbox WHERE status IN ('pending', 'running')",
+                "SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending'",
                 args![],
             )
             .await?;

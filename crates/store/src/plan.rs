@@ -51,6 +51,9 @@ pub(crate) struct Content {
     pub summary: String,
     pub details: String,
     pub labels: BTreeMap<String, String>,
+    /// The members' label pairs that `labels` (the common ones) lacks, so
+    /// a label filter finds a group by any member's label.
+    pub extra_labels: Vec<(String, String)>,
     pub links: Vec<Link>,
 }
 
@@ -96,7 +99,6 @@ pub(crate) struct TimelineRow {
 
 pub(crate) struct Plan {
     pub drafts: Vec<Draft>,
-    pub labels: Vec<(i64, String, String)>,
     pub timeline: Vec<TimelineRow>,
     pub results: Vec<Vec<IngestResult>>,
 }
@@ -121,9 +123,6 @@ impl Plan {
         };
         for d in &mut self.drafts {
             d.id = real(d.id);
-        }
-        for l in &mut self.labels {
-            l.0 = real(l.0);
         }
         for t in &mut self.timeline {
             t.alert_id = real(t.alert_id);
@@ -222,6 +221,12 @@ fn content(ev: &tocsin_domain::AlertEvent) -> Content {
         summary: ev.summary.clone(),
         details: ev.details.clone(),
         labels: ev.labels.clone(),
+        extra_labels: ev
+            .all_labels
+            .iter()
+            .filter(|(n, v)| ev.labels.get(n) != Some(v))
+            .cloned()
+            .collect(),
         links: ev.links.clone(),
     }
 }
@@ -231,7 +236,6 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
     let mut drafts: Vec<Draft> = Vec::new();
     // Key → index in `drafts` of its newest alert, once the batch touched it.
     let mut by_key: HashMap<Key, usize> = HashMap::new();
-    let mut labels = Vec::new();
     let mut timeline = Vec::new();
     let mut results = Vec::with_capacity(jobs.len());
     let mut next_temp = -1;
@@ -324,20 +328,16 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                         page: routed.page,
                     });
                     by_key.insert(key, drafts.len() - 1);
-                    labels.extend(
-                        ev.all_labels
-                            .iter()
-                            .map(|(n, v)| (id, n.clone(), v.clone())),
-                    );
+                    // One entry says what was created and where it went:
+                    // ingest writes as few rows an alert as it can.
                     note(
                         id,
                         TimelineKind::Created,
                         format!(
-                            "created: {} ({}, {} priority; {counts})",
-                            ev.summary, ev.severity, ev.priority
+                            "created: {} ({}, {} priority; {counts}); {}",
+                            ev.summary, ev.severity, ev.priority, routed.route_note
                         ),
                     );
-                    note(id, TimelineKind::Routed, routed.route_note.clone());
                     for n in &ev.notes {
                         note(id, TimelineKind::Note, n.clone());
                     }
@@ -372,11 +372,6 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                     d.last_seen_at = now;
                     d.seen += 1;
                     d.dirty = true;
-                    labels.extend(
-                        ev.all_labels
-                            .iter()
-                            .map(|(n, v)| (alert_id, n.clone(), v.clone())),
-                    );
                     if let Some(at) = resolve_at {
                         d.status = AlertStatus::Resolved;
                         d.resolved_at = Some(at);
@@ -463,7 +458,6 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
     drafts.retain(|d| d.dirty);
     Plan {
         drafts,
-        labels,
         timeline,
         results,
     }

@@ -147,6 +147,14 @@ fn open(path: &std::path::Path, read_only: bool) -> Result<rusqlite::Connection,
         c.pragma_update(None, "synchronous", "normal")?;
     }
     c.pragma_update(None, "foreign_keys", "on")?;
+    // A statement keeps the plan it was prepared with whatever its bound
+    // values. Without this SQLite prepares anew, at every run, a statement
+    // whose plan a bound value may change (`LIMIT $n` is one): measured,
+    // the step claim took 226 µs a run instead of about 40.
+    c.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     c.pragma_update(None, "temp_store", "memory")?;
     c.pragma_update(None, "cache_size", -16000)?;
     c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -288,7 +296,7 @@ pub(crate) struct LiteTx {
 impl LiteTx {
     async fn begin(writer: &Arc<Mutex<rusqlite::Connection>>) -> Result<Self, DbError> {
         let conn = writer.clone().lock_owned().await;
-        conn.execute_batch("BEGIN IMMEDIATE")?;
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         Ok(LiteTx { conn, open: true })
     }
 }
@@ -317,7 +325,7 @@ impl Conn for LiteTx {
 #[async_trait]
 impl Tx for LiteTx {
     async fn commit(mut self) -> Result<(), DbError> {
-        self.conn.execute_batch("COMMIT")?;
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
         self.open = false;
         Ok(())
     }

@@ -238,9 +238,7 @@ async fn group_lifecycle_is_idempotent_and_mapped() {
         .collect();
     assert_eq!(
         kinds,
-        [
-            "created", "routed", "updated", "updated", "resolved", "ignored"
-        ]
+        ["created", "updated", "updated", "resolved", "ignored"]
     );
     assert_eq!(detail["timeline"][0]["actor"], "source:am");
     assert_eq!(detail["timeline"][0]["channel"], "prometheus webhook");
@@ -273,7 +271,7 @@ async fn per_alert_grouping_and_fallback_routing() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["kind"] == "routed")
+        .find(|e| e["kind"] == "created")
         .unwrap();
     assert!(
         routed["message"]
@@ -560,7 +558,6 @@ async fn api_needs_tokens_and_roles() {
         tl,
         [
             ("created", "source:am"),
-            ("routed", "source:am"),
             ("accepted", "token:oncall"),
             ("comment", "token:oncall"),
             ("comment", "token:admin"),
