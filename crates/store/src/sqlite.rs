@@ -51,8 +51,12 @@ const STATEMENT_CACHE: usize = 256;
 /// the [`checkpointer`].
 const WAL_CHECKPOINT_PAGES: i64 = 10_000;
 
-/// How often the checkpointer runs.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// How often the checkpointer runs. Often: the database file's fsync at
+/// the end of a checkpoint costs with the pages it copied, and a long wait
+/// lets the WAL reach the writer's backstop (measured at 16 connections:
+/// ingest p99 18.9 ms at 100 ms, 11.7 ms at 50 ms, 8.3 ms at 20 ms). An
+/// idle checkpoint finds nothing to copy and costs microseconds.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(20);
 
 impl SqliteStore {
     /// Open (creating if missing) the database at `url` (`sqlite://FILE`)
