@@ -44,7 +44,8 @@ pub(crate) struct Dialect {
     pub for_update: &'static str,
     /// The newest alert of each (source, dedup key) (per key: `$1`, `$2`;
     /// at once: a JSON array `[[source, key], …]`), locked for the
-    /// transaction.
+    /// transaction: the open one if any (`resolved_seq = 0`), else the
+    /// last resolved, two seeks in `alerts_by_key`.
     pub lookup: KeyLookup,
     /// Reserve alert ids.
     pub reserve_ids: ReserveIds,
@@ -79,16 +80,16 @@ pub(crate) const SQLITE: Dialect = Dialect {
     bundle_chunk: 500,
     for_update: "",
     lookup: KeyLookup::PerKey(
-        "SELECT id, source_id, dedup_key, status, members, severity, priority, summary, details, links FROM alerts WHERE source_id = $1 AND dedup_key = $2 ORDER BY id DESC LIMIT 1",
+        "SELECT id, source_id, dedup_key, status, members, severity, priority, summary, details, links FROM alerts WHERE id = COALESCE((SELECT id FROM alerts WHERE source_id = $1 AND dedup_key = $2 AND resolved_seq = 0), (SELECT MAX(resolved_seq) FROM alerts WHERE source_id = $1 AND dedup_key = $2))",
     ),
     reserve_ids: ReserveIds::After(
         "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'alerts'), 0) AS last",
     ),
     insert_alerts: Bulk::PerRow(
-        "INSERT INTO alerts (id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, resolved_at, resolved_by, extra_labels) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+        "INSERT INTO alerts (id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, resolved_at, resolved_by, extra_labels, resolved_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, CASE WHEN $4 = 'resolved' THEN $1 ELSE 0 END)",
     ),
     update_alerts: Bulk::PerRow(
-        "UPDATE alerts SET status = $2, severity = COALESCE($3, severity), priority = COALESCE($4, priority), summary = COALESCE($5, summary), details = COALESCE($6, details), labels = COALESCE($7, labels), links = COALESCE($8, links), members = COALESCE($9, members), updated_at = COALESCE($10, updated_at), last_seen_at = $11, seen_count = seen_count + $12, resolved_at = COALESCE($13, resolved_at), resolved_by = COALESCE($14, resolved_by), extra_labels = COALESCE($15, extra_labels) WHERE id = $1",
+        "UPDATE alerts SET status = $2, severity = COALESCE($3, severity), priority = COALESCE($4, priority), summary = COALESCE($5, summary), details = COALESCE($6, details), labels = COALESCE($7, labels), links = COALESCE($8, links), members = COALESCE($9, members), updated_at = COALESCE($10, updated_at), last_seen_at = $11, seen_count = seen_count + $12, resolved_at = COALESCE($13, resolved_at), resolved_by = COALESCE($14, resolved_by), extra_labels = COALESCE($15, extra_labels), resolved_seq = CASE WHEN $2 = 'resolved' THEN id ELSE 0 END WHERE id = $1",
     ),
     has_label: "(EXISTS (SELECT 1 FROM json_each(alerts.labels) AS j WHERE j.key = {n} AND j.value = {v}) OR EXISTS (SELECT 1 FROM json_each(alerts.extra_labels) AS j WHERE j.value ->> 0 = {n} AND j.value ->> 1 = {v}))",
     insert_timeline: Bulk::PerRow(
@@ -116,16 +117,16 @@ pub(crate) const POSTGRES: Dialect = Dialect {
     bundle_chunk: 2000,
     for_update: " FOR UPDATE",
     lookup: KeyLookup::JsonArray(
-        "SELECT a.id, a.source_id, a.dedup_key, a.status, a.members, a.severity, a.priority, a.summary, a.details, a.links FROM jsonb_array_elements($1::jsonb) AS j(v) JOIN LATERAL (SELECT b.id FROM alerts b WHERE b.source_id = j.v ->> 0 AND b.dedup_key = j.v ->> 1 ORDER BY b.id DESC LIMIT 1) AS newest ON true JOIN alerts a ON a.id = newest.id FOR UPDATE OF a",
+        "SELECT a.id, a.source_id, a.dedup_key, a.status, a.members, a.severity, a.priority, a.summary, a.details, a.links FROM jsonb_array_elements($1::jsonb) AS j(v) JOIN LATERAL (SELECT COALESCE((SELECT b.id FROM alerts b WHERE b.source_id = j.v ->> 0 AND b.dedup_key = j.v ->> 1 AND b.resolved_seq = 0), (SELECT MAX(b.resolved_seq) FROM alerts b WHERE b.source_id = j.v ->> 0 AND b.dedup_key = j.v ->> 1)) AS id) AS newest ON true JOIN alerts a ON a.id = newest.id FOR UPDATE OF a",
     ),
     reserve_ids: ReserveIds::Sequence(
         "SELECT nextval(pg_get_serial_sequence('alerts', 'id')) AS id FROM generate_series(1, $1::bigint) AS g(i) ORDER BY g.i",
     ),
     insert_alerts: Bulk::JsonArray(
-        "INSERT INTO alerts (id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, resolved_at, resolved_by, extra_labels) SELECT (j.v ->> 0)::bigint, j.v ->> 1, j.v ->> 2, j.v ->> 3, j.v ->> 4, j.v ->> 5, j.v ->> 6, j.v ->> 7, j.v ->> 8, j.v ->> 9, j.v ->> 10, j.v ->> 11, j.v ->> 12, (j.v ->> 13)::bigint, (j.v ->> 14)::bigint, (j.v ->> 15)::bigint, (j.v ->> 16)::bigint, (j.v ->> 17)::bigint, (j.v ->> 18)::bigint, j.v ->> 19, j.v ->> 20 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
+        "INSERT INTO alerts (id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, resolved_at, resolved_by, extra_labels, resolved_seq) SELECT (j.v ->> 0)::bigint, j.v ->> 1, j.v ->> 2, j.v ->> 3, j.v ->> 4, j.v ->> 5, j.v ->> 6, j.v ->> 7, j.v ->> 8, j.v ->> 9, j.v ->> 10, j.v ->> 11, j.v ->> 12, (j.v ->> 13)::bigint, (j.v ->> 14)::bigint, (j.v ->> 15)::bigint, (j.v ->> 16)::bigint, (j.v ->> 17)::bigint, (j.v ->> 18)::bigint, j.v ->> 19, j.v ->> 20, CASE WHEN j.v ->> 3 = 'resolved' THEN (j.v ->> 0)::bigint ELSE 0 END FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
     ),
     update_alerts: Bulk::JsonArray(
-        "UPDATE alerts SET status = j.v ->> 1, severity = COALESCE(j.v ->> 2, alerts.severity), priority = COALESCE(j.v ->> 3, alerts.priority), summary = COALESCE(j.v ->> 4, alerts.summary), details = COALESCE(j.v ->> 5, alerts.details), labels = COALESCE(j.v ->> 6, alerts.labels), links = COALESCE(j.v ->> 7, alerts.links), members = COALESCE(j.v ->> 8, alerts.members), updated_at = COALESCE((j.v ->> 9)::bigint, alerts.updated_at), last_seen_at = (j.v ->> 10)::bigint, seen_count = alerts.seen_count + (j.v ->> 11)::bigint, resolved_at = COALESCE((j.v ->> 12)::bigint, alerts.resolved_at), resolved_by = COALESCE(j.v ->> 13, alerts.resolved_by), extra_labels = COALESCE(j.v ->> 14, alerts.extra_labels) FROM jsonb_array_elements($1::jsonb) AS j(v) WHERE alerts.id = (j.v ->> 0)::bigint",
+        "UPDATE alerts SET status = j.v ->> 1, severity = COALESCE(j.v ->> 2, alerts.severity), priority = COALESCE(j.v ->> 3, alerts.priority), summary = COALESCE(j.v ->> 4, alerts.summary), details = COALESCE(j.v ->> 5, alerts.details), labels = COALESCE(j.v ->> 6, alerts.labels), links = COALESCE(j.v ->> 7, alerts.links), members = COALESCE(j.v ->> 8, alerts.members), updated_at = COALESCE((j.v ->> 9)::bigint, alerts.updated_at), last_seen_at = (j.v ->> 10)::bigint, seen_count = alerts.seen_count + (j.v ->> 11)::bigint, resolved_at = COALESCE((j.v ->> 12)::bigint, alerts.resolved_at), resolved_by = COALESCE(j.v ->> 13, alerts.resolved_by), extra_labels = COALESCE(j.v ->> 14, alerts.extra_labels), resolved_seq = CASE WHEN j.v ->> 1 = 'resolved' THEN alerts.id ELSE 0 END FROM jsonb_array_elements($1::jsonb) AS j(v) WHERE alerts.id = (j.v ->> 0)::bigint",
     ),
     has_label: "(alerts.labels::jsonb ->> {n}::text = {v}::text OR alerts.extra_labels::jsonb @> jsonb_build_array(jsonb_build_array({n}::text, {v}::text)))",
     insert_timeline: Bulk::JsonArray(

@@ -662,7 +662,7 @@ impl<B: Backend> Store for B {
                     format!("accepted by {} via {}", actor.name, actor.channel),
                 ),
                 Transition::Resolve => (
-                    "UPDATE alerts SET status = 'resolved', resolved_at = $1, resolved_by = $2, updated_at = $1 WHERE id = $3",
+                    "UPDATE alerts SET status = 'resolved', resolved_seq = id, resolved_at = $1, resolved_by = $2, updated_at = $1 WHERE id = $3",
                     TimelineKind::Resolved,
                     format!("resolved by {} via {}", actor.name, actor.channel),
                 ),
@@ -1356,7 +1356,7 @@ impl<B: Backend> Store for B {
             .reader()
             .await?
             .fetch_optional(
-                "SELECT id FROM alerts WHERE source_id = $1 AND dedup_key = $2 AND status IN ('pending', 'accepted') ORDER BY id DESC LIMIT 1",
+                "SELECT id FROM alerts WHERE source_id = $1 AND dedup_key = $2 AND resolved_seq = 0",
                 args![source_id, dedup_key],
             )
             .await?;
