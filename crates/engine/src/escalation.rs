@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tocsin_domain::DurationSpec;
 use tocsin_domain::TimelineKind;
 use tocsin_domain::escalation::{Level, Policy, Position, Target, plan_step};
-use tocsin_store::{Actor, ClaimedStep, NewDelivery, NextStep, StepDone, Store};
+use tocsin_store::{Actor, ClaimedStep, NewDelivery, NextStep, StepDone, StepPlanner, Store};
 
 use crate::{Catalog, EngineError, claim_token};
 
@@ -31,7 +31,7 @@ pub struct TickReport {
 
 pub struct EscalationWorker {
     store: Arc<dyn Store>,
-    catalog: Arc<Catalog>,
+    planner: EscalationPlanner,
     /// How long a claim lasts before another worker may take the step over.
     pub lease: TimeDelta,
     /// Steps claimed per round.
@@ -45,7 +45,7 @@ impl EscalationWorker {
     pub fn new(store: Arc<dyn Store>, catalog: Arc<Catalog>) -> Self {
         EscalationWorker {
             store,
-            catalog,
+            planner: EscalationPlanner::new(catalog),
             // A step has no side effect until it completes (a late
             // completion is refused), so a short lease is safe and lets
             // another node take over a dead one's steps quickly.
@@ -53,6 +53,12 @@ impl EscalationWorker {
             batch: 100,
             queued: None,
         }
+    }
+
+    /// The rules this worker plans steps with (to hand to
+    /// [`Store::run_first_levels`]).
+    pub fn planner(&self) -> EscalationPlanner {
+        self.planner.clone()
     }
 
     /// Run every step due at `now`.
@@ -87,7 +93,7 @@ impl EscalationWorker {
             let planned: Vec<(ClaimedStep, StepDone)> = steps
                 .into_iter()
                 .map(|step| {
-                    let done = self.plan(&step, now);
+                    let done = self.planner.plan(&step, now);
                     (step, done)
                 })
                 .collect();
@@ -121,7 +127,23 @@ impl EscalationWorker {
         }
         Ok(report)
     }
+}
 
+/// The escalation rules over a catalog: what a step does. The worker runs
+/// them for the steps it claims; ingest runs them for a new alert's first
+/// level ([`Store::run_first_levels`]).
+#[derive(Clone)]
+pub struct EscalationPlanner {
+    catalog: Arc<Catalog>,
+}
+
+impl EscalationPlanner {
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        EscalationPlanner { catalog }
+    }
+}
+
+impl StepPlanner for EscalationPlanner {
     fn plan(&self, step: &ClaimedStep, now: DateTime<Utc>) -> StepDone {
         let actor = Actor::new("system", "escalation");
         let direct;

@@ -18,7 +18,7 @@ mod heartbeat;
 
 pub use catalog::{Catalog, ContactRoute, UserRules};
 pub use dispatch::{DispatchReport, Dispatcher, RetryPolicy};
-pub use escalation::{EscalationWorker, TickReport};
+pub use escalation::{EscalationPlanner, EscalationWorker, TickReport};
 pub use heartbeat::{HeartbeatReport, HeartbeatSpec, HeartbeatWorker};
 
 /// A timer for a worker loop that ticks every `period`. A tick missed while

@@ -283,6 +283,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     ) -> Result<Vec<IngestResult>, StoreError>;
 
     /// Tell the other nodes sharing the database that work was queued.
+    /// Where the planner of first escalation levels is kept.
+    fn planner(&self) -> &crate::group::PlannerSlot;
+
     fn wake_others(&self, topic: WakeTopic);
 
     /// Wake-ups from other nodes (`None`: there are none).

@@ -61,6 +61,11 @@ pub(crate) struct Dialect {
     pub insert_timeline: Bulk,
     /// Insert the first escalation step of new alerts.
     pub insert_steps: Bulk,
+    /// Reserve escalation step ids.
+    pub reserve_step_ids: ReserveIds,
+    /// Insert first escalation steps that ran at ingest (`$1` id, alert,
+    /// policy, time).
+    pub insert_done_steps: Bulk,
     /// Appended to the `SELECT` of a claim: rows another node is claiming are skipped.
     pub skip_locked: &'static str,
     /// Opens the list of ids bound as one JSON array parameter (`IN (ids_open $n ids_close)`).
@@ -98,6 +103,12 @@ pub(crate) const SQLITE: Dialect = Dialect {
     insert_steps: Bulk::PerRow(
         "INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) VALUES ($1, $2, 0, 0, $3, 'pending', $4)",
     ),
+    reserve_step_ids: ReserveIds::After(
+        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'escalation_steps'), 0) AS last",
+    ),
+    insert_done_steps: Bulk::PerRow(
+        "INSERT INTO escalation_steps (id, alert_id, policy_id, level, round, due_at, status, created_at, done_at) VALUES ($1, $2, $3, 0, 0, $4, 'done', $4, $4)",
+    ),
     skip_locked: "",
     ids_open: "SELECT value FROM json_each(",
     ids_close: ")",
@@ -134,6 +145,12 @@ pub(crate) const POSTGRES: Dialect = Dialect {
     ),
     insert_steps: Bulk::JsonArray(
         "INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) SELECT (j.v ->> 0)::bigint, j.v ->> 1, 0, 0, (j.v ->> 2)::bigint, 'pending', (j.v ->> 3)::bigint FROM jsonb_array_elements($1::jsonb) AS j(v)",
+    ),
+    reserve_step_ids: ReserveIds::Sequence(
+        "SELECT nextval(pg_get_serial_sequence('escalation_steps', 'id')) AS id FROM generate_series(1, $1::bigint) AS g(i) ORDER BY g.i",
+    ),
+    insert_done_steps: Bulk::JsonArray(
+        "INSERT INTO escalation_steps (id, alert_id, policy_id, level, round, due_at, status, created_at, done_at) SELECT (j.v ->> 0)::bigint, (j.v ->> 1)::bigint, j.v ->> 2, 0, 0, (j.v ->> 3)::bigint, 'done', (j.v ->> 3)::bigint, (j.v ->> 3)::bigint FROM jsonb_array_elements($1::jsonb) AS j(v)",
     ),
     skip_locked: " FOR UPDATE SKIP LOCKED",
     ids_open: "SELECT (jsonb_array_elements_text(",

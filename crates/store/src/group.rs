@@ -16,7 +16,12 @@ use tokio::sync::{mpsc, oneshot};
 use crate::db::{DbError, Tx};
 use crate::dialect::Dialect;
 use crate::plan::JobRef;
-use crate::{Actor, IngestResult, RoutedEvent, StoreError};
+use crate::{Actor, IngestResult, RoutedEvent, StepPlanner, StoreError};
+
+/// The planner ingest runs first escalation levels with, once one is set
+/// ([`crate::Store::run_first_levels`]); shared by a backend's writers.
+pub(crate) type PlannerSlot =
+    std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<dyn StepPlanner>>>>;
 
 /// How a group-commit writer opens its transactions.
 #[async_trait]
@@ -36,9 +41,9 @@ pub(crate) struct GroupCommit {
 
 impl GroupCommit {
     /// Start a writer task; it ends when the queue is dropped.
-    pub(crate) fn start<W: Begin>(writer: W) -> Self {
+    pub(crate) fn start<W: Begin>(writer: W, planner: PlannerSlot) -> Self {
         let (jobs, rx) = mpsc::channel(1024);
-        tokio::spawn(run_writer(writer, rx));
+        tokio::spawn(run_writer(writer, planner, rx));
         GroupCommit { jobs }
     }
 
@@ -96,7 +101,7 @@ struct Job {
 /// [`MAX_BATCH`] requests and [`MAX_BATCH_EVENTS`] events. So one source's
 /// storm of big requests delays another source's alert by one batch at
 /// most, not by the whole queue.
-async fn run_writer<W: Begin>(writer: W, mut rx: mpsc::Receiver<Job>) {
+async fn run_writer<W: Begin>(writer: W, planner: PlannerSlot, mut rx: mpsc::Receiver<Job>) {
     let mut waiting: VecDeque<Job> = VecDeque::new();
     loop {
         if waiting.is_empty() {
@@ -108,7 +113,8 @@ async fn run_writer<W: Begin>(writer: W, mut rx: mpsc::Receiver<Job>) {
         while let Ok(j) = rx.try_recv() {
             waiting.push_back(j);
         }
-        commit_batch(&writer, take_batch(&mut waiting)).await;
+        let planner = planner.read().ok().and_then(|p| p.clone());
+        commit_batch(&writer, planner.as_deref(), take_batch(&mut waiting)).await;
     }
 }
 
@@ -156,12 +162,12 @@ fn take_batch(waiting: &mut VecDeque<Job>) -> Vec<Job> {
     batch
 }
 
-async fn commit_batch<W: Begin>(writer: &W, jobs: Vec<Job>) {
+async fn commit_batch<W: Begin>(writer: &W, planner: Option<&dyn StepPlanner>, jobs: Vec<Job>) {
     // The whole batch in one transaction. If any job fails, roll back and
     // run each job in a transaction of its own, so that one bad request
     // cannot fail the others (and a race with another node to open the
     // same alert is retried: then it sees the winner's alert).
-    match run_jobs(writer, &jobs).await {
+    match run_jobs(writer, planner, &jobs).await {
         Ok(results) => {
             for (job, r) in jobs.into_iter().zip(results) {
                 let _ = job.reply.send(Ok(r));
@@ -169,11 +175,11 @@ async fn commit_batch<W: Begin>(writer: &W, jobs: Vec<Job>) {
         }
         Err(e) if jobs.len() > 1 || StoreError::is_lost_race(&e) => {
             for job in jobs {
-                let mut r = run_jobs(writer, std::slice::from_ref(&job)).await;
+                let mut r = run_jobs(writer, planner, std::slice::from_ref(&job)).await;
                 for _ in 0..RACE_RETRIES {
                     match &r {
                         Err(e) if StoreError::is_lost_race(e) => {
-                            r = run_jobs(writer, std::slice::from_ref(&job)).await;
+                            r = run_jobs(writer, planner, std::slice::from_ref(&job)).await;
                         }
                         _ => break,
                     }
@@ -194,7 +200,11 @@ async fn commit_batch<W: Begin>(writer: &W, jobs: Vec<Job>) {
 }
 
 /// Apply jobs in one transaction; their results, in order, once committed.
-async fn run_jobs<W: Begin>(writer: &W, jobs: &[Job]) -> Result<Vec<Vec<IngestResult>>, DbError> {
+async fn run_jobs<W: Begin>(
+    writer: &W,
+    planner: Option<&dyn StepPlanner>,
+    jobs: &[Job],
+) -> Result<Vec<Vec<IngestResult>>, DbError> {
     let refs: Vec<JobRef<'_>> = jobs
         .iter()
         .map(|j| JobRef {
@@ -205,7 +215,7 @@ async fn run_jobs<W: Begin>(writer: &W, jobs: &[Job]) -> Result<Vec<Vec<IngestRe
         })
         .collect();
     let mut tx = writer.begin().await?;
-    let results = crate::imp::ingest_batch(W::SQL, &mut tx, &refs).await?;
+    let results = crate::imp::ingest_batch(W::SQL, &mut tx, &refs, planner).await?;
     tx.commit().await?;
     Ok(results)
 }

@@ -15,8 +15,8 @@ use crate::plan::{JobRef, Key, Newest, Stored, TimelineRow};
 use crate::{
     Actor, Alert, AlertFilter, AlertPage, ChangeEvent, ClaimedBundle, ClaimedStep, Delivery,
     DeliveryOutcome, DueHeartbeat, EscalationStep, HeartbeatRow, IngestResult, MaintenanceWindow,
-    NewChange, PingResult, ProvisionedObject, RoutedEvent, StepDone, Store, StoreError, SyncReport,
-    TimelineEntry, Transition, TransitionResult, Wake, WakeTopic,
+    NewChange, PingResult, ProvisionedObject, RoutedEvent, StepDone, StepPlanner, Store,
+    StoreError, SyncReport, TimelineEntry, Transition, TransitionResult, Wake, WakeTopic,
 };
 
 pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
@@ -259,12 +259,147 @@ async fn restart_escalation(
     Ok(())
 }
 
+/// A step that ran: what it writes besides its own row.
+struct StepRun<'a> {
+    step_id: i64,
+    alert_id: i64,
+    policy_id: &'a str,
+    done: &'a StepDone,
+    now: DateTime<Utc>,
+}
+
+/// Write what steps that ran queued: each contact's place in the queue,
+/// the pages, the next steps and the timeline. Returns the pages queued.
+async fn write_step_results(
+    d: &Dialect,
+    tx: &mut impl Conn,
+    ran: &[StepRun<'_>],
+) -> Result<usize, DbError> {
+    let mut outbox = Vec::new();
+    let mut gates = Vec::new();
+    let mut next = Vec::new();
+    let mut timeline = Vec::new();
+    for r in ran {
+        for p in &r.done.deliveries {
+            gates.push((p.user_id.clone(), p.contact_id.clone(), ms(p.due_at)));
+            outbox.push(args![
+                r.alert_id,
+                r.step_id,
+                &p.user_id,
+                &p.contact_id,
+                &p.channel,
+                &p.address,
+                ms(p.due_at),
+                ms(r.now)
+            ]);
+        }
+        if let Some(n) = r.done.next {
+            next.push(args![
+                r.alert_id,
+                r.policy_id,
+                n.level,
+                n.round,
+                ms(n.due_at),
+                ms(r.now)
+            ]);
+        }
+        timeline.extend(r.done.timeline.iter().map(|(k, m)| TimelineRow {
+            alert_id: r.alert_id,
+            at: ms(r.now),
+            actor: r.done.actor.name.clone(),
+            channel: r.done.actor.channel.clone(),
+            kind: k.as_str(),
+            message: m.clone(),
+        }));
+    }
+    let queued = outbox.len();
+    // Each contact's place in the queue, then its pages.
+    upsert_gates(d, tx, gates).await?;
+    bulk(tx, &d.insert_outbox, outbox).await?;
+    bulk(tx, &d.insert_next_steps, next).await?;
+    insert_timeline(d, tx, &timeline).await?;
+    Ok(queued)
+}
+
+/// Reserve `n` ids with `how`, ascending.
+async fn reserve(tx: &mut impl Conn, how: &ReserveIds, n: usize) -> Result<Vec<i64>, DbError> {
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    match how {
+        ReserveIds::After(sql) => {
+            let last: i64 = tx.fetch_one(sql, args![]).await?.get("last")?;
+            Ok((1..=n).map(|i| last + i).collect())
+        }
+        ReserveIds::Sequence(sql) => tx
+            .fetch(sql, args![n])
+            .await?
+            .iter()
+            .map(|r| r.get::<i64>("id"))
+            .collect(),
+    }
+}
+
+/// Run the first escalation level of new alerts (drafts, with their
+/// policy) inside the ingest transaction: each step is written done with
+/// its pages and next step, as a worker would have. A level's plan depends
+/// on the policy, the priority and the time only, so a storm plans it once.
+/// Returns the pages queued per alert.
+async fn first_levels(
+    d: &Dialect,
+    tx: &mut impl Conn,
+    planner: &dyn StepPlanner,
+    drafts: &[(&crate::plan::Draft, &str)],
+) -> Result<HashMap<i64, usize>, DbError> {
+    let ids = reserve(tx, &d.reserve_step_ids, drafts.len()).await?;
+    let mut plans: HashMap<(&str, Priority, i64), StepDone> = HashMap::new();
+    let mut rows = Vec::with_capacity(drafts.len());
+    for ((a, policy), id) in drafts.iter().zip(&ids) {
+        let priority = a.content.as_ref().map_or(Priority::High, |c| c.priority);
+        let now = a.created_at;
+        if let std::collections::hash_map::Entry::Vacant(e) =
+            plans.entry((policy, priority, ms(now)))
+        {
+            let step = ClaimedStep {
+                id: *id,
+                alert_id: a.id,
+                policy_id: (*policy).to_owned(),
+                level: 0,
+                round: 0,
+                due_at: now,
+                priority,
+                claim: String::new(),
+                taken_over: false,
+            };
+            e.insert(planner.plan(&step, now));
+        }
+        rows.push(args![*id, a.id, *policy, ms(now)]);
+    }
+    bulk(tx, &d.insert_done_steps, rows).await?;
+    let mut queued = HashMap::with_capacity(drafts.len());
+    let mut ran = Vec::with_capacity(drafts.len());
+    for ((a, policy), id) in drafts.iter().zip(&ids) {
+        let priority = a.content.as_ref().map_or(Priority::High, |c| c.priority);
+        if let Some(done) = plans.get(&(*policy, priority, ms(a.created_at))) {
+            queued.insert(a.id, done.deliveries.len());
+            ran.push(StepRun {
+                step_id: *id,
+                alert_id: a.id,
+                policy_id: policy,
+                done,
+                now: a.created_at,
+            });
+        }
+    }
+    write_step_results(d, tx, &ran).await?;
+    Ok(queued)
+}
+
 /// Apply the events of several requests inside `tx` (the caller commits):
 /// one lookup, one plan, and a fixed set of statements.
 pub(crate) async fn ingest_batch(
     d: &Dialect,
     tx: &mut impl Conn,
     jobs: &[JobRef<'_>],
+    planner: Option<&dyn StepPlanner>,
 ) -> Result<Vec<Vec<IngestResult>>, DbError> {
     let mut keys: Vec<(&str, &str)> = jobs
         .iter()
@@ -311,19 +446,7 @@ pub(crate) async fn ingest_batch(
     let mut plan = crate::plan::plan(jobs, newest);
     let n_new = plan.new_alerts();
     if n_new > 0 {
-        let n = i64::try_from(n_new).unwrap_or(i64::MAX);
-        let ids: Vec<i64> = match &d.reserve_ids {
-            ReserveIds::After(sql) => {
-                let last: i64 = tx.fetch_one(sql, args![]).await?.get("last")?;
-                (1..=n).map(|i| last + i).collect()
-            }
-            ReserveIds::Sequence(sql) => tx
-                .fetch(sql, args![n])
-                .await?
-                .iter()
-                .map(|r| r.get::<i64>("id"))
-                .collect::<Result<_, _>>()?,
-        };
+        let ids = reserve(tx, &d.reserve_ids, n_new).await?;
         plan.assign_ids(&ids);
     }
 
@@ -380,23 +503,23 @@ pub(crate) async fn ingest_batch(
     }
     bulk(tx, &d.insert_alerts, inserts).await?;
     bulk(tx, &d.update_alerts, updates).await?;
-    // Every new alert starts its escalation at level 1, now.
-    let steps = plan
-        .drafts
-        .iter()
-        .filter(|a| a.is_new && a.page)
-        .filter_map(|a| {
-            a.policy_id.as_ref().map(|p| {
-                args![
-                    a.id,
-                    p,
-                    ms(a.first_step_at.unwrap_or(a.created_at)),
-                    ms(a.created_at)
-                ]
-            })
-        })
-        .collect();
-    bulk(tx, &d.insert_steps, steps).await?;
+    // Every new alert starts its escalation at level 1. With a planner, a
+    // level due at once runs here; otherwise, or when it is due later
+    // (outside support hours), a pending step waits for the worker.
+    let mut pending = Vec::new();
+    let mut now_due = Vec::new();
+    for a in plan.drafts.iter().filter(|a| a.is_new && a.page) {
+        let Some(policy) = a.policy_id.as_deref() else {
+            continue;
+        };
+        let due = a.first_step_at.unwrap_or(a.created_at);
+        if planner.is_some() && due <= a.created_at {
+            now_due.push((a, policy));
+        } else {
+            pending.push(args![a.id, policy, ms(due), ms(a.created_at)]);
+        }
+    }
+    bulk(tx, &d.insert_steps, pending).await?;
     // Alerts the source resolved stop escalating.
     for a in plan
         .drafts
@@ -406,7 +529,20 @@ pub(crate) async fn ingest_batch(
         stop_escalation(tx, a.id).await?;
     }
     insert_timeline(d, tx, &plan.timeline).await?;
-    Ok(plan.results)
+    // After the creation entries: the timeline reads in order.
+    let queued = match planner {
+        Some(p) if !now_due.is_empty() => first_levels(d, tx, p, &now_due).await?,
+        _ => HashMap::new(),
+    };
+    let mut results = plan.results;
+    if !queued.is_empty() {
+        for r in results.iter_mut().flatten() {
+            if r.outcome == crate::IngestOutcome::Created {
+                r.first_level = r.alert_id.and_then(|id| queued.get(&id).copied());
+            }
+        }
+    }
+    Ok(results)
 }
 
 /// A write of one statement in its own transaction.
@@ -553,6 +689,12 @@ impl<B: Backend> Store for B {
         now: DateTime<Utc>,
     ) -> Result<Vec<IngestResult>, StoreError> {
         Backend::ingest(self, source_id, actor, events, now).await
+    }
+
+    fn run_first_levels(&self, planner: std::sync::Arc<dyn StepPlanner>) {
+        if let Ok(mut slot) = self.planner().write() {
+            *slot = Some(planner);
+        }
     }
 
     async fn listen(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Wake>>, StoreError> {
@@ -926,49 +1068,18 @@ impl<B: Backend> Store for B {
                 held.insert(r.get::<i64>("id")?);
             }
         }
-        let mut outbox = Vec::new();
-        let mut gates = Vec::new();
-        let mut next = Vec::new();
-        let mut timeline = Vec::new();
-        for (step, done) in items.iter().filter(|(s, _)| held.contains(&s.id)) {
-            for p in &done.deliveries {
-                gates.push((p.user_id.clone(), p.contact_id.clone(), ms(p.due_at)));
-                outbox.push(args![
-                    step.alert_id,
-                    step.id,
-                    &p.user_id,
-                    &p.contact_id,
-                    &p.channel,
-                    &p.address,
-                    ms(p.due_at),
-                    ms(now)
-                ]);
-            }
-            if let Some(n) = done.next {
-                next.push(args![
-                    step.alert_id,
-                    &step.policy_id,
-                    n.level,
-                    n.round,
-                    ms(n.due_at),
-                    ms(now)
-                ]);
-            }
-            timeline.extend(done.timeline.iter().map(|(k, m)| TimelineRow {
-                alert_id: step.alert_id,
-                at: ms(now),
-                actor: done.actor.name.clone(),
-                channel: done.actor.channel.clone(),
-                kind: k.as_str(),
-                message: m.clone(),
-            }));
-        }
-        let queued = !outbox.is_empty();
-        // Each contact's place in the queue, then its pages.
-        upsert_gates(d, &mut tx, gates).await?;
-        bulk(&mut tx, &d.insert_outbox, outbox).await?;
-        bulk(&mut tx, &d.insert_next_steps, next).await?;
-        insert_timeline(d, &mut tx, &timeline).await?;
+        let ran: Vec<StepRun<'_>> = items
+            .iter()
+            .filter(|(s, _)| held.contains(&s.id))
+            .map(|(s, done)| StepRun {
+                step_id: s.id,
+                alert_id: s.alert_id,
+                policy_id: &s.policy_id,
+                done,
+                now,
+            })
+            .collect();
+        let queued = write_step_results(d, &mut tx, &ran).await? > 0;
         tx.commit().await?;
         if queued {
             self.wake_others(WakeTopic::Dispatch);

@@ -78,6 +78,13 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Vec<IngestResult>, StoreError>;
 
+    /// From now on, run the first escalation level of every new alert due
+    /// at once inside its ingest transaction, planned by `planner`: the
+    /// page is queued when the alert is committed, and no worker has to
+    /// claim the step. Without a planner every new alert gets a pending
+    /// step for the escalation worker.
+    fn run_first_levels(&self, planner: std::sync::Arc<dyn StepPlanner>);
+
     /// Wake-ups that other nodes sharing the database send when they queue
     /// work (PostgreSQL `LISTEN`/`NOTIFY`), so that whichever node is free
     /// runs it without waiting for a poll. `None` on SQLite, which has one

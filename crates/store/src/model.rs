@@ -85,6 +85,10 @@ pub struct IngestResult {
     pub alert_id: Option<i64>,
     pub status: Option<AlertStatus>,
     pub outcome: IngestOutcome,
+    /// The notifications that the alert's first escalation level queued,
+    /// when it ran in the ingest transaction (see [`StepPlanner`]).
+    #[serde(skip)]
+    pub first_level: Option<usize>,
 }
 
 /// A stored alert.
@@ -215,6 +219,15 @@ pub struct NextStep {
     pub level: i64,
     pub round: i64,
     pub due_at: DateTime<Utc>,
+}
+
+/// Plans an escalation step: who is notified, what comes next (the
+/// engine's escalation rules over its catalog). With one set
+/// ([`crate::Store::run_first_levels`]), ingest runs the first level of
+/// every new alert due at once in its own transaction: the step is written
+/// done with its notifications, and no worker has to claim it.
+pub trait StepPlanner: Send + Sync {
+    fn plan(&self, step: &ClaimedStep, now: DateTime<Utc>) -> StepDone;
 }
 
 /// What a completed step writes, atomically with marking it done.

@@ -141,6 +141,7 @@ fn lost(alert_id: i64) -> IngestResult {
         alert_id: None,
         status: None,
         outcome: IngestOutcome::Ignored,
+        first_level: None,
     }
 }
 
@@ -345,6 +346,7 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                         alert_id: Some(id),
                         status: Some(AlertStatus::Pending),
                         outcome: IngestOutcome::Created,
+                        first_level: None,
                     }
                 }
                 Decision::Update {
@@ -399,6 +401,7 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                         } else {
                             IngestOutcome::Updated
                         },
+                        first_level: None,
                     }
                 }
                 Decision::Duplicate { alert_id } => {
@@ -428,6 +431,7 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                         alert_id: Some(alert_id),
                         status: Some(d.status),
                         outcome,
+                        first_level: None,
                     }
                 }
                 Decision::Stale { alert_id } => {
@@ -443,12 +447,14 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                         alert_id,
                         status: current.as_ref().map(|(s, _)| *s),
                         outcome: IngestOutcome::Stale,
+                        first_level: None,
                     }
                 }
                 Decision::UnknownResolve => IngestResult {
                     alert_id: None,
                     status: None,
                     outcome: IngestOutcome::Ignored,
+                    first_level: None,
                 },
             };
             job_results.push(result);

@@ -10,7 +10,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
 use crate::db::{Backend, Conn, DbError, Row, Tx, Value};
 use crate::dialect::{Dialect, POSTGRES};
-use crate::group::{Begin, GroupCommit, SMALL_REQUEST};
+use crate::group::{Begin, GroupCommit, PlannerSlot, SMALL_REQUEST};
 use crate::{Actor, IngestResult, RoutedEvent, StoreError, Wake, WakeTopic};
 
 pub struct PgStore {
@@ -23,6 +23,7 @@ pub struct PgStore {
     /// waits behind a batch of big ones.
     small_ingests: Writers,
     big_ingests: Writers,
+    planner: PlannerSlot,
     /// Topics to tell the other nodes about (see [`PgStore::wake_others`]).
     wakes: std::sync::Arc<Wakes>,
 }
@@ -53,10 +54,10 @@ struct Writers {
 }
 
 impl Writers {
-    fn start(pool: &PgPool) -> Self {
+    fn start(pool: &PgPool, planner: &PlannerSlot) -> Self {
         Writers {
             writers: (0..WRITERS)
-                .map(|_| GroupCommit::start(PgWriter(pool.clone())))
+                .map(|_| GroupCommit::start(PgWriter(pool.clone()), planner.clone()))
                 .collect(),
             next: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -94,10 +95,12 @@ impl PgStore {
             wakes.poke.clone(),
             std::sync::Arc::downgrade(&wakes),
         ));
+        let planner = PlannerSlot::default();
         Ok(PgStore {
             write: pool.clone(),
-            small_ingests: Writers::start(&pool),
-            big_ingests: Writers::start(&pool),
+            small_ingests: Writers::start(&pool, &planner),
+            big_ingests: Writers::start(&pool, &planner),
+            planner,
             read: pool,
             wakes,
         })
@@ -158,6 +161,10 @@ impl Backend for PgStore {
 
     async fn begin(&self) -> Result<PgTx, DbError> {
         Ok(Pg(self.write.begin().await?))
+    }
+
+    fn planner(&self) -> &PlannerSlot {
+        &self.planner
     }
 
     /// Tell the other nodes that work was queued (`NOTIFY` soon after).
@@ -222,6 +229,9 @@ impl Backend for PgStore {
         let r = writer.submit(source_id, actor, events, now).await?;
         if r.iter().any(|x| x.outcome == crate::IngestOutcome::Created) {
             self.wake_others(WakeTopic::Escalate);
+        }
+        if r.iter().any(|x| x.first_level.is_some_and(|n| n > 0)) {
+            self.wake_others(WakeTopic::Dispatch);
         }
         Ok(r)
     }

@@ -23,13 +23,14 @@ use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore, mpsc};
 
 use crate::db::{Backend, Conn, DbError, Row, Tx, Value};
 use crate::dialect::{Dialect, SQLITE};
-use crate::group::{Begin, GroupCommit};
+use crate::group::{Begin, GroupCommit, PlannerSlot};
 use crate::{Actor, IngestResult, RoutedEvent, StoreError, Wake, WakeTopic};
 
 pub struct SqliteStore {
     writer: Arc<Mutex<rusqlite::Connection>>,
     readers: Arc<Readers>,
     ingests: GroupCommit,
+    planner: PlannerSlot,
     /// Dropped with the store: the checkpointer thread then ends.
     _checkpointer: std::sync::mpsc::Sender<()>,
 }
@@ -105,11 +106,13 @@ impl SqliteStore {
             free: std::sync::Mutex::new(free),
             permits: Semaphore::new(READERS),
         });
-        let ingests = GroupCommit::start(SqliteWriter(writer.clone()));
+        let planner = PlannerSlot::default();
+        let ingests = GroupCommit::start(SqliteWriter(writer.clone()), planner.clone());
         Ok(SqliteStore {
             writer,
             readers,
             ingests,
+            planner,
             _checkpointer: stop,
         })
     }
@@ -377,6 +380,10 @@ impl Backend for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<IngestResult>, StoreError> {
         self.ingests.submit(source_id, actor, events, now).await
+    }
+
+    fn planner(&self) -> &PlannerSlot {
+        &self.planner
     }
 
     /// One node: nobody else to wake.

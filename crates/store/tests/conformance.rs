@@ -261,7 +261,8 @@ async fn resolve_for_unknown_key_is_ignored(s: &dyn Store) {
         IngestResult {
             alert_id: None,
             status: None,
-            outcome: IngestOutcome::Ignored
+            outcome: IngestOutcome::Ignored,
+            first_level: None,
         }
     );
     assert!(
@@ -1393,6 +1394,118 @@ async fn unpaged_alerts_get_no_escalation(s: &dyn Store) {
     );
 }
 
+/// Plans every step alike (one page for `u1`, level 2 in five minutes) and
+/// counts its calls.
+struct CountingPlanner(std::sync::atomic::AtomicUsize);
+
+impl StepPlanner for CountingPlanner {
+    fn plan(&self, step: &ClaimedStep, now: DateTime<Utc>) -> StepDone {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        StepDone {
+            next: Some(NextStep {
+                level: step.level + 1,
+                round: 0,
+                due_at: now + TimeDelta::minutes(5),
+            }),
+            deliveries: vec![NewDelivery {
+                user_id: "u1".into(),
+                contact_id: "c1".into(),
+                channel: "webhook".into(),
+                address: "http://127.0.0.1:9/hook".into(),
+                due_at: now,
+            }],
+            timeline: vec![(
+                tocsin_domain::TimelineKind::Escalation,
+                format!("level {} ran", step.level + 1),
+            )],
+            actor: Actor::new("system", "escalation"),
+        }
+    }
+}
+
+async fn first_levels_run_in_the_ingest_transaction(s: &dyn Store) {
+    let planner = std::sync::Arc::new(CountingPlanner(Default::default()));
+    s.run_first_levels(planner.clone());
+    // A storm of 40 alerts in one request, and one whose first step is due
+    // later (outside support hours).
+    let mut evs: Vec<RoutedEvent> = (0..40)
+        .map(|i| routed(&format!("storm-{i}"), vec![member("a", true, 0, None)]))
+        .collect();
+    let mut later = routed("later", vec![member("a", true, 0, None)]);
+    later.first_step_at = Some(t(600));
+    evs.push(later);
+    let r = ingest(s, &evs, 1).await;
+    assert_eq!(r.len(), 41);
+    assert!(r[..40].iter().all(|x| x.first_level == Some(1)), "{r:?}");
+    assert_eq!(r[40].first_level, None);
+    // Planned once: the same policy, priority and time.
+    assert_eq!(planner.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    let id = r[0].alert_id.unwrap();
+    let steps: Vec<(i64, String, DateTime<Utc>)> = s
+        .steps(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| (x.level, x.status, x.due_at))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (0, "done".to_owned(), t(1)),
+            (1, "pending".to_owned(), t(1) + TimeDelta::minutes(5))
+        ]
+    );
+    let pages = s.deliveries(id).await.unwrap();
+    assert_eq!(pages.len(), 1);
+    assert_eq!(
+        (pages[0].user_id.as_str(), pages[0].status.as_str()),
+        ("u1", "pending")
+    );
+    assert_eq!(
+        pages[0].step_id,
+        s.steps(id).await.unwrap().first().map(|x| x.id)
+    );
+    let kinds: Vec<String> = s
+        .timeline(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["created", "note", "escalation"]);
+
+    // The deferred alert waits for the worker, as without a planner.
+    let deferred = r[40].alert_id.unwrap();
+    let steps = s.steps(deferred).await.unwrap();
+    assert_eq!(steps.len(), 1);
+    assert_eq!(
+        (steps[0].status.as_str(), steps[0].due_at),
+        ("pending", t(600))
+    );
+    assert!(s.deliveries(deferred).await.unwrap().is_empty());
+    // Nothing is due for the worker now; the 40 pages wait for the dispatcher.
+    assert!(
+        s.claim_due_steps(t(2), TimeDelta::seconds(30), 100, "w")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.outbox_depth().await.unwrap(), 40);
+    let bundles = s
+        .claim_bundles(
+            t(2),
+            TimeDelta::seconds(30),
+            10,
+            TimeDelta::seconds(10),
+            5,
+            "d",
+        )
+        .await
+        .unwrap();
+    assert_eq!(bundles.len(), 1, "one contact, one bundle");
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {
@@ -1410,6 +1523,7 @@ macro_rules! suite {
                 suite!(@open $backend)
             }
             case!(create_dedupe_update_resolve);
+            case!(first_levels_run_in_the_ingest_transaction);
             case!(resolve_for_unknown_key_is_ignored);
             case!(several_events_in_one_batch);
             case!(accept_resolve_comment);

@@ -173,6 +173,8 @@ impl App {
         let catalog = Arc::new(tocsin_engine::Catalog::from_config(&config));
         let mut escalation = tocsin_engine::EscalationWorker::new(store.clone(), catalog);
         escalation.queued = Some(dispatch_now.clone());
+        // A new alert's first level runs in its ingest transaction.
+        store.run_first_levels(Arc::new(escalation.planner()));
         let heartbeats =
             tocsin_engine::HeartbeatWorker::new(store.clone(), heartbeat_specs(&config));
         let mut dispatcher = tocsin_engine::Dispatcher::new(store.clone(), channels, public_url);
@@ -473,10 +475,18 @@ async fn escalate_loop(
     let mut every = tocsin_engine::poll_every(WORKER_POLL);
     while !*stop.borrow() {
         // Every poll, and soon after ingest has created alerts.
-        tokio::select! {
+        let woken = tokio::select! {
             _ = stop.changed() => continue,
-            _ = every.tick() => {}
-            _ = wake.notified() => tokio::time::sleep(WAKE_COALESCE).await,
+            _ = every.tick() => false,
+            _ = wake.notified() => {
+                tokio::time::sleep(WAKE_COALESCE).await;
+                true
+            }
+        };
+        // New alerts (here or on another node) queued their first pages
+        // as they were committed.
+        if woken {
+            dispatch_now.notify_one();
         }
         match worker.run_due(&tocsin_engine::SystemClock).await {
             Ok(r) if r.steps > 0 => {

@@ -26,6 +26,9 @@ use serde_json::Value;
 use sqlx::Connection;
 
 const KEY: &str = "nodes-key-0123456789abcdef01";
+/// A source whose policy notifies nobody at level 1 and alice at level 2,
+/// one second later: its level 2 is a step a worker claims.
+const LATER_KEY: &str = "nodes-later-0123456789abcdef";
 const TOKEN: &str = "nodes-token-0123456789abcdef";
 
 /// What the webhook saw: requests begun (alert ids) and answered ones with
@@ -128,9 +131,15 @@ users:
   - id: alice
     contacts: [{{id: hook, type: webhook, url: "http://127.0.0.1:{hook}/hook"}}]
     notify: {{high: [{{contact: hook, after: 0m}}]}}
+  - id: bob
+    contacts: [{{id: hook, type: webhook, url: "http://127.0.0.1:{hook}/bob"}}]
+    notify: {{low: [{{contact: hook, after: 0m}}]}}
 escalation_policies:
   - {{id: p, levels: [{{notify: ["user:alice"], escalate_after: 1h}}]}}
-sources: [{{id: am, type: prometheus, grouping: alert, escalation_policy: p, key: {KEY}}}]
+  - {{id: q, levels: [{{notify: ["user:bob"], escalate_after: 1s}}, {{notify: ["user:alice"], escalate_after: 1h}}]}}
+sources:
+  - {{id: am, type: prometheus, grouping: alert, escalation_policy: p, key: {KEY}}}
+  - {{id: later, type: prometheus, grouping: alert, escalation_policy: q, key: {LATER_KEY}}}
 "#,
             db = pg.url
         ),
@@ -155,19 +164,26 @@ sources: [{{id: am, type: prometheus, grouping: alert, escalation_policy: p, key
     .await;
 
     // A step A has claimed but cannot complete: the test locks alice's
-    // contact gate, which completing the step must update.
+    // contact gate, which completing the step must update. (A new alert's
+    // first level runs in its ingest transaction; this alert's level 2,
+    // one second later, is the worker's.)
     let mut lock = sqlx::PgConnection::connect(&pg.url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
     sqlx::query("SELECT 1 FROM contact_gates WHERE user_id = 'alice' FOR UPDATE")
         .execute(&mut lock)
         .await
         .unwrap();
-    let blocked = post(&bases[0], "blocked", 1).await[0];
+    let blocked = post_alerts(
+        &bases[0],
+        LATER_KEY,
+        alertmanager_body("blocked", 1, "firing"),
+    )
+    .await[0];
     let mut db = sqlx::PgConnection::connect(&pg.url).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let status = sqlx::query_scalar::<_, String>(
-            "SELECT status FROM escalation_steps WHERE alert_id = $1",
+            "SELECT status FROM escalation_steps WHERE alert_id = $1 AND level = 1",
         )
         .bind(blocked)
         .fetch_optional(&mut db)
@@ -206,7 +222,7 @@ sources: [{{id: am, type: prometheus, grouping: alert, escalation_policy: p, key
         hung.iter().map(|id| (*id, contact_lease)).collect();
     let step_lease = from_ms(
         sqlx::query_scalar::<_, i64>(
-            "SELECT claimed_until FROM escalation_steps WHERE alert_id = $1",
+            "SELECT claimed_until FROM escalation_steps WHERE alert_id = $1 AND level = 1",
         )
         .bind(blocked)
         .fetch_one(&mut db)

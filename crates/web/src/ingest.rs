@@ -208,5 +208,13 @@ pub(crate) async fn store_events(
     {
         st.0.wake.notify_one();
     }
+    // First escalation levels that ran at ingest count as the worker's.
+    let (steps, queued) = results
+        .iter()
+        .filter_map(|r| r.first_level)
+        .fold((0u64, 0u64), |(s, q), n| (s + 1, q + n as u64));
+    if steps > 0 {
+        st.0.metrics.escalation(steps, queued, 0);
+    }
     Ok(results)
 }
