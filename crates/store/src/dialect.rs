@@ -45,7 +45,9 @@ pub(crate) struct Dialect {
     /// The newest alert of each (source, dedup key) (per key: `$1`, `$2`;
     /// at once: a JSON array `[[source, key], …]`), locked for the
     /// transaction: the open one if any (`resolved_seq = 0`), else the
-    /// last resolved, two seeks in `alerts_by_key`.
+    /// last resolved, from `alerts_by_key`. (PostgreSQL: the `LIMIT` keeps
+    /// the planner from flattening the lateral subquery into a hash join
+    /// over every alert, which it does with `COALESCE` of two seeks.)
     pub lookup: KeyLookup,
     /// Reserve alert ids.
     pub reserve_ids: ReserveIds,
@@ -119,7 +121,7 @@ pub(crate) const SQLITE: Dialect = Dialect {
         "INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6)",
     ),
     upsert_gates: Bulk::PerRow(
-        "INSERT INTO contact_gates (user_id, contact_id, open_at, due_at) VALUES ($1, $2, 0, $3) ON CONFLICT (user_id, contact_id) DO UPDATE SET due_at = CASE WHEN contact_gates.due_at IS NULL OR excluded.due_at < contact_gates.due_at THEN excluded.due_at ELSE contact_gates.due_at END",
+        "INSERT INTO contact_gates (user_id, contact_id, open_at, due_at) VALUES ($1, $2, 0, $3) ON CONFLICT (user_id, contact_id) DO UPDATE SET due_at = excluded.due_at WHERE contact_gates.due_at IS NULL OR excluded.due_at < contact_gates.due_at",
     ),
 };
 
@@ -128,7 +130,7 @@ pub(crate) const POSTGRES: Dialect = Dialect {
     bundle_chunk: 2000,
     for_update: " FOR UPDATE",
     lookup: KeyLookup::JsonArray(
-        "SELECT a.id, a.source_id, a.dedup_key, a.status, a.members, a.severity, a.priority, a.summary, a.details, a.links FROM jsonb_array_elements($1::jsonb) AS j(v) JOIN LATERAL (SELECT COALESCE((SELECT b.id FROM alerts b WHERE b.source_id = j.v ->> 0 AND b.dedup_key = j.v ->> 1 AND b.resolved_seq = 0), (SELECT MAX(b.resolved_seq) FROM alerts b WHERE b.source_id = j.v ->> 0 AND b.dedup_key = j.v ->> 1)) AS id) AS newest ON true JOIN alerts a ON a.id = newest.id FOR UPDATE OF a",
+        "SELECT a.id, a.source_id, a.dedup_key, a.status, a.members, a.severity, a.priority, a.summary, a.details, a.links FROM jsonb_array_elements($1::jsonb) AS j(v) JOIN LATERAL (SELECT b.id FROM alerts b WHERE b.source_id = j.v ->> 0 AND b.dedup_key = j.v ->> 1 ORDER BY b.resolved_seq = 0 DESC, b.resolved_seq DESC LIMIT 1) AS newest ON true JOIN alerts a ON a.id = newest.id FOR UPDATE OF a",
     ),
     reserve_ids: ReserveIds::Sequence(
         "SELECT nextval(pg_get_serial_sequence('alerts', 'id')) AS id FROM generate_series(1, $1::bigint) AS g(i) ORDER BY g.i",
@@ -162,6 +164,6 @@ pub(crate) const POSTGRES: Dialect = Dialect {
         "INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) SELECT (j.v ->> 0)::bigint, j.v ->> 1, (j.v ->> 2)::bigint, (j.v ->> 3)::bigint, (j.v ->> 4)::bigint, 'pending', (j.v ->> 5)::bigint FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
     ),
     upsert_gates: Bulk::JsonArray(
-        "INSERT INTO contact_gates (user_id, contact_id, open_at, due_at) SELECT j.v ->> 0, j.v ->> 1, 0, (j.v ->> 2)::bigint FROM jsonb_array_elements($1::jsonb) AS j(v) ON CONFLICT (user_id, contact_id) DO UPDATE SET due_at = CASE WHEN contact_gates.due_at IS NULL OR excluded.due_at < contact_gates.due_at THEN excluded.due_at ELSE contact_gates.due_at END",
+        "INSERT INTO contact_gates (user_id, contact_id, open_at, due_at) SELECT j.v ->> 0, j.v ->> 1, 0, (j.v ->> 2)::bigint FROM jsonb_array_elements($1::jsonb) AS j(v) ON CONFLICT (user_id, contact_id) DO UPDATE SET due_at = excluded.due_at WHERE contact_gates.due_at IS NULL OR excluded.due_at < contact_gates.due_at",
     ),
 };
