@@ -108,6 +108,10 @@ pub(crate) enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("stored data: {0}")]
     Decode(String),
+    /// The store cannot serve the call now (closed, or a connection was
+    /// lost): the caller may try again.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl DbError {

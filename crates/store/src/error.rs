@@ -25,12 +25,9 @@ impl StoreError {
             DbError::Sqlx(e) => e
                 .as_database_error()
                 .is_some_and(|d| d.is_unique_violation() || d.code().is_some_and(|c| c == "40P01")),
-            DbError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
-                f.extended_code,
-                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-            ),
-            DbError::Sqlite(_) | DbError::Decode(_) => false,
+            // SQLite has one writer: a unique violation there is no race,
+            // and running the request again would meet it again.
+            DbError::Sqlite(_) | DbError::Decode(_) | DbError::Unavailable(_) => false,
         }
     }
 }
@@ -43,6 +40,7 @@ impl StoreError {
             DbError::Sqlx(e) => StoreError::classify(e),
             DbError::Sqlite(e) => StoreError::classify_sqlite(e),
             DbError::Decode(_) => Class::Internal,
+            DbError::Unavailable(_) => Class::Unavailable,
         };
         match class {
             Class::Unavailable => StoreError::Unavailable(msg.to_owned()),

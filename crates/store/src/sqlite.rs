@@ -258,13 +258,13 @@ impl Lease {
         let conn = self
             .conn
             .take()
-            .ok_or_else(|| DbError::Decode("the SQLite reader was lost".into()))?;
+            .ok_or_else(|| DbError::Unavailable("the SQLite reader was lost".into()))?;
         let (conn, r) = tokio::task::spawn_blocking(move || {
             let r = f(&conn);
             (conn, r)
         })
         .await
-        .map_err(|e| DbError::Decode(format!("a SQLite read failed: {e}")))?;
+        .map_err(|e| DbError::Unavailable(format!("a SQLite read failed: {e}")))?;
         self.conn = Some(conn);
         r
     }
@@ -351,7 +351,7 @@ impl Backend for SqliteStore {
             .permits
             .acquire()
             .await
-            .map_err(|_| DbError::Decode("the SQLite store is closed".into()))?;
+            .map_err(|_| DbError::Unavailable("the SQLite store is closed".into()))?;
         permit.forget();
         let conn = self.readers.free.lock().ok().and_then(|mut f| f.pop());
         let lease = Lease {
@@ -359,7 +359,7 @@ impl Backend for SqliteStore {
             readers: self.readers.clone(),
         };
         if lease.conn.is_none() {
-            return Err(DbError::Decode("no free SQLite reader".into()));
+            return Err(DbError::Unavailable("no free SQLite reader".into()));
         }
         Ok(LiteConn::Reader(lease))
     }
