@@ -286,10 +286,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Vec<IngestResult>, StoreError>;
 
-    /// Tell the other nodes sharing the database that work was queued.
     /// Where the planner of first escalation levels is kept.
     fn planner(&self) -> &crate::group::PlannerSlot;
 
+    /// Tell the other nodes sharing the database that work was queued.
     fn wake_others(&self, topic: WakeTopic);
 
     /// Wake-ups from other nodes (`None`: there are none).

@@ -351,13 +351,14 @@ async fn first_levels(
 ) -> Result<HashMap<i64, usize>, DbError> {
     let ids = reserve(tx, &d.reserve_step_ids, drafts.len()).await?;
     let mut plans: HashMap<(&str, Priority, i64), StepDone> = HashMap::new();
+    let mut keys = Vec::with_capacity(drafts.len());
     let mut rows = Vec::with_capacity(drafts.len());
     for ((a, policy), id) in drafts.iter().zip(&ids) {
         let priority = a.content.as_ref().map_or(Priority::High, |c| c.priority);
         let now = a.created_at;
-        if let std::collections::hash_map::Entry::Vacant(e) =
-            plans.entry((policy, priority, ms(now)))
-        {
+        let key = (*policy, priority, ms(now));
+        keys.push(key);
+        if let std::collections::hash_map::Entry::Vacant(e) = plans.entry(key) {
             let step = ClaimedStep {
                 id: *id,
                 alert_id: a.id,
@@ -376,9 +377,8 @@ async fn first_levels(
     bulk(tx, &d.insert_done_steps, rows).await?;
     let mut queued = HashMap::with_capacity(drafts.len());
     let mut ran = Vec::with_capacity(drafts.len());
-    for ((a, policy), id) in drafts.iter().zip(&ids) {
-        let priority = a.content.as_ref().map_or(Priority::High, |c| c.priority);
-        if let Some(done) = plans.get(&(*policy, priority, ms(a.created_at))) {
+    for (((a, policy), id), key) in drafts.iter().zip(&ids).zip(&keys) {
+        if let Some(done) = plans.get(key) {
             queued.insert(a.id, done.deliveries.len());
             ran.push(StepRun {
                 step_id: *id,
@@ -760,7 +760,8 @@ impl<B: Backend> Store for B {
             self,
             "SELECT id, alert_id, at, kind, actor, channel, message FROM alert_timeline WHERE alert_id = $1 ORDER BY id",
             args![alert_id],
-            entry_from_row)
+            entry_from_row,
+        )
         .await
     }
 

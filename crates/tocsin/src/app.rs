@@ -166,7 +166,7 @@ impl App {
         )?;
         let metrics = state.metrics_handle();
         let escalate_now = state.escalation_wakeup();
-        let dispatch_now = Arc::new(Notify::new());
+        let dispatch_now = state.dispatch_wakeup();
         let router = tocsin_web::app(state);
         let banner = banner(&config, &secrets, &url, store.backend(), addr, public_url);
 
@@ -475,18 +475,10 @@ async fn escalate_loop(
     let mut every = tocsin_engine::poll_every(WORKER_POLL);
     while !*stop.borrow() {
         // Every poll, and soon after ingest has created alerts.
-        let woken = tokio::select! {
+        tokio::select! {
             _ = stop.changed() => continue,
-            _ = every.tick() => false,
-            _ = wake.notified() => {
-                tokio::time::sleep(WAKE_COALESCE).await;
-                true
-            }
-        };
-        // New alerts (here or on another node) queued their first pages
-        // as they were committed.
-        if woken {
-            dispatch_now.notify_one();
+            _ = every.tick() => {}
+            _ = wake.notified() => tokio::time::sleep(WAKE_COALESCE).await,
         }
         match worker.run_due(&tocsin_engine::SystemClock).await {
             Ok(r) if r.steps > 0 => {

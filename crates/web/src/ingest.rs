@@ -216,5 +216,8 @@ pub(crate) async fn store_events(
     if steps > 0 {
         st.0.metrics.escalation(steps, queued, 0);
     }
+    if queued > 0 {
+        st.0.dispatch.notify_one();
+    }
     Ok(results)
 }

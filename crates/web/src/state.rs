@@ -105,6 +105,9 @@ pub(crate) struct Inner {
     /// Woken after ingest creates alerts, so the escalation worker runs at
     /// once instead of at its next poll.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Woken after ingest queued pages itself (a new alert's first level),
+    /// so the dispatcher sends them at once.
+    pub dispatch: Arc<tokio::sync::Notify>,
     /// The notification channels, for test notifications.
     pub channels: HashMap<String, Arc<dyn tocsin_notify::Channel>>,
     /// Maintenance windows as last read, and when (read at most once a second).
@@ -327,6 +330,7 @@ impl AppState {
                 .collect(),
             maintenance: tokio::sync::Mutex::new(None),
             wake: Arc::new(tokio::sync::Notify::new()),
+            dispatch: Arc::new(tokio::sync::Notify::new()),
             // Heartbeats are sources too (`heartbeat:ID`), for maintenance windows.
             source_ids: config
                 .sources
@@ -394,6 +398,11 @@ impl AppState {
     /// Notified whenever ingest has created alerts (new escalation steps).
     pub fn escalation_wakeup(&self) -> Arc<tokio::sync::Notify> {
         self.0.wake.clone()
+    }
+
+    /// Notified whenever ingest has queued pages (the dispatcher's wake-up).
+    pub fn dispatch_wakeup(&self) -> Arc<tokio::sync::Notify> {
+        self.0.dispatch.clone()
     }
 
     /// The metrics registry, for workers outside the HTTP layer.
