@@ -25,12 +25,15 @@ pub(crate) enum KeyLookup {
     JsonArray(&'static str),
 }
 
-/// How alert ids are reserved before their rows are written.
+/// How alert and escalation step ids are reserved before their rows are
+/// written (one statement for both).
 pub(crate) enum ReserveIds {
-    /// Returns the last id handed out (`last`); the reserved ones are the
-    /// next `n` (SQLite: one writer, so nobody takes them meanwhile).
+    /// Returns the last alert id and the last step id handed out
+    /// (`alerts`, `steps`); the reserved ones are the next ones (SQLite:
+    /// one writer, so nobody takes them meanwhile).
     After(&'static str),
-    /// Returns `$1` ids from the sequence (`id`), ascending.
+    /// Returns `$1` alert ids and `$2` step ids from their sequences, one
+    /// a row (`id`, and `is_step`).
     Sequence(&'static str),
 }
 
@@ -49,7 +52,7 @@ pub(crate) struct Dialect {
     /// the planner from flattening the lateral subquery into a hash join
     /// over every alert, which it does with `COALESCE` of two seeks.)
     pub lookup: KeyLookup,
-    /// Reserve alert ids.
+    /// Reserve alert ids and escalation step ids.
     pub reserve_ids: ReserveIds,
     /// Insert alerts given as a JSON array of rows.
     pub insert_alerts: Bulk,
@@ -61,24 +64,25 @@ pub(crate) struct Dialect {
     pub has_label: &'static str,
     /// Append timeline entries, in order.
     pub insert_timeline: Bulk,
-    /// Insert the first escalation step of new alerts.
-    pub insert_steps: Bulk,
-    /// Reserve escalation step ids.
-    pub reserve_step_ids: ReserveIds,
-    /// Insert first escalation steps that ran at ingest (`$1` id, alert,
-    /// policy, time).
-    pub insert_done_steps: Bulk,
+    /// Insert escalation steps, every column given: id (NULL: the next
+    /// one), alert, policy, level, round, due, status, created, done (a
+    /// first level that ran at ingest, and the next levels of steps that
+    /// ran), in order.
+    pub insert_steps_full: Bulk,
     /// Appended to the `SELECT` of a claim: rows another node is claiming are skipped.
     pub skip_locked: &'static str,
+    /// The same for contact gates, which writers queueing pages hold
+    /// key-share-locked: a claim does not skip those.
+    pub skip_locked_gates: &'static str,
     /// Opens the list of ids bound as one JSON array parameter (`IN (ids_open $n ids_close)`).
     pub ids_open: &'static str,
     /// Closes it.
     pub ids_close: &'static str,
     /// Queue notifications, in order.
     pub insert_outbox: Bulk,
-    /// Insert next escalation steps.
-    pub insert_next_steps: Bulk,
-    /// Make each contact's place in the queue no later than the given time, creating its gate.
+    /// Make each contact's place in the queue no later than the given time,
+    /// creating its gate; the gate stays locked (at least shared) until
+    /// commit, so that a dispatcher letting it go sees the pages queued.
     pub upsert_gates: Bulk,
 }
 
@@ -90,7 +94,7 @@ pub(crate) const SQLITE: Dialect = Dialect {
         "SELECT id, source_id, dedup_key, status, members, severity, priority, summary, details, links FROM alerts WHERE id = COALESCE((SELECT id FROM alerts WHERE source_id = $1 AND dedup_key = $2 AND resolved_seq = 0), (SELECT MAX(resolved_seq) FROM alerts WHERE source_id = $1 AND dedup_key = $2))",
     ),
     reserve_ids: ReserveIds::After(
-        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'alerts'), 0) AS last",
+        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'alerts'), 0) AS alerts, COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'escalation_steps'), 0) AS steps",
     ),
     insert_alerts: Bulk::PerRow(
         "INSERT INTO alerts (id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, resolved_at, resolved_by, extra_labels, resolved_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, CASE WHEN $4 = 'resolved' THEN $1 ELSE 0 END)",
@@ -102,23 +106,15 @@ pub(crate) const SQLITE: Dialect = Dialect {
     insert_timeline: Bulk::PerRow(
         "INSERT INTO alert_timeline (alert_id, at, actor, channel, kind, message) VALUES ($1, $2, $3, $4, $5, $6)",
     ),
-    insert_steps: Bulk::PerRow(
-        "INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) VALUES ($1, $2, 0, 0, $3, 'pending', $4)",
-    ),
-    reserve_step_ids: ReserveIds::After(
-        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'escalation_steps'), 0) AS last",
-    ),
-    insert_done_steps: Bulk::PerRow(
-        "INSERT INTO escalation_steps (id, alert_id, policy_id, level, round, due_at, status, created_at, done_at) VALUES ($1, $2, $3, 0, 0, $4, 'done', $4, $4)",
+    insert_steps_full: Bulk::PerRow(
+        "INSERT INTO escalation_steps (id, alert_id, policy_id, level, round, due_at, status, created_at, done_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     ),
     skip_locked: "",
+    skip_locked_gates: "",
     ids_open: "SELECT value FROM json_each(",
     ids_close: ")",
     insert_outbox: Bulk::PerRow(
         "INSERT INTO outbox (alert_id, step_id, user_id, contact_id, channel, address, due_at, status, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7, $8)",
-    ),
-    insert_next_steps: Bulk::PerRow(
-        "INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6)",
     ),
     upsert_gates: Bulk::PerRow(
         "INSERT INTO contact_gates (user_id, contact_id, open_at, due_at) VALUES ($1, $2, 0, $3) ON CONFLICT (user_id, contact_id) DO UPDATE SET due_at = excluded.due_at WHERE contact_gates.due_at IS NULL OR excluded.due_at < contact_gates.due_at",
@@ -133,7 +129,7 @@ pub(crate) const POSTGRES: Dialect = Dialect {
         "SELECT a.id, a.source_id, a.dedup_key, a.status, a.members, a.severity, a.priority, a.summary, a.details, a.links FROM jsonb_array_elements($1::jsonb) AS j(v) JOIN LATERAL (SELECT b.id FROM alerts b WHERE b.source_id = j.v ->> 0 AND b.dedup_key = j.v ->> 1 ORDER BY b.resolved_seq = 0 DESC, b.resolved_seq DESC LIMIT 1) AS newest ON true JOIN alerts a ON a.id = newest.id FOR UPDATE OF a",
     ),
     reserve_ids: ReserveIds::Sequence(
-        "SELECT nextval(pg_get_serial_sequence('alerts', 'id')) AS id FROM generate_series(1, $1::bigint) AS g(i) ORDER BY g.i",
+        "SELECT nextval('alerts_id_seq') AS id, false AS is_step FROM generate_series(1, $1::bigint) UNION ALL SELECT nextval('escalation_steps_id_seq'), true FROM generate_series(1, $2::bigint)",
     ),
     insert_alerts: Bulk::JsonArray(
         "INSERT INTO alerts (id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, resolved_at, resolved_by, extra_labels, resolved_seq) SELECT (j.v ->> 0)::bigint, j.v ->> 1, j.v ->> 2, j.v ->> 3, j.v ->> 4, j.v ->> 5, j.v ->> 6, j.v ->> 7, j.v ->> 8, j.v ->> 9, j.v ->> 10, j.v ->> 11, j.v ->> 12, (j.v ->> 13)::bigint, (j.v ->> 14)::bigint, (j.v ->> 15)::bigint, (j.v ->> 16)::bigint, (j.v ->> 17)::bigint, (j.v ->> 18)::bigint, j.v ->> 19, j.v ->> 20, CASE WHEN j.v ->> 3 = 'resolved' THEN (j.v ->> 0)::bigint ELSE 0 END FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
@@ -145,25 +141,21 @@ pub(crate) const POSTGRES: Dialect = Dialect {
     insert_timeline: Bulk::JsonArray(
         "INSERT INTO alert_timeline (alert_id, at, actor, channel, kind, message) SELECT (j.v ->> 0)::bigint, (j.v ->> 1)::bigint, j.v ->> 2, j.v ->> 3, j.v ->> 4, j.v ->> 5 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
     ),
-    insert_steps: Bulk::JsonArray(
-        "INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) SELECT (j.v ->> 0)::bigint, j.v ->> 1, 0, 0, (j.v ->> 2)::bigint, 'pending', (j.v ->> 3)::bigint FROM jsonb_array_elements($1::jsonb) AS j(v)",
-    ),
-    reserve_step_ids: ReserveIds::Sequence(
-        "SELECT nextval(pg_get_serial_sequence('escalation_steps', 'id')) AS id FROM generate_series(1, $1::bigint) AS g(i) ORDER BY g.i",
-    ),
-    insert_done_steps: Bulk::JsonArray(
-        "INSERT INTO escalation_steps (id, alert_id, policy_id, level, round, due_at, status, created_at, done_at) SELECT (j.v ->> 0)::bigint, (j.v ->> 1)::bigint, j.v ->> 2, 0, 0, (j.v ->> 3)::bigint, 'done', (j.v ->> 3)::bigint, (j.v ->> 3)::bigint FROM jsonb_array_elements($1::jsonb) AS j(v)",
+    insert_steps_full: Bulk::JsonArray(
+        "INSERT INTO escalation_steps (id, alert_id, policy_id, level, round, due_at, status, created_at, done_at) SELECT COALESCE((j.v ->> 0)::bigint, nextval('escalation_steps_id_seq')), (j.v ->> 1)::bigint, j.v ->> 2, (j.v ->> 3)::bigint, (j.v ->> 4)::bigint, (j.v ->> 5)::bigint, j.v ->> 6, (j.v ->> 7)::bigint, (j.v ->> 8)::bigint FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
     ),
     skip_locked: " FOR UPDATE SKIP LOCKED",
+    skip_locked_gates: " FOR NO KEY UPDATE SKIP LOCKED",
     ids_open: "SELECT (jsonb_array_elements_text(",
     ids_close: "::jsonb))::bigint",
     insert_outbox: Bulk::JsonArray(
         "INSERT INTO outbox (alert_id, step_id, user_id, contact_id, channel, address, due_at, status, next_attempt_at, created_at) SELECT (j.v ->> 0)::bigint, (j.v ->> 1)::bigint, j.v ->> 2, j.v ->> 3, j.v ->> 4, j.v ->> 5, (j.v ->> 6)::bigint, 'pending', (j.v ->> 6)::bigint, (j.v ->> 7)::bigint FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
     ),
-    insert_next_steps: Bulk::JsonArray(
-        "INSERT INTO escalation_steps (alert_id, policy_id, level, round, due_at, status, created_at) SELECT (j.v ->> 0)::bigint, j.v ->> 1, (j.v ->> 2)::bigint, (j.v ->> 3)::bigint, (j.v ->> 4)::bigint, 'pending', (j.v ->> 5)::bigint FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(v, n) ORDER BY j.n",
-    ),
+    // A gate already due in time is only key-share-locked: writers paging
+    // the same person at once do not wait for each other, nor for a
+    // dispatcher claiming the gate (`skip_locked_gates`), and a dispatcher
+    // letting the gate go waits for them (then sees their pages).
     upsert_gates: Bulk::JsonArray(
-        "INSERT INTO contact_gates (user_id, contact_id, open_at, due_at) SELECT j.v ->> 0, j.v ->> 1, 0, (j.v ->> 2)::bigint FROM jsonb_array_elements($1::jsonb) AS j(v) ON CONFLICT (user_id, contact_id) DO UPDATE SET due_at = excluded.due_at WHERE contact_gates.due_at IS NULL OR excluded.due_at < contact_gates.due_at",
+        "WITH want AS (SELECT j.v ->> 0 AS user_id, j.v ->> 1 AS contact_id, (j.v ->> 2)::bigint AS due_at FROM jsonb_array_elements($1::jsonb) AS j(v)), in_time AS (SELECT g.user_id, g.contact_id FROM contact_gates g JOIN want w ON g.user_id = w.user_id AND g.contact_id = w.contact_id WHERE g.due_at <= w.due_at FOR KEY SHARE OF g) INSERT INTO contact_gates (user_id, contact_id, open_at, due_at) SELECT w.user_id, w.contact_id, 0, w.due_at FROM want w WHERE NOT EXISTS (SELECT 1 FROM in_time t WHERE t.user_id = w.user_id AND t.contact_id = w.contact_id) ON CONFLICT (user_id, contact_id) DO UPDATE SET due_at = excluded.due_at WHERE contact_gates.due_at IS NULL OR excluded.due_at < contact_gates.due_at",
     ),
 };

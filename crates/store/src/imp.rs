@@ -228,6 +228,26 @@ async fn upsert_gates(
     bulk(tx, &d.upsert_gates, rows).await
 }
 
+/// Lock a contact's gate before letting it go at its oldest page left: a
+/// writer queueing a page for this contact holds the gate until it
+/// commits, so the statement after this one sees that page (on PostgreSQL a
+/// statement reads what was committed when it began; an update that waited
+/// for the row would still compute the gate's due time without the page,
+/// and strand it).
+async fn lock_gate(
+    d: &Dialect,
+    tx: &mut impl Conn,
+    user_id: &str,
+    contact_id: &str,
+) -> Result<(), DbError> {
+    let sql = format!(
+        "SELECT user_id FROM contact_gates WHERE user_id = $1 AND contact_id = $2{}",
+        d.for_update
+    );
+    tx.fetch(&sql, args![user_id, contact_id]).await?;
+    Ok(())
+}
+
 /// Cancel the pending escalation steps and notifications of an alert.
 async fn stop_escalation(tx: &mut impl Conn, alert_id: i64) -> Result<(), DbError> {
     tx.execute(
@@ -268,17 +288,32 @@ struct StepRun<'a> {
     now: DateTime<Utc>,
 }
 
-/// Write what steps that ran queued: each contact's place in the queue,
-/// the pages, the next steps and the timeline. Returns the pages queued.
+/// Rows a transaction appends once, at its end: escalation steps (in
+/// `insert_steps_full` order) and timeline entries, in order.
+#[derive(Default)]
+struct Appends {
+    steps: Vec<Vec<Value>>,
+    timeline: Vec<TimelineRow>,
+}
+
+impl Appends {
+    async fn write(self, d: &Dialect, tx: &mut impl Conn) -> Result<(), DbError> {
+        bulk(tx, &d.insert_steps_full, self.steps).await?;
+        insert_timeline(d, tx, &self.timeline).await
+    }
+}
+
+/// Write what steps that ran queued: each contact's place in the queue and
+/// the pages; the next steps and the timeline go to `out`. Returns the
+/// pages queued.
 async fn write_step_results(
     d: &Dialect,
     tx: &mut impl Conn,
     ran: &[StepRun<'_>],
+    out: &mut Appends,
 ) -> Result<usize, DbError> {
     let mut outbox = Vec::new();
     let mut gates = Vec::new();
-    let mut next = Vec::new();
-    let mut timeline = Vec::new();
     for r in ran {
         for p in &r.done.deliveries {
             gates.push((p.user_id.clone(), p.contact_id.clone(), ms(p.due_at)));
@@ -294,47 +329,68 @@ async fn write_step_results(
             ]);
         }
         if let Some(n) = r.done.next {
-            next.push(args![
+            out.steps.push(args![
+                None::<i64>,
                 r.alert_id,
                 r.policy_id,
                 n.level,
                 n.round,
                 ms(n.due_at),
-                ms(r.now)
+                "pending",
+                ms(r.now),
+                None::<i64>
             ]);
         }
-        timeline.extend(r.done.timeline.iter().map(|(k, m)| TimelineRow {
-            alert_id: r.alert_id,
-            at: ms(r.now),
-            actor: r.done.actor.name.clone(),
-            channel: r.done.actor.channel.clone(),
-            kind: k.as_str(),
-            message: m.clone(),
-        }));
+        out.timeline
+            .extend(r.done.timeline.iter().map(|(k, m)| TimelineRow {
+                alert_id: r.alert_id,
+                at: ms(r.now),
+                actor: r.done.actor.name.clone(),
+                channel: r.done.actor.channel.clone(),
+                kind: k.as_str(),
+                message: m.clone(),
+            }));
     }
     let queued = outbox.len();
     // Each contact's place in the queue, then its pages.
     upsert_gates(d, tx, gates).await?;
     bulk(tx, &d.insert_outbox, outbox).await?;
-    bulk(tx, &d.insert_next_steps, next).await?;
-    insert_timeline(d, tx, &timeline).await?;
     Ok(queued)
 }
 
-/// Reserve `n` ids with `how`, ascending.
-async fn reserve(tx: &mut impl Conn, how: &ReserveIds, n: usize) -> Result<Vec<i64>, DbError> {
-    let n = i64::try_from(n).unwrap_or(i64::MAX);
+/// Reserve `alerts` alert ids and `steps` escalation step ids, each
+/// ascending, in one statement.
+async fn reserve(
+    tx: &mut impl Conn,
+    how: &ReserveIds,
+    alerts: usize,
+    steps: usize,
+) -> Result<(Vec<i64>, Vec<i64>), DbError> {
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let (alerts, steps) = (count(alerts), count(steps));
     match how {
         ReserveIds::After(sql) => {
-            let last: i64 = tx.fetch_one(sql, args![]).await?.get("last")?;
-            Ok((1..=n).map(|i| last + i).collect())
+            let last = tx.fetch_one(sql, args![]).await?;
+            let (a, s): (i64, i64) = (last.get("alerts")?, last.get("steps")?);
+            Ok((
+                (1..=alerts).map(|i| a + i).collect(),
+                (1..=steps).map(|i| s + i).collect(),
+            ))
         }
-        ReserveIds::Sequence(sql) => tx
-            .fetch(sql, args![n])
-            .await?
-            .iter()
-            .map(|r| r.get::<i64>("id"))
-            .collect(),
+        ReserveIds::Sequence(sql) => {
+            let (mut a, mut s) = (Vec::new(), Vec::new());
+            for r in tx.fetch(sql, args![alerts, steps]).await? {
+                let id: i64 = r.get("id")?;
+                if r.get::<bool>("is_step")? {
+                    s.push(id);
+                } else {
+                    a.push(id);
+                }
+            }
+            a.sort_unstable();
+            s.sort_unstable();
+            Ok((a, s))
+        }
     }
 }
 
@@ -348,12 +404,12 @@ async fn first_levels(
     tx: &mut impl Conn,
     planner: &dyn StepPlanner,
     drafts: &[(&crate::plan::Draft, &str)],
+    ids: &[i64],
+    out: &mut Appends,
 ) -> Result<HashMap<i64, usize>, DbError> {
-    let ids = reserve(tx, &d.reserve_step_ids, drafts.len()).await?;
     let mut plans: HashMap<(&str, Priority, i64), StepDone> = HashMap::new();
     let mut keys = Vec::with_capacity(drafts.len());
-    let mut rows = Vec::with_capacity(drafts.len());
-    for ((a, policy), id) in drafts.iter().zip(&ids) {
+    for ((a, policy), id) in drafts.iter().zip(ids) {
         let priority = a.content.as_ref().map_or(Priority::High, |c| c.priority);
         let now = a.created_at;
         let key = (*policy, priority, ms(now));
@@ -372,12 +428,21 @@ async fn first_levels(
             };
             e.insert(planner.plan(&step, now));
         }
-        rows.push(args![*id, a.id, *policy, ms(now)]);
+        out.steps.push(args![
+            *id,
+            a.id,
+            *policy,
+            0,
+            0,
+            ms(now),
+            "done",
+            ms(now),
+            ms(now)
+        ]);
     }
-    bulk(tx, &d.insert_done_steps, rows).await?;
     let mut queued = HashMap::with_capacity(drafts.len());
     let mut ran = Vec::with_capacity(drafts.len());
-    for (((a, policy), id), key) in drafts.iter().zip(&ids).zip(&keys) {
+    for (((a, policy), id), key) in drafts.iter().zip(ids).zip(&keys) {
         if let Some(done) = plans.get(key) {
             queued.insert(a.id, done.deliveries.len());
             ran.push(StepRun {
@@ -389,7 +454,7 @@ async fn first_levels(
             });
         }
     }
-    write_step_results(d, tx, &ran).await?;
+    write_step_results(d, tx, &ran, out).await?;
     Ok(queued)
 }
 
@@ -445,9 +510,23 @@ pub(crate) async fn ingest_batch(
 
     let mut plan = crate::plan::plan(jobs, newest);
     let n_new = plan.new_alerts();
+    // Every new alert starts its escalation at level 1. With a planner, a
+    // level due at once runs here (its step id reserved with the alert
+    // ids); otherwise, or when it is due later (outside support hours), a
+    // pending step waits for the worker.
+    let inline = |a: &crate::plan::Draft| {
+        planner.is_some() && a.first_step_at.is_none_or(|due| due <= a.created_at)
+    };
+    let n_inline = plan
+        .drafts
+        .iter()
+        .filter(|a| a.is_new && a.page && a.policy_id.is_some() && inline(a))
+        .count();
+    let mut step_ids = Vec::new();
     if n_new > 0 {
-        let ids = reserve(tx, &d.reserve_ids, n_new).await?;
+        let (ids, steps) = reserve(tx, &d.reserve_ids, n_new, n_inline).await?;
         plan.assign_ids(&ids);
+        step_ids = steps;
     }
 
     let mut inserts = Vec::new();
@@ -503,23 +582,36 @@ pub(crate) async fn ingest_batch(
     }
     bulk(tx, &d.insert_alerts, inserts).await?;
     bulk(tx, &d.update_alerts, updates).await?;
-    // Every new alert starts its escalation at level 1. With a planner, a
-    // level due at once runs here; otherwise, or when it is due later
-    // (outside support hours), a pending step waits for the worker.
+    // The creation entries first: the timeline reads in order. Steps with
+    // reserved ids before those numbered as written (SQLite hands out the
+    // next id after the highest).
+    let mut out = Appends {
+        steps: Vec::new(),
+        timeline: std::mem::take(&mut plan.timeline),
+    };
     let mut pending = Vec::new();
     let mut now_due = Vec::new();
     for a in plan.drafts.iter().filter(|a| a.is_new && a.page) {
         let Some(policy) = a.policy_id.as_deref() else {
             continue;
         };
-        let due = a.first_step_at.unwrap_or(a.created_at);
-        if planner.is_some() && due <= a.created_at {
+        if inline(a) {
             now_due.push((a, policy));
         } else {
-            pending.push(args![a.id, policy, ms(due), ms(a.created_at)]);
+            let due = a.first_step_at.unwrap_or(a.created_at);
+            pending.push(args![
+                None::<i64>,
+                a.id,
+                policy,
+                0,
+                0,
+                ms(due),
+                "pending",
+                ms(a.created_at),
+                None::<i64>
+            ]);
         }
     }
-    bulk(tx, &d.insert_steps, pending).await?;
     // Alerts the source resolved stop escalating.
     for a in plan
         .drafts
@@ -528,12 +620,14 @@ pub(crate) async fn ingest_batch(
     {
         stop_escalation(tx, a.id).await?;
     }
-    insert_timeline(d, tx, &plan.timeline).await?;
-    // After the creation entries: the timeline reads in order.
     let queued = match planner {
-        Some(p) if !now_due.is_empty() => first_levels(d, tx, p, &now_due).await?,
+        Some(p) if !now_due.is_empty() => {
+            first_levels(d, tx, p, &now_due, &step_ids, &mut out).await?
+        }
         _ => HashMap::new(),
     };
+    out.steps.extend(pending);
+    out.write(d, tx).await?;
     let mut results = plan.results;
     if !queued.is_empty() {
         for r in results.iter_mut().flatten() {
@@ -923,12 +1017,44 @@ impl<B: Backend> Store for B {
         resolved_before: DateTime<Utc>,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        Ok(write_one(
-            self,
-            "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts WHERE status = 'resolved' AND resolved_at < $1 ORDER BY id LIMIT $2)",
-            args![ms(resolved_before), i64::from(limit)],
-        )
-        .await?)
+        let d = B::SQL;
+        let mut tx = self.begin().await?;
+        let ids = tx
+            .fetch(
+                &format!(
+                    "SELECT id FROM alerts WHERE status = 'resolved' AND resolved_at < $1 ORDER BY id LIMIT $2{}",
+                    d.for_update
+                ),
+                args![ms(resolved_before), i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get::<i64>("id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids = enc(&ids)?;
+        // The alerts' own rows first (PostgreSQL has no foreign keys to
+        // cascade along: migration 0015).
+        for table in ["alert_timeline", "escalation_steps", "outbox"] {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE alert_id IN ({})",
+                    in_ids(d, "$1")
+                ),
+                args![ids.clone()],
+            )
+            .await?;
+        }
+        let pruned = tx
+            .execute(
+                &format!("DELETE FROM alerts WHERE id IN ({})", in_ids(d, "$1")),
+                args![ids],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(pruned)
     }
 
     async fn claim_due_steps(
@@ -1080,7 +1206,9 @@ impl<B: Backend> Store for B {
                 now,
             })
             .collect();
-        let queued = write_step_results(d, &mut tx, &ran).await? > 0;
+        let mut out = Appends::default();
+        let queued = write_step_results(d, &mut tx, &ran, &mut out).await? > 0;
+        out.write(d, &mut tx).await?;
         tx.commit().await?;
         if queued {
             self.wake_others(WakeTopic::Dispatch);
@@ -1108,7 +1236,7 @@ impl<B: Backend> Store for B {
             .fetch(
                 &format!(
                     "SELECT user_id, contact_id, open_at, claim IS NOT NULL AS taken_over FROM contact_gates WHERE due_at <= $1 AND open_at <= $1 AND (claim IS NULL OR claimed_until < $1) ORDER BY due_at LIMIT $2{}",
-                    d.skip_locked
+                    d.skip_locked_gates
                 ),
                 args![ms(now), i64::from(contacts)],
             )
@@ -1209,6 +1337,7 @@ impl<B: Backend> Store for B {
                 "UPDATE contact_gates SET due_at = {GATE_DUE_AT}, claim = NULL, claimed_until = NULL, open_at = $1 WHERE user_id = $2 AND contact_id = $3 AND claim = $4"
             );
             for (user_id, contact_id, open_at) in &empty {
+                lock_gate(d, &mut tx, user_id, contact_id).await?;
                 tx.execute(&sql, args![*open_at, user_id, contact_id, claim])
                     .await?;
             }
@@ -1303,6 +1432,7 @@ impl<B: Backend> Store for B {
             }
             // The last chunk: let the contact go, at its oldest page left. A
             // message that did not reach it opened no window.
+            lock_gate(B::SQL, &mut tx, &b.user_id, &b.contact_id).await?;
             tx.execute(
                 &format!(
                     "UPDATE contact_gates SET claim = NULL, claimed_until = NULL, due_at = {GATE_DUE_AT}, open_at = CASE WHEN $1 AND open_at > $2 THEN $2 ELSE open_at END WHERE user_id = $3 AND contact_id = $4 AND claim = $5"

@@ -578,8 +578,10 @@ async fn source_keys(s: &dyn Store) {
 async fn concurrent_deliveries_open_one_alert(s: &dyn Store) {
     let ev = routed("race", vec![member("a", true, 0, None)]);
     let actor = src();
+    // All eight in flight at once: on PostgreSQL they go to different
+    // writers, whose transactions race for the one open alert.
     let futs = (0..8).map(|_| s.ingest("prom", &actor, vec![ev.clone()], t(1)));
-    let results = futures_join_all(futs).await;
+    let results = futures_util::future::join_all(futs).await;
     let created = results
         .iter()
         .filter(|r| r.as_ref().unwrap()[0].outcome == IngestOutcome::Created)
@@ -593,20 +595,6 @@ async fn concurrent_deliveries_open_one_alert(s: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(page.alerts.len(), 1);
-}
-
-/// Poll all futures together (no extra dependency for one join_all).
-async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for f in futs {
-        set.push(Box::pin(f));
-    }
-    let mut out = Vec::new();
-    // Interleave by awaiting in order; on SQLite the writer lock serialises them anyway.
-    for f in set {
-        out.push(f.await);
-    }
-    out
 }
 
 async fn retention_prunes_old_resolved_alerts(s: &dyn Store) {
@@ -632,12 +620,15 @@ async fn retention_prunes_old_resolved_alerts(s: &dyn Store) {
         .alert_id
         .unwrap();
 
+    assert!(!s.steps(old).await.unwrap().is_empty());
     assert_eq!(s.prune_resolved(t(50), 1000).await.unwrap(), 1);
     assert!(s.get_alert(old).await.unwrap().is_none());
     assert!(
         s.timeline(old).await.unwrap().is_empty(),
         "the timeline goes with the alert"
     );
+    assert!(s.steps(old).await.unwrap().is_empty(), "and its steps");
+    assert!(s.deliveries(old).await.unwrap().is_empty(), "and its pages");
     assert!(s.get_alert(recent).await.unwrap().is_some());
     assert!(
         s.get_alert(open).await.unwrap().is_some(),
