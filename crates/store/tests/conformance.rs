@@ -30,6 +30,15 @@ async fn sqlite() -> Db {
 }
 
 async fn postgres() -> Option<Db> {
+    Some(Db {
+        store: connect(&postgres_url().await?, 4).await.unwrap(),
+        _dir: None,
+    })
+}
+
+/// The URL of a fresh, empty PostgreSQL database (`None`: no server given,
+/// outside CI).
+async fn postgres_url() -> Option<String> {
     let Ok(base) = std::env::var("TOCSIN_TEST_POSTGRES_URL") else {
         assert!(
             std::env::var("CI").is_err(),
@@ -40,10 +49,7 @@ async fn postgres() -> Option<Db> {
         );
         return None;
     };
-    Some(Db {
-        store: connect(&fresh_pg_database(&base).await, 4).await.unwrap(),
-        _dir: None,
-    })
+    Some(fresh_pg_database(&base).await)
 }
 
 /// Create an empty database next to the one `base` names and return its URL.
@@ -1588,7 +1594,8 @@ async fn concurrent_claims_skip_locked_rows_on_postgres() {
 
 #[tokio::test]
 async fn concurrent_futures_are_really_concurrent_on_postgres() {
-    // The race test above awaits futures one by one; here they run at once.
+    // The same race as `concurrent_deliveries_open_one_alert`, each
+    // request on a task of its own.
     let Some(db) = postgres().await else { return };
     let store: std::sync::Arc<dyn Store> = std::sync::Arc::from(db.store);
     let ev = routed("race2", vec![member("a", true, 0, None)]);
@@ -1606,6 +1613,83 @@ async fn concurrent_futures_are_really_concurrent_on_postgres() {
         }
     }
     assert_eq!(created, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn letting_a_gate_go_waits_for_a_writer_paging_its_contact_on_postgres() {
+    use sqlx::Connection as _;
+    let Some(url) = postgres_url().await else {
+        return;
+    };
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::from(connect(&url, 4).await.unwrap());
+    store.run_first_levels(std::sync::Arc::new(CountingPlanner(Default::default())));
+    let first = ingest(
+        store.as_ref(),
+        &[routed("a", vec![member("a", true, 0, None)])],
+        1,
+    )
+    .await[0]
+        .alert_id
+        .unwrap();
+    let window = TimeDelta::seconds(10);
+    let mut claimed = store
+        .claim_bundles(t(2), TimeDelta::seconds(30), 10, window, 5, "d1")
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let bundle = claimed.remove(0);
+
+    // Meanwhile another writer queues a page for the same contact: it holds
+    // the contact's gate as ingest does when the gate is due in time (key
+    // share) and has written its page, but not committed yet.
+    let mut writer = sqlx::PgConnection::connect(&url).await.unwrap();
+    for sql in [
+        "BEGIN".to_owned(),
+        "SELECT user_id FROM contact_gates WHERE user_id = 'u1' AND contact_id = 'c1' FOR KEY SHARE".to_owned(),
+        format!(
+            "INSERT INTO outbox (alert_id, step_id, user_id, contact_id, channel, address, due_at, status, next_attempt_at, created_at) VALUES ({first}, NULL, 'u1', 'c1', 'webhook', 'http://127.0.0.1:9/hook', {at}, 'pending', {at}, {at})",
+            at = t(3).timestamp_millis()
+        ),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut writer)
+            .await
+            .unwrap();
+    }
+
+    // The dispatcher records its message and lets the contact go: it waits
+    // for the writer, so that it sees the page the writer queued.
+    let release = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let sent = DeliveryOutcome::Sent {
+                detail: "200".into(),
+            };
+            store.finish_bundle(&bundle, sent, t(3)).await.unwrap()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !release.is_finished(),
+        "letting the gate go must wait for the writer that holds it"
+    );
+    sqlx::raw_sql("COMMIT").execute(&mut writer).await.unwrap();
+    assert_eq!(release.await.unwrap(), 1, "the bundle's one page recorded");
+
+    // The page queued meanwhile is not stranded behind a gate with no due
+    // time: once the window is over the contact is due again, for it.
+    let next = store
+        .claim_bundles(t(14), TimeDelta::seconds(30), 10, window, 5, "d2")
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1, "the contact is due again for the new page");
+    assert_eq!(next[0].pages, 1);
+    let pages = store.deliveries(first).await.unwrap();
+    assert_eq!(
+        (pages.len(), next[0].first_page),
+        (2, pages[1].id),
+        "the bundle is the page queued meanwhile"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
