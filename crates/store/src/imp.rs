@@ -407,6 +407,14 @@ async fn first_levels(
     ids: &[i64],
     out: &mut Appends,
 ) -> Result<HashMap<i64, usize>, DbError> {
+    if ids.len() != drafts.len() {
+        // A level without an id would silently not run: refuse the batch.
+        return Err(DbError::Decode(format!(
+            "{} step ids reserved for {} first levels",
+            ids.len(),
+            drafts.len()
+        )));
+    }
     let mut plans: HashMap<(&str, Priority, i64), StepDone> = HashMap::new();
     let mut keys = Vec::with_capacity(drafts.len());
     for ((a, policy), id) in drafts.iter().zip(ids) {
