@@ -288,36 +288,37 @@ struct StepRun<'a> {
     now: DateTime<Utc>,
 }
 
-/// Rows a transaction appends once, at its end: escalation steps (in
-/// `insert_steps_full` order) and timeline entries, in order.
+/// Rows a transaction writes once, at its end, in this order: each
+/// contact's place in the queue (user, contact, due), then its pages
+/// (`insert_outbox` order), escalation steps (`insert_steps_full` order) and
+/// timeline entries.
 #[derive(Default)]
 struct Appends {
+    gates: Vec<(String, String, i64)>,
+    outbox: Vec<Vec<Value>>,
     steps: Vec<Vec<Value>>,
     timeline: Vec<TimelineRow>,
 }
 
 impl Appends {
     async fn write(self, d: &Dialect, tx: &mut impl Conn) -> Result<(), DbError> {
+        upsert_gates(d, tx, self.gates).await?;
+        bulk(tx, &d.insert_outbox, self.outbox).await?;
         bulk(tx, &d.insert_steps_full, self.steps).await?;
         insert_timeline(d, tx, &self.timeline).await
     }
 }
 
-/// Write what steps that ran queued: each contact's place in the queue and
-/// the pages; the next steps and the timeline go to `out`. Returns the
-/// pages queued.
-async fn write_step_results(
-    d: &Dialect,
-    tx: &mut impl Conn,
-    ran: &[StepRun<'_>],
-    out: &mut Appends,
-) -> Result<usize, DbError> {
-    let mut outbox = Vec::new();
-    let mut gates = Vec::new();
+/// What steps that ran queued, to `out`: each contact's place in the queue,
+/// the pages, the next steps and the timeline. Returns the pages queued.
+fn write_step_results(ran: &[StepRun<'_>], out: &mut Appends) -> usize {
+    let mut queued = 0;
     for r in ran {
+        queued += r.done.deliveries.len();
         for p in &r.done.deliveries {
-            gates.push((p.user_id.clone(), p.contact_id.clone(), ms(p.due_at)));
-            outbox.push(args![
+            out.gates
+                .push((p.user_id.clone(), p.contact_id.clone(), ms(p.due_at)));
+            out.outbox.push(args![
                 r.alert_id,
                 r.step_id,
                 &p.user_id,
@@ -351,11 +352,7 @@ async fn write_step_results(
                 message: m.clone(),
             }));
     }
-    let queued = outbox.len();
-    // Each contact's place in the queue, then its pages.
-    upsert_gates(d, tx, gates).await?;
-    bulk(tx, &d.insert_outbox, outbox).await?;
-    Ok(queued)
+    queued
 }
 
 /// Reserve `alerts` alert ids and `steps` escalation step ids, each
@@ -396,12 +393,10 @@ async fn reserve(
 
 /// Run the first escalation level of new alerts (drafts, with their
 /// policy) inside the ingest transaction: each step is written done with
-/// its pages and next step, as a worker would have. A level's plan depends
-/// on the policy, the priority and the time only, so a storm plans it once.
-/// Returns the pages queued per alert.
-async fn first_levels(
-    d: &Dialect,
-    tx: &mut impl Conn,
+/// its pages and next step (to `out`), as a worker would have. A level's
+/// plan depends on the policy, the priority and the time only, so a storm
+/// plans it once. Returns the pages queued per alert.
+fn first_levels(
     planner: &dyn StepPlanner,
     drafts: &[(&crate::plan::Draft, &str)],
     ids: &[i64],
@@ -462,7 +457,7 @@ async fn first_levels(
             });
         }
     }
-    write_step_results(d, tx, &ran, out).await?;
+    write_step_results(&ran, out);
     Ok(queued)
 }
 
@@ -594,8 +589,8 @@ pub(crate) async fn ingest_batch(
     // reserved ids before those numbered as written (SQLite hands out the
     // next id after the highest).
     let mut out = Appends {
-        steps: Vec::new(),
         timeline: std::mem::take(&mut plan.timeline),
+        ..Appends::default()
     };
     let mut pending = Vec::new();
     let mut now_due = Vec::new();
@@ -629,9 +624,7 @@ pub(crate) async fn ingest_batch(
         stop_escalation(tx, a.id).await?;
     }
     let queued = match planner {
-        Some(p) if !now_due.is_empty() => {
-            first_levels(d, tx, p, &now_due, &step_ids, &mut out).await?
-        }
+        Some(p) if !now_due.is_empty() => first_levels(p, &now_due, &step_ids, &mut out)?,
         _ => HashMap::new(),
     };
     out.steps.extend(pending);
@@ -1215,7 +1208,7 @@ impl<B: Backend> Store for B {
             })
             .collect();
         let mut out = Appends::default();
-        let queued = write_step_results(d, &mut tx, &ran, &mut out).await? > 0;
+        let queued = write_step_results(&ran, &mut out) > 0;
         out.write(d, &mut tx).await?;
         tx.commit().await?;
         if queued {
