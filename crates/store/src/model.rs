@@ -91,6 +91,14 @@ pub struct IngestResult {
     pub first_level: Option<usize>,
 }
 
+impl IngestResult {
+    /// A new alert whose first escalation level did not run at ingest
+    /// (deferred, or no planner): an escalation worker has to look.
+    pub fn awaits_escalation(&self) -> bool {
+        self.outcome == IngestOutcome::Created && self.first_level.is_none()
+    }
+}
+
 /// A stored alert.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {

@@ -233,7 +233,8 @@ impl Backend for PgStore {
             _ => self.big_ingests.next()?,
         };
         let r = writer.submit(source_id, actor, events, now).await?;
-        if r.iter().any(|x| x.outcome == crate::IngestOutcome::Created) {
+        // Maybe another node's escalation worker is free to look.
+        if r.iter().any(IngestResult::awaits_escalation) {
             self.wake_others(WakeTopic::Escalate);
         }
         if r.iter().any(|x| x.first_level.is_some_and(|n| n > 0)) {

@@ -179,7 +179,8 @@ pub(crate) async fn route_events(
 }
 
 /// Store routed events (503 when storage is down or slow), wake the
-/// escalation worker for new alerts, and count outcomes.
+/// escalation worker for new alerts whose first level did not run at
+/// ingest and the dispatcher for pages queued, and count outcomes.
 pub(crate) async fn store_events(
     st: &AppState,
     source_id: &str,
@@ -204,7 +205,7 @@ pub(crate) async fn store_events(
     };
     if results
         .iter()
-        .any(|r| r.outcome == tocsin_store::IngestOutcome::Created)
+        .any(tocsin_store::IngestResult::awaits_escalation)
     {
         st.0.wake.notify_one();
     }
