@@ -65,6 +65,16 @@ async fn fresh_pg_database(base: &str) -> String {
     format!("{head}/{name}")
 }
 
+/// An alert's escalation steps as (level, status, due), in order.
+async fn step_states(s: &dyn Store, alert_id: i64) -> Vec<(i64, String, DateTime<Utc>)> {
+    s.steps(alert_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| (x.level, x.status, x.due_at))
+        .collect()
+}
+
 fn t(s: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap() + TimeDelta::seconds(s)
 }
@@ -1277,13 +1287,7 @@ async fn unaccept_and_reassign_restart_escalation(s: &dyn Store) {
         }
         other => panic!("{other:?}"),
     }
-    let steps: Vec<(i64, String, DateTime<Utc>)> = s
-        .steps(id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|x| (x.level, x.status, x.due_at))
-        .collect();
+    let steps = step_states(s, id).await;
     assert_eq!(
         steps,
         [(0, "cancelled".into(), t(0)), (0, "pending".into(), t(3))]
@@ -1439,13 +1443,7 @@ async fn first_levels_run_in_the_ingest_transaction(s: &dyn Store) {
     assert_eq!(planner.0.load(std::sync::atomic::Ordering::SeqCst), 1);
 
     let id = r[0].alert_id.unwrap();
-    let steps: Vec<(i64, String, DateTime<Utc>)> = s
-        .steps(id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|x| (x.level, x.status, x.due_at))
-        .collect();
+    let steps = step_states(s, id).await;
     assert_eq!(
         steps,
         [
