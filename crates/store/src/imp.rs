@@ -1036,8 +1036,8 @@ impl<B: Backend> Store for B {
             return Ok(0);
         }
         let ids = enc(&ids)?;
-        // The alerts' own rows first (PostgreSQL has no foreign keys to
-        // cascade along: migration 0015).
+        // The alerts' own rows first: neither backend has foreign keys to
+        // cascade along (migration 0015 on both).
         for table in ["alert_timeline", "escalation_steps", "outbox"] {
             tx.execute(
                 &format!(

@@ -3,7 +3,9 @@
 -- alert, and deleted with it by retention (explicitly, child rows first),
 -- so the foreign keys only cost: SQLite looked the alert up again for every
 -- child row. SQLite cannot drop a constraint, so the three tables are
--- rebuilt, same columns and indexes, keeping their ids and id counters.
+-- rebuilt, same columns and indexes, keeping their ids and id counters
+-- (the old table's counter row is moved to the new table before the old
+-- one is dropped; the copy's own row, the highest id copied, goes).
 -- The timeline loses AUTOINCREMENT as well: its ids only order an alert's
 -- entries, and a new entry still gets an id above every other.
 
@@ -37,11 +39,8 @@ CREATE TABLE escalation_steps_new (
 );
 INSERT INTO escalation_steps_new (id, alert_id, policy_id, level, round, due_at, status, claim, claimed_until, created_at, done_at)
     SELECT id, alert_id, policy_id, level, round, due_at, status, claim, claimed_until, created_at, done_at FROM escalation_steps;
-INSERT INTO sqlite_sequence (name, seq)
-    SELECT 'escalation_steps_new', seq FROM sqlite_sequence WHERE name = 'escalation_steps'
-    AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'escalation_steps_new');
-UPDATE sqlite_sequence SET seq = MAX(seq, COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'escalation_steps'), 0))
-    WHERE name = 'escalation_steps_new';
+DELETE FROM sqlite_sequence WHERE name = 'escalation_steps_new';
+UPDATE sqlite_sequence SET name = 'escalation_steps_new' WHERE name = 'escalation_steps';
 DROP TABLE escalation_steps;
 ALTER TABLE escalation_steps_new RENAME TO escalation_steps;
 CREATE INDEX escalation_steps_due ON escalation_steps (due_at) WHERE status = 'pending';
@@ -67,11 +66,8 @@ CREATE TABLE outbox_new (
 );
 INSERT INTO outbox_new (id, alert_id, step_id, user_id, contact_id, channel, address, due_at, status, attempts, next_attempt_at, last_error, created_at, sent_at)
     SELECT id, alert_id, step_id, user_id, contact_id, channel, address, due_at, status, attempts, next_attempt_at, last_error, created_at, sent_at FROM outbox;
-INSERT INTO sqlite_sequence (name, seq)
-    SELECT 'outbox_new', seq FROM sqlite_sequence WHERE name = 'outbox'
-    AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'outbox_new');
-UPDATE sqlite_sequence SET seq = MAX(seq, COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0))
-    WHERE name = 'outbox_new';
+DELETE FROM sqlite_sequence WHERE name = 'outbox_new';
+UPDATE sqlite_sequence SET name = 'outbox_new' WHERE name = 'outbox';
 DROP TABLE outbox;
 ALTER TABLE outbox_new RENAME TO outbox;
 CREATE INDEX outbox_by_contact ON outbox (user_id, contact_id, next_attempt_at) WHERE status = 'pending';
