@@ -7,17 +7,27 @@ use yaml_serde::Value;
 
 use crate::Problem;
 
+/// How secrets were written: key path → the `${…}` text, or `file:PATH`
+/// for a `*_file` key (under the path of the key it fills).
+pub type Refs = std::collections::BTreeMap<String, String>;
+
 pub(crate) fn expand(
     tree: &mut Value,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
+    refs: &mut Refs,
 ) -> Result<(), Vec<Problem>> {
-    let mut problems = Vec::new();
-    walk(tree, String::new(), base, env, &mut problems);
-    if problems.is_empty() {
+    let mut w = Walk {
+        base,
+        env,
+        problems: Vec::new(),
+        refs,
+    };
+    w.walk(tree, String::new());
+    if w.problems.is_empty() {
         Ok(())
     } else {
-        Err(problems)
+        Err(w.problems)
     }
 }
 
@@ -29,59 +39,72 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-fn walk(
-    v: &mut Value,
-    path: String,
-    base: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-    problems: &mut Vec<Problem>,
-) {
-    match v {
-        Value::String(s) => match expand_str(s, env) {
-            Ok(out) => *s = out,
-            Err(msg) => problems.push(Problem::new(path, msg)),
-        },
-        Value::Sequence(items) => {
-            for (i, item) in items.iter_mut().enumerate() {
-                walk(item, format!("{path}[{i}]"), base, env, problems);
-            }
-        }
-        Value::Mapping(map) => {
-            let mut from_files = Vec::new();
-            for (k, item) in map.iter_mut() {
-                let key = k.as_str().unwrap_or("?").to_owned();
-                walk(item, join(&path, &key), base, env, problems);
-                if let Some(target) = key.strip_suffix("_file") {
-                    from_files.push((key.clone(), target.to_owned()));
-                }
-            }
-            for (file_key, target) in from_files {
-                let here = join(&path, &file_key);
-                if map.contains_key(target.as_str()) {
-                    problems.push(Problem::new(
-                        here,
-                        format!("set either `{target}` or `{file_key}`, not both"),
-                    ));
-                    continue;
-                }
-                let Some(Value::String(file)) = map.remove(file_key.as_str()) else {
-                    problems.push(Problem::new(here, "expected a file path (a string)"));
-                    continue;
-                };
-                let full = base.join(&file);
-                match std::fs::read_to_string(&full) {
-                    Ok(secret) => {
-                        let secret = secret.trim_end_matches(['\n', '\r']).to_owned();
-                        map.insert(Value::String(target), Value::String(secret));
+struct Walk<'a> {
+    base: &'a Path,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<Problem>,
+    refs: &'a mut Refs,
+}
+
+impl Walk<'_> {
+    fn walk(&mut self, v: &mut Value, path: String) {
+        match v {
+            Value::String(s) => match expand_str(s, self.env) {
+                Ok(out) => {
+                    if out != *s {
+                        self.refs.insert(path, std::mem::replace(s, out));
                     }
-                    Err(e) => problems.push(Problem::new(
-                        here,
-                        format!("cannot read secret file {} ({e})", full.display()),
-                    )),
+                }
+                Err(msg) => self.problems.push(Problem::new(path, msg)),
+            },
+            Value::Sequence(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    self.walk(item, format!("{path}[{i}]"));
                 }
             }
+            Value::Mapping(map) => self.mapping(map, &path),
+            _ => {}
         }
-        _ => {}
+    }
+
+    fn mapping(&mut self, map: &mut yaml_serde::Mapping, path: &str) {
+        let mut from_files = Vec::new();
+        for (k, item) in map.iter_mut() {
+            let key = k.as_str().unwrap_or("?").to_owned();
+            self.walk(item, join(path, &key));
+            if let Some(target) = key.strip_suffix("_file") {
+                from_files.push((key.clone(), target.to_owned()));
+            }
+        }
+        for (file_key, target) in from_files {
+            let here = join(path, &file_key);
+            if map.contains_key(target.as_str()) {
+                self.problems.push(Problem::new(
+                    here,
+                    format!("set either `{target}` or `{file_key}`, not both"),
+                ));
+                continue;
+            }
+            let Some(Value::String(file)) = map.remove(file_key.as_str()) else {
+                self.problems
+                    .push(Problem::new(here, "expected a file path (a string)"));
+                continue;
+            };
+            let full = self.base.join(&file);
+            match std::fs::read_to_string(&full) {
+                Ok(secret) => {
+                    let secret = secret.trim_end_matches(['\n', '\r']).to_owned();
+                    self.refs.remove(&here);
+                    self.refs
+                        .insert(join(path, &target), format!("file:{file}"));
+                    map.insert(Value::String(target), Value::String(secret));
+                }
+                Err(e) => self.problems.push(Problem::new(
+                    here,
+                    format!("cannot read secret file {} ({e})", full.display()),
+                )),
+            }
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 //! Every error names the file, the key path
 //! (`escalation_policies[0].levels[1].notify[0]`) and what was expected.
 
+pub mod catalog;
 mod expand;
 pub mod model;
 pub mod validate;
@@ -16,6 +17,7 @@ pub mod validate;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use expand::Refs;
 pub use model::*;
 
 /// One problem in a config file.
@@ -60,6 +62,11 @@ impl fmt::Display for ConfigError {
 
 /// Read, expand, parse and validate a config file.
 pub fn load(file: &Path) -> Result<Config, ConfigError> {
+    load_with_refs(file).map(|(c, _)| c)
+}
+
+/// [`load`], also returning how secrets were written (see [`from_str_with_refs`]).
+pub fn load_with_refs(file: &Path) -> Result<(Config, Refs), ConfigError> {
     let fail = |problems: Vec<Problem>| ConfigError {
         file: file.to_path_buf(),
         problems,
@@ -71,7 +78,7 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
         )])
     })?;
     let base = file.parent().unwrap_or_else(|| Path::new("."));
-    from_str(&text, base, &|name| std::env::var(name).ok()).map_err(fail)
+    from_str_with_refs(&text, base, &|name| std::env::var(name).ok()).map_err(fail)
 }
 
 /// Parse config text. `base` resolves relative `*_file` paths; `env` looks up
@@ -81,19 +88,30 @@ pub fn from_str(
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Vec<Problem>> {
+    from_str_with_refs(text, base, env).map(|(c, _)| c)
+}
+
+/// [`from_str`], also returning how each expanded value was written (key
+/// path → `${…}` or `file:PATH`), which `tocsin export` prints back.
+pub fn from_str_with_refs(
+    text: &str,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Config, Refs), Vec<Problem>> {
+    let mut refs = Refs::new();
     let mut tree: yaml_serde::Value = yaml_serde::from_str(text)
         .map_err(|e| vec![Problem::new("", format!("not valid YAML: {e}"))])?;
     if tree.is_null() {
         tree = yaml_serde::Value::Mapping(yaml_serde::Mapping::new());
     }
-    expand::expand(&mut tree, base, env)?;
+    expand::expand(&mut tree, base, env, &mut refs)?;
     let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
         vec![Problem::new(path, e.into_inner().to_string())]
     })?;
     validate::validate(&config)?;
-    Ok(config)
+    Ok((config, refs))
 }
 
 #[cfg(test)]

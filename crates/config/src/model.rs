@@ -137,9 +137,25 @@ pub struct Database {
 #[serde(deny_unknown_fields)]
 pub struct ApiToken {
     pub name: String,
-    #[serde(skip_serializing)]
-    pub token: String,
+    /// The token itself (usually `${ENV}` or `token_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Or its SHA-256 digest, as 64 hex digits (`printf %s "$TOKEN" |
+    /// sha256sum`): what storage keeps and `tocsin export` prints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
     pub role: Role,
+}
+
+impl ApiToken {
+    /// The digest the token is compared by (call on a validated config).
+    pub fn digest(&self) -> Option<tocsin_domain::TokenDigest> {
+        match (&self.token, &self.token_sha256) {
+            (Some(t), _) => Some(tocsin_domain::TokenDigest::of(t)),
+            (None, Some(h)) => tocsin_domain::TokenDigest::from_hex(h),
+            (None, None) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -170,7 +186,6 @@ pub struct Smtp {
     #[serde(default)]
     pub tls: SmtpTls,
     pub username: Option<String>,
-    #[serde(skip_serializing)]
     pub password: Option<String>,
 }
 
@@ -182,7 +197,6 @@ fn default_smtp_port() -> u16 {
 #[serde(deny_unknown_fields)]
 pub struct Twilio {
     pub account_sid: String,
-    #[serde(skip_serializing)]
     pub auth_token: String,
     pub from: String,
     #[serde(default = "default_twilio_base")]
@@ -196,9 +210,7 @@ fn default_twilio_base() -> String {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Slack {
-    #[serde(skip_serializing)]
     pub bot_token: Option<String>,
-    #[serde(skip_serializing)]
     pub signing_secret: Option<String>,
     /// Web API base (default https://slack.com/api); for Slack-compatible servers and tests.
     #[serde(default = "default_slack_base")]
@@ -214,7 +226,6 @@ fn default_slack_base() -> String {
 pub struct Ntfy {
     #[serde(default = "default_ntfy_base")]
     pub base_url: String,
-    #[serde(skip_serializing)]
     pub token: Option<String>,
 }
 
@@ -296,13 +307,11 @@ pub struct Contact {
     pub address: Option<String>,
     pub number: Option<String>,
     pub topic: Option<String>,
-    #[serde(skip_serializing)]
     pub webhook_url: Option<String>,
     pub url: Option<String>,
     /// Slack user or channel id for bot messages.
     pub channel: Option<String>,
     /// HMAC secret for `webhook` contacts.
-    #[serde(skip_serializing)]
     pub secret: Option<String>,
 }
 
@@ -416,25 +425,7 @@ pub struct Service {
     pub auto_incident_from: Option<Severity>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceType {
-    Prometheus,
-    Pagerduty,
-    Opsgenie,
-    Ilert,
-}
-
-impl SourceType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceType::Prometheus => "prometheus",
-            SourceType::Pagerduty => "pagerduty",
-            SourceType::Opsgenie => "opsgenie",
-            SourceType::Ilert => "ilert",
-        }
-    }
-}
+pub use tocsin_domain::SourceType;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -445,7 +436,6 @@ pub struct Source {
     pub kind: SourceType,
     /// The secret key; when left out, Tocsin generates one on first start and
     /// keeps it in the database.
-    #[serde(skip_serializing)]
     pub key: Option<String>,
     pub escalation_policy: String,
     pub service: Option<String>,
@@ -488,7 +478,6 @@ pub struct SourceTemplates {
 pub struct Heartbeat {
     pub id: String,
     pub name: Option<String>,
-    #[serde(skip_serializing)]
     pub key: Option<String>,
     pub interval: DurationSpec,
     #[serde(default = "default_grace")]

@@ -131,7 +131,27 @@ impl Validator {
                     format!("duplicate token name `{}`", t.name),
                 );
             }
-            self.secret(format!("api_tokens[{i}].token"), "the token", &t.token);
+            match (&t.token, &t.token_sha256) {
+                (Some(token), None) => {
+                    self.secret(format!("api_tokens[{i}].token"), "the token", token)
+                }
+                (None, Some(h)) => {
+                    if tocsin_domain::TokenDigest::from_hex(h).is_none() {
+                        self.err(
+                            format!("api_tokens[{i}].token_sha256"),
+                            "expected the SHA-256 of the token as 64 hex digits (`printf %s \"$TOKEN\" | sha256sum`)",
+                        );
+                    }
+                }
+                (Some(_), Some(_)) => self.err(
+                    format!("api_tokens[{i}]"),
+                    "set either `token` or `token_sha256`, not both",
+                ),
+                (None, None) => self.err(
+                    format!("api_tokens[{i}].token"),
+                    "missing; set `token` (for example \"${TOCSIN_API_TOKEN}\"), `token_file` or `token_sha256`",
+                ),
+            }
         }
 
         let teams = self.ids("teams", c.teams.iter().map(|t| t.id.as_str()));

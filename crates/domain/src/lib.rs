@@ -3,6 +3,7 @@
 //! the current time in.
 
 pub mod alert;
+pub mod catalog;
 pub mod duration;
 pub mod escalation;
 pub mod ingest;
@@ -14,6 +15,7 @@ pub mod support_hours;
 pub mod types;
 
 pub use alert::{AlertStatus, Link, Member, MemberStatus, TimelineKind};
+pub use catalog::{Catalog, SourceType};
 pub use duration::DurationSpec;
 pub use ingest::{AlertEvent, Decision, ExistingAlert, MergeResult, RoutingHint, decide};
 pub use routing::{Route, Router, SourceRouting};

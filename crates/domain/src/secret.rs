@@ -49,6 +49,17 @@ impl TokenDigest {
         self.0.ct_eq(&other.0).into()
     }
 
+    /// A digest written as 64 hex digits (`token_sha256` in tocsin.yaml).
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let bytes = hex::decode(s).ok()?;
+        let mut out = [0u8; 32];
+        if bytes.len() != out.len() {
+            return None;
+        }
+        out.copy_from_slice(&bytes);
+        Some(TokenDigest(out))
+    }
+
     pub fn to_hex(self) -> String {
         hex::encode(self.0)
     }

@@ -111,9 +111,14 @@ impl DispatchReport {
     }
 }
 
+/// The channels in effect, by name.
+type Channels = HashMap<String, Arc<dyn Channel>>;
+
 pub struct Dispatcher {
     store: Arc<dyn Store>,
-    channels: HashMap<String, Arc<dyn Channel>>,
+    /// Replaced whole when the providers change; a send keeps the one it
+    /// started with.
+    channels: std::sync::RwLock<Arc<Channels>>,
     public_url: String,
     /// How long a claim lasts unless renewed; the loop renews the leases of
     /// bundles still being sent every third of it. After a crash another
@@ -135,17 +140,38 @@ pub struct Dispatcher {
     pub bundle_window: TimeDelta,
 }
 
+fn by_name(channels: Vec<Arc<dyn Channel>>) -> Channels {
+    channels
+        .into_iter()
+        .map(|c| (c.name().to_owned(), c))
+        .collect()
+}
+
 /// Claim tokens of bundles being sent, with how many bundles each holds.
 type InFlight = Arc<Mutex<HashMap<String, usize>>>;
 
 impl Dispatcher {
+    /// The channels in effect.
+    fn channels(&self) -> Arc<Channels> {
+        match self.channels.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Send through `channels` from now on (the providers changed).
+    pub fn set_channels(&self, channels: Vec<Arc<dyn Channel>>) {
+        let channels = Arc::new(by_name(channels));
+        match self.channels.write() {
+            Ok(mut c) => *c = channels,
+            Err(poisoned) => *poisoned.into_inner() = channels,
+        }
+    }
+
     pub fn new(store: Arc<dyn Store>, channels: Vec<Arc<dyn Channel>>, public_url: &str) -> Self {
         Dispatcher {
             store,
-            channels: channels
-                .into_iter()
-                .map(|c| (c.name().to_owned(), c))
-                .collect(),
+            channels: std::sync::RwLock::new(Arc::new(by_name(channels))),
             public_url: public_url.trim_end_matches('/').to_owned(),
             lease: TimeDelta::seconds(15),
             contacts: 50,
@@ -260,7 +286,7 @@ impl Dispatcher {
             None => Err(SendError::permanent(
                 "the alerts of these pages no longer exist",
             )),
-            Some(msg) => match self.channels.get(&bundle.channel) {
+            Some(msg) => match self.channels().get(&bundle.channel).cloned() {
                 None => Err(SendError::permanent(format!(
                     "no provider is configured for {} notifications; set it under `providers` in tocsin.yaml",
                     bundle.channel

@@ -8,7 +8,9 @@ use tocsin_domain::TimelineKind;
 use tocsin_domain::escalation::{Level, Policy, Position, Target, plan_step};
 use tocsin_store::{Actor, ClaimedStep, NewDelivery, NextStep, StepDone, StepPlanner, Store};
 
-use crate::{Catalog, EngineError, claim_token};
+use tocsin_domain::catalog::SharedCatalog;
+
+use crate::{EngineError, claim_token};
 
 /// How long an alert reassigned to one person waits for them before the
 /// timeline says nobody accepted.
@@ -42,7 +44,7 @@ pub struct EscalationWorker {
 }
 
 impl EscalationWorker {
-    pub fn new(store: Arc<dyn Store>, catalog: Arc<Catalog>) -> Self {
+    pub fn new(store: Arc<dyn Store>, catalog: Arc<SharedCatalog>) -> Self {
         EscalationWorker {
             store,
             planner: EscalationPlanner::new(catalog),
@@ -134,11 +136,12 @@ impl EscalationWorker {
 /// level ([`Store::run_first_levels`]).
 #[derive(Clone)]
 pub struct EscalationPlanner {
-    catalog: Arc<Catalog>,
+    catalog: Arc<SharedCatalog>,
 }
 
 impl EscalationPlanner {
-    pub fn new(catalog: Arc<Catalog>) -> Self {
+    /// Each step is planned whole on the catalog in effect when it starts.
+    pub fn new(catalog: Arc<SharedCatalog>) -> Self {
         EscalationPlanner { catalog }
     }
 }
@@ -146,10 +149,11 @@ impl EscalationPlanner {
 impl StepPlanner for EscalationPlanner {
     fn plan(&self, step: &ClaimedStep, now: DateTime<Utc>) -> StepDone {
         let actor = Actor::new("system", "escalation");
+        let catalog = self.catalog.current();
         let direct;
         let policy = match step.policy_id.strip_prefix("user:") {
             // Reassigned to one person: a one-level policy of their own.
-            Some(user) if self.catalog.users.contains_key(user) => {
+            Some(user) if catalog.users.contains_key(user) => {
                 direct = Policy {
                     id: step.policy_id.clone(),
                     repeat: 0,
@@ -160,7 +164,7 @@ impl StepPlanner for EscalationPlanner {
                 };
                 Some(&direct)
             }
-            _ => self.catalog.policies.get(&step.policy_id),
+            _ => catalog.policy(&step.policy_id),
         };
         let Some(policy) = policy else {
             return StepDone {
@@ -181,16 +185,16 @@ impl StepPlanner for EscalationPlanner {
             round: u32::try_from(step.round).unwrap_or(u32::MAX),
         };
         let plan = plan_step(policy, pos, step.priority, now, |schedule| {
-            self.catalog
+            catalog
                 .schedules
                 .get(schedule)
-                .and_then(|s| s.on_call(now))
+                .and_then(|s| s.model.on_call(now))
                 .map(|o| o.user)
         });
         let mut timeline = vec![(TimelineKind::Escalation, plan.note)];
         let mut deliveries = Vec::new();
         for n in &plan.notify {
-            let Some(user) = self.catalog.users.get(&n.user) else {
+            let Some(user) = catalog.users.get(&n.user) else {
                 timeline.push((
                     TimelineKind::Notification,
                     format!(
@@ -211,7 +215,7 @@ impl StepPlanner for EscalationPlanner {
                 ));
             }
             for (contact, after) in rules {
-                match user.contacts.get(contact) {
+                match user.contact(contact) {
                     Some(route) => deliveries.push(NewDelivery {
                         user_id: n.user.clone(),
                         contact_id: contact.clone(),

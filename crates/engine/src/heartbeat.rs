@@ -5,32 +5,14 @@
 //! heartbeat that fell due while Tocsin was down is raised at the first
 //! tick.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use tocsin_domain::catalog::SharedCatalog;
 use tocsin_store::{Actor, RoutedEvent, Store};
 use tocsin_wire::heartbeat;
 
 use crate::{EngineError, claim_token};
-
-/// What the worker needs to know of one configured heartbeat.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeartbeatSpec {
-    pub id: String,
-    pub name: String,
-    pub interval: TimeDelta,
-    pub grace: TimeDelta,
-    pub policy_id: String,
-    pub service_id: Option<String>,
-}
-
-impl HeartbeatSpec {
-    /// How long after a ping the heartbeat falls due.
-    pub fn period(&self) -> TimeDelta {
-        self.interval + self.grace
-    }
-}
 
 /// What one tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,15 +25,16 @@ pub struct HeartbeatReport {
 
 pub struct HeartbeatWorker {
     store: Arc<dyn Store>,
-    specs: HashMap<String, HeartbeatSpec>,
+    catalog: Arc<SharedCatalog>,
     pub lease: TimeDelta,
 }
 
 impl HeartbeatWorker {
-    pub fn new(store: Arc<dyn Store>, specs: Vec<HeartbeatSpec>) -> Self {
+    /// A worker for the heartbeats of the catalog in effect at each tick.
+    pub fn new(store: Arc<dyn Store>, catalog: Arc<SharedCatalog>) -> Self {
         HeartbeatWorker {
             store,
-            specs: specs.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            catalog,
             lease: TimeDelta::seconds(30),
         }
     }
@@ -59,6 +42,7 @@ impl HeartbeatWorker {
     /// Raise an alert for every heartbeat overdue at `now`.
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<HeartbeatReport, EngineError> {
         let mut report = HeartbeatReport::default();
+        let catalog = self.catalog.current();
         let claim = claim_token();
         let due = self
             .store
@@ -76,7 +60,7 @@ impl HeartbeatWorker {
                 .collect()
         };
         for d in due {
-            let Some(spec) = self.specs.get(&d.id) else {
+            let Some(spec) = catalog.heartbeats.get(&d.id) else {
                 // No longer configured: mark it so it is not claimed again.
                 self.store.mark_heartbeat_overdue(&d, None).await?;
                 continue;
@@ -87,8 +71,8 @@ impl HeartbeatWorker {
                 &spec.id,
                 &spec.name,
                 d.last_ping_at,
-                spec.interval.num_seconds(),
-                spec.grace.num_seconds(),
+                spec.interval.as_chrono().num_seconds(),
+                spec.grace.as_chrono().num_seconds(),
                 now,
             )
             .map_err(|e| EngineError::Invalid(e.to_string()))?;

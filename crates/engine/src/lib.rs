@@ -11,15 +11,13 @@
 //! - [`HeartbeatWorker`]: raises an alert for each heartbeat whose stored
 //!   due time (last ping + interval + grace) has passed.
 
-mod catalog;
 mod dispatch;
 mod escalation;
 mod heartbeat;
 
-pub use catalog::{Catalog, ContactRoute, UserRules};
 pub use dispatch::{DispatchReport, Dispatcher, RetryPolicy};
 pub use escalation::{EscalationPlanner, EscalationWorker, TickReport};
-pub use heartbeat::{HeartbeatReport, HeartbeatSpec, HeartbeatWorker};
+pub use heartbeat::{HeartbeatReport, HeartbeatWorker};
 
 /// A timer for a worker loop that ticks every `period`. A tick missed while
 /// the loop was busy is not made up in a burst: the next one is a full

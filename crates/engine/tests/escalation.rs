@@ -10,8 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use tocsin_domain::catalog::SharedCatalog;
 use tocsin_domain::{AlertEvent, DedupKey, Member, MemberStatus, Priority, RoutingHint, Severity};
-use tocsin_engine::{Catalog, EscalationWorker};
+use tocsin_engine::EscalationWorker;
 use tocsin_store::{Actor, RoutedEvent, Store, Transition};
 
 const CONFIG: &str = r#"
@@ -47,10 +48,17 @@ struct Env {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// The catalog of `text`, as the server builds it from storage.
+fn catalog(text: &str) -> Arc<SharedCatalog> {
+    let config = tocsin_config::from_str(text, Path::new("."), &|_| None).unwrap();
+    Arc::new(SharedCatalog::new(tocsin_config::catalog::build(
+        &config, 1,
+    )))
+}
+
 async fn env(pg: bool) -> Option<Env> {
-    let config = tocsin_config::from_str(CONFIG, Path::new("."), &|_| None).unwrap();
     let (store, dir) = common::fresh_store(pg).await?;
-    let worker = EscalationWorker::new(store.clone(), Arc::new(Catalog::from_config(&config)));
+    let worker = EscalationWorker::new(store.clone(), catalog(CONFIG));
     Some(Env {
         store,
         worker,
@@ -241,12 +249,7 @@ async fn two_workers_share_the_work_without_doubles(e: Env) {
     for i in 0..30 {
         open(&e, &format!("k{i}"), Priority::High, t(0)).await;
     }
-    let other = EscalationWorker::new(
-        e.store.clone(),
-        Arc::new(Catalog::from_config(
-            &tocsin_config::from_str(CONFIG, Path::new("."), &|_| None).unwrap(),
-        )),
-    );
+    let other = EscalationWorker::new(e.store.clone(), catalog(CONFIG));
     let (a, b) = tokio::join!(e.worker.tick(t(0)), other.tick(t(0)));
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.steps + b.steps, 30);
@@ -315,23 +318,19 @@ async fn resolve_heartbeat(e: &Env, at: DateTime<Utc>) {
 /// time), paged through the escalation engine; a ping in the middle of
 /// raising undoes the alert.
 async fn heartbeat_falls_due_once_and_pages(e: Env) {
-    use tocsin_engine::{HeartbeatSpec, HeartbeatWorker};
-    let spec = HeartbeatSpec {
-        id: "cron".into(),
-        name: "nightly cron".into(),
-        interval: TimeDelta::seconds(60),
-        grace: TimeDelta::seconds(30),
-        policy_id: "main".into(),
-        service_id: None,
-    };
-    let hw = HeartbeatWorker::new(e.store.clone(), vec![spec.clone()]);
+    use tocsin_engine::HeartbeatWorker;
+    let text = format!(
+        "{CONFIG}heartbeats:\n  - {{id: cron, name: nightly cron, key: cron-key-0123456789, interval: 60s, grace: 30s, escalation_policy: main}}\n"
+    );
+    let hw = HeartbeatWorker::new(e.store.clone(), catalog(&text));
+    let period = TimeDelta::seconds(90);
     assert!(
         hw.tick(t(1000)).await.unwrap().overdue.is_empty(),
         "not armed: never due"
     );
     let first = e
         .store
-        .heartbeat_ping("cron", t(0), t(0) + spec.period())
+        .heartbeat_ping("cron", t(0), t(0) + period)
         .await
         .unwrap();
     assert_eq!(first.previous, None, "the first ping arms it");
@@ -354,13 +353,13 @@ async fn heartbeat_falls_due_once_and_pages(e: Env) {
     // It pages through the engine like any alert.
     assert!(e.worker.tick(t(90)).await.unwrap().notifications > 0);
     // A worker started later (a restart) raises nothing more.
-    let again = HeartbeatWorker::new(e.store.clone(), vec![spec.clone()]);
+    let again = HeartbeatWorker::new(e.store.clone(), catalog(&text));
     assert!(again.tick(t(500)).await.unwrap().overdue.is_empty());
 
     // The next ping finds it overdue, with the alert to resolve.
     let ping = e
         .store
-        .heartbeat_ping("cron", t(600), t(600) + spec.period())
+        .heartbeat_ping("cron", t(600), t(600) + period)
         .await
         .unwrap();
     assert_eq!(
@@ -374,7 +373,7 @@ async fn heartbeat_falls_due_once_and_pages(e: Env) {
         tocsin_domain::AlertStatus::Resolved
     );
     // Down from t(600) to t(5000): the worker that starts then raises it once.
-    let late = HeartbeatWorker::new(e.store.clone(), vec![spec.clone()]);
+    let late = HeartbeatWorker::new(e.store.clone(), catalog(&text));
     assert_eq!(late.tick(t(5000)).await.unwrap().overdue, ["cron"]);
     assert!(late.tick(t(5001)).await.unwrap().overdue.is_empty());
     let rows = e.store.heartbeat_rows().await.unwrap();
@@ -387,7 +386,7 @@ async fn heartbeat_falls_due_once_and_pages(e: Env) {
     // A ping that lands between the claim and the mark: the worker resolves
     // the alert it has just raised.
     e.store
-        .heartbeat_ping("cron", t(6000), t(6000) + spec.period())
+        .heartbeat_ping("cron", t(6000), t(6000) + period)
         .await
         .unwrap();
     let claimed = e
@@ -397,7 +396,7 @@ async fn heartbeat_falls_due_once_and_pages(e: Env) {
         .unwrap();
     assert_eq!(claimed.len(), 1);
     e.store
-        .heartbeat_ping("cron", t(6101), t(6101) + spec.period())
+        .heartbeat_ping("cron", t(6101), t(6101) + period)
         .await
         .unwrap();
     assert!(
@@ -424,10 +423,10 @@ async fn heartbeat_falls_due_once_and_pages(e: Env) {
         .await
         .unwrap();
     e.store
-        .heartbeat_ping("cron", t(7000), t(7000) + spec.period())
+        .heartbeat_ping("cron", t(7000), t(7000) + period)
         .await
         .unwrap();
-    let hw = HeartbeatWorker::new(e.store.clone(), vec![spec.clone()]);
+    let hw = HeartbeatWorker::new(e.store.clone(), catalog(&text));
     assert_eq!(hw.tick(t(7100)).await.unwrap().overdue, ["cron"]);
     let quiet = e.store.heartbeat_rows().await.unwrap()[0].alert_id.unwrap();
     assert!(

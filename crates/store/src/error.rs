@@ -12,6 +12,16 @@ pub enum StoreError {
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migration(String),
+    /// A catalog write found something other than it expected: the object
+    /// changed since it was read (`If-Match`), already exists, or is gone.
+    #[error("{kind} `{id}`: {message}")]
+    Conflict {
+        kind: String,
+        id: String,
+        /// The revision stored now (`None`: no such object).
+        current: Option<i64>,
+        message: String,
+    },
     /// Anything else (a bug, corrupt data).
     #[error("storage error: {0}")]
     Internal(String),

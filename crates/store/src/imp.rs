@@ -13,10 +13,10 @@ use crate::db::{Backend, Conn, DbError, Row, Tx, Value, args};
 use crate::dialect::{Bulk, Dialect, KeyLookup, ReserveIds};
 use crate::plan::{JobRef, Key, Newest, Stored, TimelineRow};
 use crate::{
-    Actor, Alert, AlertFilter, AlertPage, ChangeEvent, ClaimedBundle, ClaimedStep, Delivery,
-    DeliveryOutcome, DueHeartbeat, EscalationStep, HeartbeatRow, IngestResult, MaintenanceWindow,
-    NewChange, PingResult, ProvisionedObject, RoutedEvent, StepDone, StepPlanner, Store,
-    StoreError, SyncReport, TimelineEntry, Transition, TransitionResult, Wake, WakeTopic,
+    Actor, Alert, AlertFilter, AlertPage, CatalogCommit, CatalogWrite, ChangeEvent, ClaimedBundle,
+    ClaimedStep, Delivery, DeliveryOutcome, DueHeartbeat, EscalationStep, HeartbeatRow,
+    IngestResult, MaintenanceWindow, NewChange, PingResult, RoutedEvent, StepDone, StepPlanner,
+    Store, StoreError, StoredCatalog, TimelineEntry, Transition, TransitionResult, Wake, WakeTopic,
 };
 
 pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
@@ -656,71 +656,36 @@ impl<B: Backend> Store for B {
         Ok(())
     }
 
-    async fn sync_objects(
-        &self,
-        kind: &str,
-        objects: &[ProvisionedObject],
-        now: DateTime<Utc>,
-    ) -> Result<SyncReport, StoreError> {
-        let mut tx = self.begin().await?;
-        let rows = tx
-            .fetch(
-                "SELECT id, spec_hash FROM provisioned_objects WHERE kind = $1",
-                args![kind],
-            )
-            .await?;
-        let mut existing = HashMap::new();
-        for r in rows {
-            existing.insert(r.get::<String>("id")?, r.get::<String>("spec_hash")?);
-        }
-        let mut report = SyncReport::default();
-        for o in objects {
-            let hash = spec_hash(&o.spec);
-            match existing.remove(&o.id) {
-                Some(old) if old == hash => report.unchanged += 1,
-                Some(_) => {
-                    tx.execute(
-                        "UPDATE provisioned_objects SET spec = $1, spec_hash = $2, updated_at = $3 WHERE kind = $4 AND id = $5",
-                        args![o.spec.to_string(), hash, ms(now), kind, &o.id],
-                    )
-                    .await?;
-                    report.updated += 1;
-                }
-                None => {
-                    tx.execute(
-                        "INSERT INTO provisioned_objects (kind, id, spec, spec_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
-                        args![kind, &o.id, o.spec.to_string(), hash, ms(now)],
-                    )
-                    .await?;
-                    report.created += 1;
-                }
-            }
-        }
-        for id in existing.keys() {
-            tx.execute(
-                "DELETE FROM provisioned_objects WHERE kind = $1 AND id = $2",
-                args![kind, id],
-            )
-            .await?;
-            report.removed += 1;
-        }
-        tx.commit().await?;
-        Ok(report)
+    async fn catalog(&self) -> Result<StoredCatalog, StoreError> {
+        crate::catalog::read(self).await
     }
 
-    async fn objects(&self, kind: &str) -> Result<Vec<ProvisionedObject>, StoreError> {
-        read_all(
-            self,
-            "SELECT id, spec FROM provisioned_objects WHERE kind = $1 ORDER BY id",
-            args![kind],
-            |r| {
-                Ok(ProvisionedObject {
-                    id: r.get("id")?,
-                    spec: r.json("spec")?,
-                })
-            },
-        )
-        .await
+    async fn catalog_version(&self) -> Result<i64, StoreError> {
+        let row = self
+            .reader()
+            .await?
+            .fetch_one("SELECT version FROM catalog_state WHERE id = 1", args![])
+            .await?;
+        Ok(row.get("version")?)
+    }
+
+    async fn write_catalog(
+        &self,
+        writes: &[CatalogWrite],
+        now: DateTime<Utc>,
+    ) -> Result<CatalogCommit, StoreError> {
+        crate::catalog::write(self, writes, now).await
+    }
+
+    async fn drop_source_key(&self, source_id: &str) -> Result<(), StoreError> {
+        self.writer()
+            .await?
+            .execute(
+                "DELETE FROM source_keys WHERE source_id = $1",
+                args![source_id],
+            )
+            .await?;
+        Ok(())
     }
 
     async fn source_key(

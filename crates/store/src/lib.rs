@@ -7,6 +7,7 @@
 //! Times are stored as milliseconds since the Unix epoch and structured
 //! fields as JSON text, so both backends share one schema shape.
 
+mod catalog;
 mod db;
 mod dialect;
 mod error;
@@ -35,17 +36,26 @@ pub trait Store: Send + Sync + 'static {
     /// Succeeds when the database answers a query.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Make the stored objects of `kind` exactly `objects`: create, update
-    /// (when the spec changed) and remove.
-    async fn sync_objects(
-        &self,
-        kind: &str,
-        objects: &[ProvisionedObject],
-        now: DateTime<Utc>,
-    ) -> Result<SyncReport, StoreError>;
+    /// The whole catalog, as of one version.
+    async fn catalog(&self) -> Result<StoredCatalog, StoreError>;
 
-    /// All stored objects of `kind`.
-    async fn objects(&self, kind: &str) -> Result<Vec<ProvisionedObject>, StoreError>;
+    /// The catalog's version: one read by primary key, so that every node
+    /// can poll it and reload only when it moved.
+    async fn catalog_version(&self) -> Result<i64, StoreError>;
+
+    /// Apply `writes` in one transaction: every expectation is checked
+    /// there, and one that fails ([`StoreError::Conflict`]) applies
+    /// nothing. A write that changes something bumps the version once and
+    /// stamps the changed objects with it.
+    async fn write_catalog(
+        &self,
+        writes: &[CatalogWrite],
+        now: DateTime<Utc>,
+    ) -> Result<CatalogCommit, StoreError>;
+
+    /// Forget a source's key (its source was deleted), so that a source
+    /// made later with the same id gets a new one.
+    async fn drop_source_key(&self, source_id: &str) -> Result<(), StoreError>;
 
     /// The key of a source: `configured` when the config file sets one (it is
     /// stored), else the stored key, else `generated` (stored for next time).

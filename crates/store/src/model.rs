@@ -6,20 +6,93 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tocsin_domain::{AlertEvent, AlertStatus, Link, Member, Priority, Severity};
 
-/// One object provisioned from the config file.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ProvisionedObject {
-    pub id: String,
-    pub spec: serde_json::Value,
+/// Where a catalog object came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "origin", rename_all = "lowercase")]
+pub enum Origin {
+    /// Written by provisioning a config file (`serve --config`, SIGHUP or
+    /// `tocsin apply`), recorded by the file's name. Only that file changes
+    /// or removes it.
+    Provisioned { file: String },
+    /// Created through the API.
+    Managed,
 }
 
-/// What a sync changed.
+/// One object of the catalog as stored: its spec in the shape of the
+/// object in tocsin.yaml (secrets included, for the server's own use).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogObject {
+    /// `users`, `escalation_policies`, … (the tocsin.yaml key).
+    pub kind: String,
+    pub id: String,
+    pub spec: serde_json::Value,
+    /// How each secret field was written in its file (`${ENV}` or a
+    /// `*_file` path), by the field's path in the spec.
+    pub secret_refs: BTreeMap<String, String>,
+    pub origin: Origin,
+    /// The catalog version of the object's last change: its ETag.
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The whole catalog at one version.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredCatalog {
+    /// Bumped by every write that changed an object; 0 before the first.
+    pub version: i64,
+    /// Ordered by kind, then id.
+    pub objects: Vec<CatalogObject>,
+}
+
+/// What a catalog write expects to find, checked in its transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Whatever is there.
+    Any,
+    /// No object of this kind and id (a create).
+    Absent,
+    /// The object, at this revision (`If-Match`, or a plan made earlier).
+    Revision(i64),
+}
+
+/// One change in a catalog write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CatalogWrite {
+    /// Create or replace. An object whose spec, secret refs and origin are
+    /// already the stored ones is left as it is (its revision unchanged).
+    Put {
+        kind: String,
+        id: String,
+        spec: serde_json::Value,
+        secret_refs: BTreeMap<String, String>,
+        origin: Origin,
+        expect: Expect,
+    },
+    /// Remove (nothing to do when it is not there and `expect` is `Any`).
+    Delete {
+        kind: String,
+        id: String,
+        expect: Expect,
+    },
+}
+
+/// What a catalog write did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct SyncReport {
+pub struct CatalogCommit {
+    /// The catalog version after the write (unchanged when nothing changed).
+    pub version: i64,
     pub created: usize,
     pub updated: usize,
     pub removed: usize,
     pub unchanged: usize,
+}
+
+impl CatalogCommit {
+    /// Whether the write changed anything.
+    pub fn changed(&self) -> bool {
+        self.created + self.updated + self.removed > 0
+    }
 }
 
 /// Who did something, and through which channel.

@@ -515,45 +515,167 @@ async fn list_filters_and_pages(s: &dyn Store) {
     );
 }
 
-async fn objects_sync(s: &dyn Store) {
-    let o = |id: &str, v: i64| ProvisionedObject {
+fn put(kind: &str, id: &str, v: i64, origin: Origin, expect: Expect) -> CatalogWrite {
+    CatalogWrite::Put {
+        kind: kind.into(),
         id: id.into(),
         spec: json!({"id": id, "v": v}),
-    };
-    let r = s
-        .sync_objects("users", &[o("a", 1), o("b", 1)], t(0))
+        secret_refs: BTreeMap::from([("key".to_owned(), "${KEY}".to_owned())]),
+        origin,
+        expect,
+    }
+}
+
+fn file(name: &str) -> Origin {
+    Origin::Provisioned { file: name.into() }
+}
+
+async fn catalog_writes_are_versioned_and_atomic(s: &dyn Store) {
+    assert_eq!(s.catalog().await.unwrap(), StoredCatalog::default());
+    let c = s
+        .write_catalog(
+            &[
+                put("users", "a", 1, file("t.yaml"), Expect::Absent),
+                put("users", "b", 1, file("t.yaml"), Expect::Any),
+                put("teams", "sre", 1, Origin::Managed, Expect::Any),
+            ],
+            t(0),
+        )
         .await
         .unwrap();
+    assert_eq!((c.version, c.created, c.changed()), (1, 3, true));
+    let cat = s.catalog().await.unwrap();
+    assert_eq!(cat.version, 1);
+    let ids: Vec<_> = cat
+        .objects
+        .iter()
+        .map(|o| (o.kind.as_str(), o.id.as_str(), o.revision))
+        .collect();
     assert_eq!(
-        r,
-        SyncReport {
-            created: 2,
-            updated: 0,
-            removed: 0,
-            unchanged: 0
-        }
+        ids,
+        [("teams", "sre", 1), ("users", "a", 1), ("users", "b", 1)]
     );
-    let r = s
-        .sync_objects("users", &[o("a", 2), o("c", 1)], t(1))
+    assert_eq!(cat.objects[0].origin, Origin::Managed);
+    assert_eq!(cat.objects[1].origin, file("t.yaml"));
+    assert_eq!(cat.objects[1].spec, json!({"id": "a", "v": 1}));
+    assert_eq!(cat.objects[1].secret_refs["key"], "${KEY}");
+    assert_eq!(cat.objects[1].created_at, t(0));
+
+    // The same specs again change nothing: neither revisions nor version.
+    let c = s
+        .write_catalog(&[put("users", "a", 1, file("t.yaml"), Expect::Any)], t(1))
         .await
         .unwrap();
+    assert_eq!((c.version, c.unchanged, c.changed()), (1, 1, false));
+    assert_eq!(s.catalog_version().await.unwrap(), 1);
+
+    // A change stamps the changed object with the new version only.
+    let c = s
+        .write_catalog(
+            &[
+                put("users", "a", 2, file("t.yaml"), Expect::Revision(1)),
+                put("users", "b", 1, file("t.yaml"), Expect::Revision(1)),
+            ],
+            t(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!((c.version, c.updated, c.unchanged), (2, 1, 1));
+    let cat = s.catalog().await.unwrap();
+    let a = cat.objects.iter().find(|o| o.id == "a").unwrap();
+    assert_eq!((a.revision, a.updated_at, a.created_at), (2, t(2), t(0)));
+    // So does a change of origin alone (a managed object taken over by a file).
+    let c = s
+        .write_catalog(&[put("users", "b", 1, Origin::Managed, Expect::Any)], t(3))
+        .await
+        .unwrap();
+    assert_eq!((c.version, c.updated), (3, 1));
+
+    // A stale expectation fails the whole write: the first put is not applied.
+    let e = s
+        .write_catalog(
+            &[
+                put("users", "z", 1, Origin::Managed, Expect::Absent),
+                put("users", "a", 3, file("t.yaml"), Expect::Revision(1)),
+            ],
+            t(4),
+        )
+        .await
+        .unwrap_err();
+    match e {
+        StoreError::Conflict {
+            kind, id, current, ..
+        } => assert_eq!(
+            (kind.as_str(), id.as_str(), current),
+            ("users", "a", Some(2))
+        ),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let after = s.catalog().await.unwrap();
+    assert_eq!(after.version, 3);
+    assert!(after.objects.iter().all(|o| o.id != "z"));
+    let e = s
+        .write_catalog(
+            &[put("users", "a", 9, Origin::Managed, Expect::Absent)],
+            t(4),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        StoreError::Conflict {
+            current: Some(2),
+            ..
+        }
+    ));
+    let e = s
+        .write_catalog(
+            &[CatalogWrite::Delete {
+                kind: "users".into(),
+                id: "nobody".into(),
+                expect: Expect::Revision(1),
+            }],
+            t(4),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict { current: None, .. }));
+
+    // Delete, and a delete of what is not there (nothing to do).
+    let c = s
+        .write_catalog(
+            &[
+                CatalogWrite::Delete {
+                    kind: "users".into(),
+                    id: "b".into(),
+                    expect: Expect::Revision(3),
+                },
+                CatalogWrite::Delete {
+                    kind: "users".into(),
+                    id: "gone".into(),
+                    expect: Expect::Any,
+                },
+            ],
+            t(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!((c.version, c.removed), (4, 1));
+    assert_eq!(s.catalog().await.unwrap().objects.len(), 2);
+
+    // Two writers with the same expectation at the same moment: one wins.
+    let first = [put("users", "a", 10, Origin::Managed, Expect::Revision(2))];
+    let second = [put("users", "a", 11, Origin::Managed, Expect::Revision(2))];
+    let (x, y) = tokio::join!(
+        s.write_catalog(&first, t(6)),
+        s.write_catalog(&second, t(6)),
+    );
     assert_eq!(
-        r,
-        SyncReport {
-            created: 1,
-            updated: 1,
-            removed: 1,
-            unchanged: 0
-        }
+        [x.is_ok(), y.is_ok()].iter().filter(|ok| **ok).count(),
+        1,
+        "exactly one of two racing edits applies: {x:?} {y:?}"
     );
-    let r = s
-        .sync_objects("users", &[o("a", 2), o("c", 1)], t(2))
-        .await
-        .unwrap();
-    assert_eq!(r.unchanged, 2);
-    let stored = s.objects("users").await.unwrap();
-    assert_eq!(stored, vec![o("a", 2), o("c", 1)]);
-    assert!(s.objects("teams").await.unwrap().is_empty());
+    assert_eq!(s.catalog_version().await.unwrap(), 5);
 }
 
 async fn source_keys(s: &dyn Store) {
@@ -1523,7 +1645,7 @@ macro_rules! suite {
             case!(several_events_in_one_batch);
             case!(accept_resolve_comment);
             case!(list_filters_and_pages);
-            case!(objects_sync);
+            case!(catalog_writes_are_versioned_and_atomic);
             case!(source_keys);
             case!(concurrent_deliveries_open_one_alert);
             case!(retention_prunes_old_resolved_alerts);

@@ -12,11 +12,16 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use chrono::Utc;
 use tocsin_config::Config;
-use tocsin_store::{ProvisionedObject, Store};
+use tocsin_store::Store;
 use tokio::sync::{Notify, watch};
 
 pub fn load_config(path: &Path) -> Result<Config> {
-    tocsin_config::load(path).map_err(|e| {
+    load_config_with_refs(path).map(|(c, _)| c)
+}
+
+/// [`load_config`], with how each secret was written (for storage and export).
+pub fn load_config_with_refs(path: &Path) -> Result<(Config, tocsin_config::Refs)> {
+    tocsin_config::load_with_refs(path).map_err(|e| {
         let n = e.problems.len();
         anyhow::anyhow!(
             "{e}\n{n} problem{} in {}; fix {} and try again (`tocsin check-config {}` checks without starting)",
@@ -46,58 +51,20 @@ pub async fn open_store(url: &str, config: Option<&Config>) -> Result<Box<dyn St
     })
 }
 
-/// A new random source key: 128 bits, hex.
-pub fn generate_key() -> String {
-    hex::encode(rand::random::<[u8; 16]>())
-}
+pub use tocsin_app::catalog::generate_key;
 
-/// Write the config file's objects into storage, so that every node and the
-/// API see the same set.
-async fn provision(store: &dyn Store, config: &Config) -> Result<()> {
-    fn objects<T: serde::Serialize>(
-        items: &[T],
-        id: impl Fn(&T) -> &str,
-    ) -> Result<Vec<ProvisionedObject>> {
-        items
-            .iter()
-            .map(|i| {
-                Ok(ProvisionedObject {
-                    id: id(i).to_owned(),
-                    spec: serde_json::to_value(i)?,
-                })
-            })
-            .collect()
-    }
-    let now = Utc::now();
-    let kinds = [
-        ("teams", objects(&config.teams, |t| &t.id)?),
-        ("users", objects(&config.users, |u| &u.id)?),
-        ("support_hours", objects(&config.support_hours, |s| &s.id)?),
-        ("schedules", objects(&config.schedules, |s| &s.id)?),
-        (
-            "escalation_policies",
-            objects(&config.escalation_policies, |p| &p.id)?,
-        ),
-        ("services", objects(&config.services, |s| &s.id)?),
-        ("sources", objects(&config.sources, |s| &s.id)?),
-        ("heartbeats", objects(&config.heartbeats, |h| &h.id)?),
-        ("api_tokens", objects(&config.api_tokens, |t| &t.name)?),
-    ];
-    for (kind, objs) in kinds {
-        let r = store
-            .sync_objects(kind, &objs, now)
-            .await
-            .with_context(|| format!("provisioning {kind} from the config file"))?;
-        if r.created + r.updated + r.removed > 0 {
-            tracing::info!(
-                kind,
-                created = r.created,
-                updated = r.updated,
-                removed = r.removed,
-                unchanged = r.unchanged,
-                "provisioned"
-            );
-        }
+/// Provision the config file into the stored catalog, logging what changed.
+async fn provision(
+    store: &dyn Store,
+    file: &str,
+    config: &Config,
+    refs: &tocsin_config::Refs,
+) -> Result<()> {
+    let plan = tocsin_app::catalog::provision(store, file, config, refs, Utc::now())
+        .await
+        .map_err(|e| anyhow::anyhow!("provisioning {file}: {e}"))?;
+    for change in &plan.changes {
+        tracing::info!(file, change = %change, "provisioned");
     }
     Ok(())
 }
@@ -122,18 +89,20 @@ pub struct App {
     dispatch_now: Arc<Notify>,
     escalation: tocsin_engine::EscalationWorker,
     heartbeats: tocsin_engine::HeartbeatWorker,
-    dispatcher: tocsin_engine::Dispatcher,
+    dispatcher: Arc<tocsin_engine::Dispatcher>,
     retention: Option<chrono::TimeDelta>,
     shutdown_grace: Duration,
     sources: usize,
     banner: Vec<String>,
+    catalogs: Arc<tocsin_app::Catalogs>,
+    config_path: PathBuf,
 }
 
 impl App {
     /// Open storage (migrating it), provision the config file's objects,
     /// load or create every key, and bind the listener.
     pub async fn build(opts: &ServeOptions) -> Result<App> {
-        let config = load_config(&opts.config)?;
+        let (config, refs) = load_config_with_refs(&opts.config)?;
         let listen = opts
             .listen
             .clone()
@@ -143,8 +112,12 @@ impl App {
             .clone()
             .unwrap_or_else(|| config.database_url().to_owned());
         let store: Arc<dyn Store> = Arc::from(open_store(&url, Some(&config)).await?);
-        provision(store.as_ref(), &config).await?;
-        let secrets = load_secrets(store.as_ref(), &config).await?;
+        let file = opts.config.display().to_string();
+        provision(store.as_ref(), &file, &config, &refs).await?;
+        let catalogs = tocsin_app::Catalogs::open(store.clone(), Utc::now())
+            .await
+            .map_err(|e| anyhow::anyhow!("loading the stored catalog: {e}"))?;
+        let loaded = catalogs.current();
 
         let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| {
             format!("cannot listen on {listen}; is another process using it? Set server.listen, --listen or TOCSIN_LISTEN")
@@ -155,30 +128,36 @@ impl App {
             .clone()
             .or_else(|| config.server.public_url.clone())
             .unwrap_or_else(|| format!("http://{addr}"));
-        let public_url = public_url.trim_end_matches('/');
-        let channels = channels(&config, public_url)?;
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        let channels_now = channels(&loaded.catalog, &public_url)?;
         let state = tocsin_web::AppState::new(
-            &config,
+            tocsin_web::WebSettings {
+                body_limit: config.body_limit(),
+                public_url: public_url.clone(),
+            },
             store.clone(),
-            &secrets,
-            public_url,
-            channels.clone(),
+            &loaded,
+            channels_now.clone(),
         )?;
         let metrics = state.metrics_handle();
         let escalate_now = state.escalation_wakeup();
         let dispatch_now = state.dispatch_wakeup();
-        let router = tocsin_web::app(state);
-        let banner = banner(&config, &secrets, &url, store.backend(), addr, public_url);
+        let router = tocsin_web::app(state.clone());
+        let banner = banner(&loaded, &url, store.backend(), addr, &public_url);
 
-        let catalog = Arc::new(tocsin_engine::Catalog::from_config(&config));
-        let mut escalation = tocsin_engine::EscalationWorker::new(store.clone(), catalog);
+        let catalog = Arc::new(tocsin_domain::catalog::SharedCatalog::of(
+            loaded.catalog.clone(),
+        ));
+        let mut escalation = tocsin_engine::EscalationWorker::new(store.clone(), catalog.clone());
         escalation.queued = Some(dispatch_now.clone());
         // A new alert's first level runs in its ingest transaction.
         store.run_first_levels(Arc::new(escalation.planner()));
-        let heartbeats =
-            tocsin_engine::HeartbeatWorker::new(store.clone(), heartbeat_specs(&config));
-        let mut dispatcher = tocsin_engine::Dispatcher::new(store.clone(), channels, public_url);
-        dispatcher.links = Some(tocsin_domain::links::LinkSigner::new(&secrets.link_secret));
+        let heartbeats = tocsin_engine::HeartbeatWorker::new(store.clone(), catalog.clone());
+        let mut dispatcher =
+            tocsin_engine::Dispatcher::new(store.clone(), channels_now, &public_url);
+        dispatcher.links = Some(tocsin_domain::links::LinkSigner::new(
+            &loaded.secrets.link_secret,
+        ));
         dispatcher.link_ttl = config.action_link_ttl().as_chrono();
         dispatcher.bundle_window = config.bundle_window().as_chrono();
         let retry = &config.notifications.retry;
@@ -187,6 +166,23 @@ impl App {
             backoff: retry.backoff().as_chrono(),
             max_backoff: retry.max_backoff().as_chrono(),
         };
+        let dispatcher = Arc::new(dispatcher);
+        // Every catalog put in effect later reaches the handlers, the
+        // workers and the channels at once.
+        {
+            let dispatcher = dispatcher.clone();
+            catalogs.subscribe(move |loaded| {
+                if let Err(e) = state.set_catalog(loaded) {
+                    tracing::error!(error = %e, "the new catalog cannot be served; HTTP keeps the one in effect");
+                    return;
+                }
+                catalog.replace(loaded.catalog.clone());
+                match channels(&loaded.catalog, &public_url) {
+                    Ok(c) => dispatcher.set_channels(c),
+                    Err(e) => tracing::error!(error = %e, "the new providers cannot be used; notifications keep the ones in effect"),
+                }
+            });
+        }
         let shutdown_grace = config
             .server
             .shutdown_timeout
@@ -204,8 +200,10 @@ impl App {
             dispatcher,
             retention: config.retention().map(|k| k.as_chrono()),
             shutdown_grace,
-            sources: config.sources.len(),
+            sources: loaded.catalog.sources.len(),
             banner,
+            catalogs,
+            config_path: opts.config.clone(),
         })
     }
 
@@ -244,6 +242,8 @@ impl App {
             shutdown_grace,
             sources,
             banner: _,
+            catalogs,
+            config_path,
         } = self;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, storage = store.backend(), sources, "serving");
@@ -264,7 +264,14 @@ impl App {
         ));
         workers.spawn(heartbeat_loop(heartbeats, escalate_now, stop_rx.clone()));
         let report_metrics = metrics.clone();
-        workers.spawn(Arc::new(dispatcher).run(
+        workers.spawn(catalogs.clone().watch(Utc::now, stop_rx.clone()));
+        workers.spawn(reprovision_on_hangup(
+            store.clone(),
+            catalogs,
+            config_path,
+            stop_rx.clone(),
+        ));
+        workers.spawn(dispatcher.run(
             Arc::new(tocsin_engine::SystemClock),
             dispatch_now,
             stop_rx.clone(),
@@ -342,65 +349,56 @@ pub async fn serve(opts: &ServeOptions) -> Result<()> {
     app.run_until_stopped(shutdown_signal()).await
 }
 
-/// Every key, token and secret the server needs, from storage (created and
-/// stored the first time).
-async fn load_secrets(store: &dyn Store, config: &Config) -> Result<tocsin_web::Secrets> {
-    let mut secrets = tocsin_web::Secrets::default();
-    for s in &config.sources {
-        let key = store
-            .source_key(&s.id, s.key.as_deref(), &generate_key(), Utc::now())
-            .await
-            .with_context(|| format!("loading the key of source `{}`", s.id))?;
-        secrets.source_keys.insert(s.id.clone(), key);
-    }
-    for h in &config.heartbeats {
-        let key = store
-            .source_key(
-                &tocsin_wire::heartbeat::source_id(&h.id),
-                h.key.as_deref(),
-                &generate_key(),
-                Utc::now(),
-            )
-            .await
-            .with_context(|| format!("loading the key of heartbeat `{}`", h.id))?;
-        secrets.heartbeat_keys.insert(h.id.clone(), key);
-    }
-    for (scope, ids, map) in [
-        (
-            "ical-schedule",
-            config
-                .schedules
-                .iter()
-                .map(|s| s.id.clone())
-                .collect::<Vec<_>>(),
-            &mut secrets.schedule_feeds,
-        ),
-        (
-            "ical-user",
-            config.users.iter().map(|u| u.id.clone()).collect(),
-            &mut secrets.user_feeds,
-        ),
-    ] {
-        for id in ids {
-            let token = store
-                .named_secret(scope, &id, &generate_key(), Utc::now())
-                .await
-                .with_context(|| format!("loading the calendar feed token of {scope} `{id}`"))?;
-            map.insert(id, token);
+/// On SIGHUP, read the config file again and provision it: the catalog
+/// changes without a restart. A file with an error changes nothing (each
+/// problem is logged with its key path) and the catalog in effect stays.
+async fn reprovision_on_hangup(
+    store: Arc<dyn Store>,
+    catalogs: Arc<tocsin_app::Catalogs>,
+    path: PathBuf,
+    mut stop: watch::Receiver<bool>,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; restart to re-read the config file");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                r = hup.recv() => if r.is_none() { return },
+            }
+            let file = path.display().to_string();
+            tracing::info!(file, "SIGHUP: re-reading the config file");
+            let (config, refs) = match load_config_with_refs(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(file, error = %e, "the config file has errors; nothing changed, the catalog in effect stays");
+                    continue;
+                }
+            };
+            if let Err(e) = provision(store.as_ref(), &file, &config, &refs).await {
+                tracing::error!(file, error = %e, "provisioning failed; nothing changed, the catalog in effect stays");
+                continue;
+            }
+            if let Err(e) = catalogs.refresh(Utc::now()).await {
+                tracing::warn!(error = %e, "could not reload the catalog; the next poll tries again");
+            }
         }
     }
-    secrets.link_secret = store
-        .named_secret("links", "hmac", &generate_key(), Utc::now())
-        .await
-        .context("loading the key that signs action links")?;
-    Ok(secrets)
+    #[cfg(not(unix))]
+    {
+        let _ = (store, catalogs, path);
+        let _ = stop.wait_for(|s| *s).await;
+    }
 }
 
 /// The start-up lines: the one place keys are printed, because the operator
 /// needs to paste them.
 fn banner(
-    config: &Config,
-    secrets: &tocsin_web::Secrets,
+    loaded: &tocsin_app::Loaded,
     url: &str,
     backend: &str,
     addr: std::net::SocketAddr,
@@ -416,7 +414,8 @@ fn banner(
             tocsin_config::validate::redact_url(url)
         ),
     ];
-    for s in &config.sources {
+    let secrets = &loaded.secrets;
+    for s in loaded.catalog.sources.values() {
         let Some(key) = secrets.source_keys.get(&s.id) else {
             continue;
         };
@@ -444,7 +443,7 @@ fn banner(
             ),
         });
     }
-    for h in &config.heartbeats {
+    for h in loaded.catalog.heartbeats.values() {
         if let Some(key) = secrets.heartbeat_keys.get(&h.id) {
             out.push(format!(
                 "heartbeat {} (every {}, grace {}): {public_url}/api/v1/heartbeats/{key}",
@@ -550,35 +549,23 @@ async fn heartbeat_loop(
         }
     }
 }
-/// What the heartbeat worker needs of each configured heartbeat.
-fn heartbeat_specs(config: &Config) -> Vec<tocsin_engine::HeartbeatSpec> {
-    config
-        .heartbeats
-        .iter()
-        .map(|h| tocsin_engine::HeartbeatSpec {
-            id: h.id.clone(),
-            name: h.name.clone().unwrap_or_else(|| h.id.clone()),
-            interval: h.interval.as_chrono(),
-            grace: h.grace.as_chrono(),
-            policy_id: h.escalation_policy.clone(),
-            service_id: h.service.clone(),
-        })
-        .collect()
-}
-
 /// The notification channels the config's providers enable.
-fn channels(config: &Config, public_url: &str) -> Result<Vec<Arc<dyn tocsin_notify::Channel>>> {
+fn channels(
+    catalog: &tocsin_domain::Catalog,
+    public_url: &str,
+) -> Result<Vec<Arc<dyn tocsin_notify::Channel>>> {
+    use tocsin_domain::catalog::SmtpTls;
     let mut out: Vec<Arc<dyn tocsin_notify::Channel>> = Vec::new();
-    if let Some(smtp) = &config.providers.smtp {
+    if let Some(smtp) = &catalog.providers.smtp {
         use tocsin_notify::email::{Email, SmtpSettings, Tls};
         let settings = SmtpSettings {
             host: smtp.host.clone(),
             port: smtp.port,
             from: smtp.from.clone(),
             tls: match smtp.tls {
-                tocsin_config::SmtpTls::None => Tls::None,
-                tocsin_config::SmtpTls::Starttls => Tls::Starttls,
-                tocsin_config::SmtpTls::Tls => Tls::Tls,
+                SmtpTls::None => Tls::None,
+                SmtpTls::Starttls => Tls::Starttls,
+                SmtpTls::Tls => Tls::Tls,
             },
             username: smtp.username.clone(),
             password: smtp.password.clone(),
@@ -587,12 +574,12 @@ fn channels(config: &Config, public_url: &str) -> Result<Vec<Arc<dyn tocsin_noti
             Email::new(&settings).map_err(|e| anyhow::anyhow!("{e}"))?,
         ));
     }
-    if let Some(ntfy) = &config.providers.ntfy {
+    if let Some(ntfy) = &catalog.providers.ntfy {
         let channel = tocsin_notify::ntfy::Ntfy::new(&ntfy.base_url, ntfy.token.clone())
             .map_err(|e| anyhow::anyhow!("providers.ntfy: {e}"))?;
         out.push(Arc::new(channel));
     }
-    if let Some(t) = &config.providers.twilio {
+    if let Some(t) = &catalog.providers.twilio {
         use tocsin_notify::twilio::{TwilioSettings, TwilioSms, TwilioVoice};
         let settings = TwilioSettings {
             account_sid: t.account_sid.clone(),
@@ -609,7 +596,7 @@ fn channels(config: &Config, public_url: &str) -> Result<Vec<Arc<dyn tocsin_noti
         ));
     }
     // Slack incoming webhooks need no provider; bot messages need the token.
-    let slack = config.providers.slack.as_ref();
+    let slack = catalog.providers.slack.as_ref();
     let channel = tocsin_notify::slack::Slack::new(
         slack.map_or("https://slack.com/api", |s| s.api_base.as_str()),
         slack.and_then(|s| s.bot_token.clone()),
@@ -617,12 +604,12 @@ fn channels(config: &Config, public_url: &str) -> Result<Vec<Arc<dyn tocsin_noti
     .map_err(|e| anyhow::anyhow!("providers.slack: {e}"))?;
     out.push(Arc::new(channel));
     // Webhooks need no provider; contacts with a `secret` get signed requests.
-    let secrets = config
+    let secrets = catalog
         .users
-        .iter()
+        .values()
         .flat_map(|u| &u.contacts)
-        .filter(|c| c.kind == tocsin_config::ContactType::Webhook)
-        .filter_map(|c| Some((c.url.clone()?, c.secret.clone()?)))
+        .filter(|c| c.channel == "webhook")
+        .filter_map(|c| Some((c.address.clone(), c.secret.clone()?)))
         .collect();
     let webhook =
         tocsin_notify::webhook::Webhook::new(secrets).map_err(|e| anyhow::anyhow!("{e}"))?;

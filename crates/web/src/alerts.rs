@@ -266,13 +266,13 @@ pub async fn reassign(
         .map_err(|e| ApiError::bad_request(format!("reassign: {e}")))?;
     let target = match (b.user, b.escalation_policy) {
         (Some(u), None) => {
-            if !st.0.users.iter().any(|x| x.id == u) {
+            if !st.live().users.iter().any(|x| x.id == u) {
                 return Err(ApiError::bad_request(format!("reassign: no user `{u}`")));
             }
             format!("user:{u}")
         }
         (None, Some(p)) => {
-            if !st.0.policy_ids.contains(&p) {
+            if !st.live().policy_ids.contains(&p) {
                 return Err(ApiError::bad_request(format!(
                     "reassign: no escalation policy `{p}`"
                 )));
@@ -351,7 +351,8 @@ pub async fn test_notification(
     Path(user): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.must_act()?;
-    let Some(u) = st.0.users.iter().find(|u| u.id == user) else {
+    let live = st.live();
+    let Some(u) = live.users.iter().find(|u| u.id == user) else {
         return Err(ApiError::not_found(format!("no user `{user}`")));
     };
     let msg = tocsin_notify::Message {

@@ -54,7 +54,8 @@ impl FromRequestParts<AppState> for Caller {
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
-        let t = crate::state::find_by_key(&st.0.tokens, token, |t| &t.digest)
+        let live = st.live();
+        let t = crate::state::find_by_key(&live.tokens, token, |t| &t.digest)
             .ok_or_else(ApiError::unauthorized)?;
         Ok(Caller {
             name: t.name.clone(),

@@ -27,7 +27,8 @@ pub async fn ping(
     Path(key): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let Some(hb) = st.heartbeat_by_key(&key) else {
+    let live = st.live();
+    let Some(hb) = live.heartbeat_by_key(&key) else {
         st.0.metrics.ingested("unknown", "unknown_key", 1);
         return Err(ApiError::not_found(
             "no heartbeat has this key; copy the ping URL that `tocsin serve` prints at start-up",
@@ -90,29 +91,30 @@ pub async fn list(
             .await
             .map_err(|e| ApiError::from_store("list heartbeats", e))?;
     let now = Utc::now();
-    let out: Vec<serde_json::Value> =
-        st.0.heartbeats
-            .iter()
-            .map(|h| {
-                let row = rows.iter().find(|r| r.id == h.id);
-                let state = match row {
-                    None => "unknown",
-                    Some(r) if r.is_overdue(now) => "overdue",
-                    Some(_) => "healthy",
-                };
-                json!({
-                    "id": h.id,
-                    "name": h.name,
-                    "state": state,
-                    "interval": h.interval.to_string(),
-                    "grace": h.grace.to_string(),
-                    "escalation_policy": h.policy_id,
-                    "last_ping_at": row.map(|r| r.last_ping_at),
-                    "overdue_at": row.map(|r| r.due_at),
-                    "pings": row.map(|r| r.pings).unwrap_or(0),
-                    "alert_id": row.and_then(|r| r.alert_id),
-                })
+    let out: Vec<serde_json::Value> = st
+        .live()
+        .heartbeats
+        .iter()
+        .map(|h| {
+            let row = rows.iter().find(|r| r.id == h.id);
+            let state = match row {
+                None => "unknown",
+                Some(r) if r.is_overdue(now) => "overdue",
+                Some(_) => "healthy",
+            };
+            json!({
+                "id": h.id,
+                "name": h.name,
+                "state": state,
+                "interval": h.interval.to_string(),
+                "grace": h.grace.to_string(),
+                "escalation_policy": h.policy_id,
+                "last_ping_at": row.map(|r| r.last_ping_at),
+                "overdue_at": row.map(|r| r.due_at),
+                "pings": row.map(|r| r.pings).unwrap_or(0),
+                "alert_id": row.and_then(|r| r.alert_id),
             })
-            .collect();
+        })
+        .collect();
     Ok(Json(json!({ "heartbeats": out })))
 }

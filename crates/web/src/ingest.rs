@@ -18,7 +18,7 @@ use tocsin_store::{Actor, RoutedEvent};
 use tocsin_wire::alertmanager;
 
 use crate::error::ApiError;
-use crate::state::{AppState, SourceRuntime};
+use crate::state::{AppState, LiveSource};
 
 pub async fn prometheus(
     State(st): State<AppState>,
@@ -40,7 +40,7 @@ pub async fn prometheus(
             "no source has this key; copy the webhook URL that `tocsin serve` prints at start-up",
         ));
     };
-    let result = receive(&st, source, &headers, body).await;
+    let result = receive(&st, &source, &headers, body).await;
     match &result {
         Ok(_) => m.ingest_time(&source.id, started.elapsed().as_secs_f64()),
         Err(e) => m.ingested(&source.id, rejection_outcome(e.status), 1),
@@ -104,7 +104,7 @@ pub(crate) async fn read_json_body(
 
 async fn receive(
     st: &AppState,
-    source: &SourceRuntime,
+    source: &LiveSource,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
@@ -133,7 +133,7 @@ async fn receive(
 /// Apply support hours, routing and maintenance windows to mapped events.
 pub(crate) async fn route_events(
     st: &AppState,
-    source: &SourceRuntime,
+    source: &LiveSource,
     events: Vec<tocsin_domain::AlertEvent>,
     now: chrono::DateTime<Utc>,
 ) -> Vec<RoutedEvent> {
@@ -148,7 +148,7 @@ pub(crate) async fn route_events(
                 first_step_at = t.notify_at;
                 event.notes.extend(t.note);
             }
-            let route = st.0.router.route(
+            let route = source.live.router.route(
                 &event.routing,
                 SourceRouting {
                     policy_id: &source.policy_id,

@@ -28,7 +28,8 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use redact::redact_path;
-pub use state::{AppState, Secrets, SourceRuntime, StateError};
+pub use state::{AppState, SourceRuntime, StateError, WebSettings};
+pub use tocsin_app::Secrets;
 
 /// The whole application: every route, with request logging that never shows keys.
 /// The value of query parameter `name` in a raw query string, decoded.

@@ -92,8 +92,8 @@ pub async fn create(
     let b: NewWindow = tocsin_wire::WireError::parse_json(&body)
         .map_err(|e| ApiError::bad_request(format!("maintenance window: {e}")))?;
     let (kind, id) = match (b.source, b.service) {
-        (Some(s), None) if st.0.source_ids.contains(&s) => ("source", s),
-        (None, Some(s)) if st.0.service_ids.contains(&s) => ("service", s),
+        (Some(s), None) if st.live().source_ids.contains(&s) => ("source", s),
+        (None, Some(s)) if st.live().service_ids.contains(&s) => ("service", s),
         (Some(s), None) => {
             return Err(ApiError::bad_request(format!(
                 "maintenance window: no source `{s}`"

@@ -21,6 +21,11 @@ impl Bucket {
         }
     }
 
+    /// Events a minute (0: no limit).
+    pub fn limit(&self) -> u32 {
+        self.per_minute
+    }
+
     /// Take one event at `now`; `Err(wait)` when the key is over its limit,
     /// with how long until the next event would be taken.
     pub fn take(&self, now: Instant) -> Result<(), Duration> {

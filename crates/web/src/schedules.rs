@@ -13,15 +13,15 @@ use tocsin_domain::schedule::{OnCall, Shift, ShiftSource};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::state::{AppState, ScheduleRuntime};
+use crate::state::{AppState, Live, ScheduleRuntime};
 
 /// Longest range `/shifts` answers (and a feed covers).
 const MAX_RANGE_DAYS: i64 = 366;
 const FEED_PAST_DAYS: i64 = 30;
 const FEED_FUTURE_DAYS: i64 = 180;
 
-fn schedule<'a>(st: &'a AppState, id: &str) -> Result<&'a ScheduleRuntime, ApiError> {
-    st.0.schedules
+fn schedule<'a>(live: &'a Live, id: &str) -> Result<&'a ScheduleRuntime, ApiError> {
+    live.schedules
         .iter()
         .find(|s| s.model.id == id)
         .ok_or_else(|| ApiError::not_found(format!("no schedule `{id}`")))
@@ -39,7 +39,7 @@ fn source_name(s: &ScheduleRuntime, src: ShiftSource) -> String {
     }
 }
 
-fn on_call_json(st: &AppState, s: &ScheduleRuntime, oc: Option<OnCall>) -> Value {
+fn on_call_json(st: &Live, s: &ScheduleRuntime, oc: Option<OnCall>) -> Value {
     match oc {
         Some(oc) => json!({
             "user": oc.user,
@@ -51,7 +51,7 @@ fn on_call_json(st: &AppState, s: &ScheduleRuntime, oc: Option<OnCall>) -> Value
     }
 }
 
-fn shift_json(st: &AppState, s: &ScheduleRuntime, sh: &Shift) -> Value {
+fn shift_json(st: &Live, s: &ScheduleRuntime, sh: &Shift) -> Value {
     json!({
         "user": sh.user,
         "name": st.user_name(&sh.user),
@@ -78,19 +78,20 @@ fn parse_time(name: &str, v: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiE
 /// `GET /api/v1/schedules`
 pub async fn list(State(st): State<AppState>, _caller: Caller) -> Json<Value> {
     let now = Utc::now();
-    let out: Vec<Value> =
-        st.0.schedules
-            .iter()
-            .map(|s| {
-                json!({
-                    "id": s.model.id,
-                    "name": s.name,
-                    "timezone": s.model.tz.name(),
-                    "on_call": on_call_json(&st, s, s.model.on_call(now)),
-                    "ical_url": st.feed_url(&s.feed_token),
-                })
+    let live = st.live();
+    let out: Vec<Value> = live
+        .schedules
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.model.id,
+                "name": s.name,
+                "timezone": s.model.tz.name(),
+                "on_call": on_call_json(&live, s, s.model.on_call(now)),
+                "ical_url": st.feed_url(&s.feed_token),
             })
-            .collect();
+        })
+        .collect();
     Json(json!({"schedules": out}))
 }
 
@@ -106,12 +107,13 @@ pub async fn oncall(
     Path(id): Path<String>,
     Query(q): Query<AtQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let s = schedule(&st, &id)?;
+    let live = st.live();
+    let s = schedule(&live, &id)?;
     let at = parse_time("at", q.at.as_deref())?.unwrap_or_else(Utc::now);
     Ok(Json(json!({
         "schedule": s.model.id,
         "at": at,
-        "on_call": on_call_json(&st, s, s.model.on_call(at)),
+        "on_call": on_call_json(&live, s, s.model.on_call(at)),
     })))
 }
 
@@ -128,7 +130,8 @@ pub async fn shifts(
     Path(id): Path<String>,
     Query(q): Query<RangeQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let s = schedule(&st, &id)?;
+    let live = st.live();
+    let s = schedule(&live, &id)?;
     let from = parse_time("from", q.from.as_deref())?.unwrap_or_else(Utc::now);
     let to = parse_time("to", q.to.as_deref())?.unwrap_or(from + TimeDelta::days(7));
     if to <= from {
@@ -143,7 +146,7 @@ pub async fn shifts(
         .model
         .shifts(from, to)
         .iter()
-        .map(|sh| shift_json(&st, s, sh))
+        .map(|sh| shift_json(&live, s, sh))
         .collect();
     Ok(Json(
         json!({"schedule": s.model.id, "from": from, "to": to, "shifts": shifts}),
@@ -152,21 +155,22 @@ pub async fn shifts(
 
 /// `GET /api/v1/users`
 pub async fn users(State(st): State<AppState>, _caller: Caller) -> Json<Value> {
-    let out: Vec<Value> =
-        st.0.users
-            .iter()
-            .map(|u| {
-                json!({
-                    "id": u.id,
-                    "name": u.name,
-                    "email": u.email,
-                    "timezone": u.timezone,
-                    "role": u.role,
-                    "teams": u.teams,
-                    "ical_url": st.feed_url(&u.feed_token),
-                })
+    let out: Vec<Value> = st
+        .live()
+        .users
+        .iter()
+        .map(|u| {
+            json!({
+                "id": u.id,
+                "name": u.name,
+                "email": u.email,
+                "timezone": u.timezone,
+                "role": u.role,
+                "teams": u.teams,
+                "ical_url": st.feed_url(&u.feed_token),
             })
-            .collect();
+        })
+        .collect();
     Json(json!({"users": out}))
 }
 
@@ -185,14 +189,15 @@ pub async fn feed(
         now + TimeDelta::days(FEED_FUTURE_DAYS),
     );
 
+    let live = st.live();
     let mut schedule_hit = None;
-    for s in &st.0.schedules {
+    for s in &live.schedules {
         if matches(&s.feed_token) && schedule_hit.is_none() {
             schedule_hit = Some(s);
         }
     }
     let mut user_hit = None;
-    for u in &st.0.users {
+    for u in &live.users {
         if matches(&u.feed_token) && user_hit.is_none() {
             user_hit = Some(u);
         }
@@ -208,22 +213,22 @@ pub async fn feed(
             (format!("On call: {}", s.name), events)
         }
         (None, Some(u)) => {
-            let events =
-                st.0.schedules
-                    .iter()
-                    .flat_map(|s| {
-                        s.model
-                            .shifts(from, to)
-                            .into_iter()
-                            .filter(|sh| sh.user == u.id)
-                            .map(move |sh| (s, sh))
-                    })
-                    .collect::<Vec<_>>();
+            let events = live
+                .schedules
+                .iter()
+                .flat_map(|s| {
+                    s.model
+                        .shifts(from, to)
+                        .into_iter()
+                        .filter(|sh| sh.user == u.id)
+                        .map(move |sh| (s, sh))
+                })
+                .collect::<Vec<_>>();
             (format!("My on-call shifts: {}", u.name), events)
         }
         (None, None) => return Err(ApiError::not_found("no calendar feed has this token")),
     };
-    let body = render_calendar(&st, &title, &events, now);
+    let body = render_calendar(&live, &title, &events, now);
     Ok((
         [
             (header::CONTENT_TYPE, "text/calendar; charset=utf-8"),
@@ -234,7 +239,7 @@ pub async fn feed(
 }
 
 fn render_calendar(
-    st: &AppState,
+    st: &Live,
     title: &str,
     events: &[(&ScheduleRuntime, Shift)],
     now: DateTime<Utc>,

@@ -21,7 +21,7 @@ use tocsin_wire::{Command, ilert, opsgenie, pagerduty};
 
 use crate::error::ApiError;
 use crate::ingest::{read_json_body, route_events, store_events};
-use crate::state::{AppState, SourceRuntime};
+use crate::state::{AppState, LiveSource};
 
 /// What applying a command did.
 struct Applied {
@@ -45,11 +45,7 @@ enum Refused {
 
 /// The source of the endpoint's type with this key, within its rate limit.
 /// Each endpoint answers a refusal in its original's shape.
-fn keyed_source<'a>(
-    st: &'a AppState,
-    key: &str,
-    kind: SourceType,
-) -> Result<&'a SourceRuntime, Refused> {
+fn keyed_source(st: &AppState, key: &str, kind: SourceType) -> Result<LiveSource, Refused> {
     let Some(source) = st.source_by_key(key).filter(|s| s.kind == kind) else {
         st.0.metrics.ingested("unknown", "unknown_key", 1);
         return Err(Refused::UnknownKey);
@@ -64,7 +60,7 @@ fn keyed_source<'a>(
 /// Apply one command through the common ingest path.
 async fn apply(
     st: &AppState,
-    source: &SourceRuntime,
+    source: &LiveSource,
     cmd: Command,
     channel: &str,
     now: DateTime<Utc>,
@@ -155,7 +151,7 @@ fn pd_throttled(wait: std::time::Duration) -> Response {
 
 /// The pagerduty source with this `routing_key`, within its rate limit;
 /// else PagerDuty's 400 or 429.
-fn pd_source<'a>(st: &'a AppState, key: Option<&str>) -> Result<&'a SourceRuntime, Box<Response>> {
+fn pd_source(st: &AppState, key: Option<&str>) -> Result<LiveSource, Box<Response>> {
     let Some(key) = key else {
         return Err(Box::new(pd_invalid(vec![
             "'routing_key' is missing or blank".to_owned(),
@@ -194,7 +190,7 @@ pub async fn pd_enqueue(State(st): State<AppState>, headers: HeaderMap, body: Bo
         }
     };
     let key = cmd.key().as_str().to_owned();
-    match apply(&st, source, cmd, "pagerduty events v2", now).await {
+    match apply(&st, &source, cmd, "pagerduty events v2", now).await {
         Ok(_) => (
             StatusCode::ACCEPTED,
             Json(json!({"status": "success", "message": "Event processed", "dedup_key": key})),
@@ -286,11 +282,11 @@ fn og_error(e: ApiError, started: Instant) -> Response {
 
 /// The Opsgenie source named by `Authorization: GenieKey …`, or the 401/429
 /// answer.
-fn og_source<'a>(
-    st: &'a AppState,
+fn og_source(
+    st: &AppState,
     headers: &HeaderMap,
     started: Instant,
-) -> Result<&'a SourceRuntime, Box<Response>> {
+) -> Result<LiveSource, Box<Response>> {
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -338,7 +334,7 @@ pub async fn og_create(State(st): State<AppState>, headers: HeaderMap, body: Bod
             return og(StatusCode::UNPROCESSABLE_ENTITY, started, &e.to_string());
         }
     };
-    match apply(&st, source, cmd, "opsgenie alert api", now).await {
+    match apply(&st, &source, cmd, "opsgenie alert api", now).await {
         Ok(_) => og(StatusCode::ACCEPTED, started, "Request will be processed"),
         Err(e) => og_error(e, started),
     }
@@ -374,13 +370,27 @@ async fn og_action(
     let now = Utc::now();
     let result = match (id, action) {
         (Identifier::Alias(key), Transition::Accept) => {
-            apply(&st, source, Command::Accept(key), "opsgenie alert api", now).await
+            apply(
+                &st,
+                &source,
+                Command::Accept(key),
+                "opsgenie alert api",
+                now,
+            )
+            .await
         }
         (Identifier::Alias(key), _) => {
             let ev = tocsin_wire::command::resolve_event(key, now);
-            apply(&st, source, Command::Resolve(ev), "opsgenie alert api", now).await
+            apply(
+                &st,
+                &source,
+                Command::Resolve(ev),
+                "opsgenie alert api",
+                now,
+            )
+            .await
         }
-        (Identifier::Id(id), action) => og_by_id(&st, source, id, action, now).await,
+        (Identifier::Id(id), action) => og_by_id(&st, &source, id, action, now).await,
     };
     match result {
         Ok(applied) => {
@@ -408,7 +418,7 @@ async fn og_action(
 /// Accept or resolve by Tocsin alert id; only alerts of this source.
 async fn og_by_id(
     st: &AppState,
-    source: &SourceRuntime,
+    source: &LiveSource,
     id: i64,
     action: Transition,
     now: DateTime<Utc>,
@@ -513,7 +523,7 @@ pub async fn ilert_events(State(st): State<AppState>, headers: HeaderMap, body: 
         }
     };
     let alert_key = cmd.key().as_str().to_owned();
-    match apply(&st, source, cmd, "ilert events api", now).await {
+    match apply(&st, &source, cmd, "ilert events api", now).await {
         Ok(a) => il(
             StatusCode::ACCEPTED,
             json!({

@@ -31,7 +31,8 @@ pub async fn interactivity(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(secret) = st.0.slack_signing_secret.as_deref() else {
+    let live = st.live();
+    let Some(secret) = live.slack_signing_secret.as_deref() else {
         return Err(ApiError::not_found(
             "Slack interactivity is not configured; set providers.slack.signing_secret",
         ));
@@ -69,7 +70,7 @@ pub async fn interactivity(
         return Ok(Json(json!({"ok": true, "ignored": p["type"]})));
     }
     let slack_user = p["user"]["id"].as_str().unwrap_or("");
-    let actor_name = match st.0.slack_users.get(slack_user) {
+    let actor_name = match st.live().slack_users.get(slack_user) {
         Some(u) => format!("user:{u}"),
         None => format!(
             "slack:{}",

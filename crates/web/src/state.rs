@@ -1,12 +1,13 @@
 //! What handlers share: the store, the sources with their keys, the router,
-//! the API tokens and the metrics. Built once from the validated config.
+//! the API tokens and the metrics. The catalog part is rebuilt whenever a
+//! new catalog is put in effect.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tocsin_config::{Config, SourceType};
-use tocsin_domain::{Role, Router, SeverityMap, TokenDigest};
+use tocsin_app::Loaded;
+use tocsin_domain::{Role, Router, SeverityMap, SourceType, TokenDigest};
 use tocsin_store::Store;
 use tocsin_wire::Templates;
 use tocsin_wire::alertmanager::PrometheusSettings;
@@ -27,7 +28,7 @@ pub struct SourceRuntime {
         tocsin_domain::OutsideSupportHours,
     )>,
     /// The per-key limit of the PagerDuty, Opsgenie and ilert endpoints.
-    pub limit: crate::ratelimit::Bucket,
+    pub limit: Arc<crate::ratelimit::Bucket>,
 }
 
 pub(crate) struct ApiTokenRuntime {
@@ -56,21 +57,6 @@ pub(crate) struct UserRuntime {
     pub feed_token: String,
 }
 
-/// Secrets resolved by the caller before the state is built.
-#[derive(Debug, Default, Clone)]
-pub struct Secrets {
-    /// Source id → its key (from the file, or generated and stored).
-    pub source_keys: HashMap<String, String>,
-    /// Schedule id → the token of its calendar feed.
-    pub schedule_feeds: HashMap<String, String>,
-    /// User id → the token of their "my shifts" feed.
-    pub user_feeds: HashMap<String, String>,
-    /// The key that signs accept/resolve links in messages.
-    pub link_secret: String,
-    /// Heartbeat id → its key (from the file, or generated and stored).
-    pub heartbeat_keys: HashMap<String, String>,
-}
-
 /// A heartbeat ready to be pinged.
 pub(crate) struct HeartbeatRuntime {
     pub id: String,
@@ -81,18 +67,16 @@ pub(crate) struct HeartbeatRuntime {
     pub policy_id: String,
 }
 
-pub(crate) struct Inner {
-    pub store: Arc<dyn Store>,
+/// What handlers know of the catalog in effect: built whole from one
+/// loaded catalog and replaced whole when it changes. A request takes it
+/// once ([`AppState::live`]) and keeps it to the end.
+pub(crate) struct Live {
+    pub catalog: Arc<tocsin_domain::Catalog>,
     pub sources: Vec<SourceRuntime>,
     pub router: Router,
     pub tokens: Vec<ApiTokenRuntime>,
-    pub metrics: Arc<Metrics>,
-    pub body_limit: usize,
-    pub store_timeout: Duration,
-    pub public_url: String,
     pub schedules: Vec<ScheduleRuntime>,
     pub users: Vec<UserRuntime>,
-    pub links: tocsin_domain::links::LinkSigner,
     pub policy_ids: std::collections::HashSet<String>,
     /// Slack's signing secret, when Slack interactivity is configured.
     pub slack_signing_secret: Option<String>,
@@ -102,6 +86,19 @@ pub(crate) struct Inner {
     pub twilio_auth_token: Option<String>,
     /// Phone number → Tocsin user (from `sms` and `voice` contacts).
     pub phone_users: HashMap<String, String>,
+    pub source_ids: std::collections::HashSet<String>,
+    pub service_ids: std::collections::HashSet<String>,
+    pub heartbeats: Vec<HeartbeatRuntime>,
+}
+
+pub(crate) struct Inner {
+    pub store: Arc<dyn Store>,
+    pub live: std::sync::RwLock<Arc<Live>>,
+    pub metrics: Arc<Metrics>,
+    pub body_limit: usize,
+    pub store_timeout: Duration,
+    pub public_url: String,
+    pub links: tocsin_domain::links::LinkSigner,
     /// Woken after ingest creates alerts, so the escalation worker runs at
     /// once instead of at its next poll.
     pub wake: Arc<tokio::sync::Notify>,
@@ -113,9 +110,6 @@ pub(crate) struct Inner {
     /// Maintenance windows as last read, and when (read at most once a second).
     pub maintenance:
         tokio::sync::Mutex<Option<(std::time::Instant, Vec<tocsin_store::MaintenanceWindow>)>>,
-    pub source_ids: std::collections::HashSet<String>,
-    pub service_ids: std::collections::HashSet<String>,
-    pub heartbeats: Vec<HeartbeatRuntime>,
 }
 
 /// The item whose key digest matches `key`. Every digest is compared, in
@@ -125,11 +119,20 @@ pub(crate) fn find_by_key<'a, T>(
     key: &str,
     digest_of: impl Fn(&T) -> &TokenDigest,
 ) -> Option<&'a T> {
+    find_index_by_key(items, key, digest_of).and_then(|i| items.get(i))
+}
+
+/// The index of the item whose key digest matches `key` (every one compared).
+pub(crate) fn find_index_by_key<T>(
+    items: &[T],
+    key: &str,
+    digest_of: impl Fn(&T) -> &TokenDigest,
+) -> Option<usize> {
     let digest = TokenDigest::of(key);
     let mut found = None;
-    for item in items {
+    for (i, item) in items.iter().enumerate() {
         if digest_of(item).ct_eq(&digest) && found.is_none() {
-            found = Some(item);
+            found = Some(i);
         }
     }
     found
@@ -157,18 +160,14 @@ pub enum StateError {
     MissingHeartbeatKey { index: usize, id: String },
 }
 
-impl AppState {
-    /// Build the state from a validated config and the secrets resolved
-    /// from storage. `public_url` is the base of links (no trailing slash).
-    pub fn new(
-        config: &Config,
-        store: Arc<dyn Store>,
-        secrets: &Secrets,
-        public_url: &str,
-        channels: Vec<Arc<dyn tocsin_notify::Channel>>,
-    ) -> Result<Self, StateError> {
+impl Live {
+    /// The runtime view of `loaded`. Rate-limit buckets of sources whose
+    /// limit did not change carry over from `previous`.
+    fn build(loaded: &Arc<Loaded>, previous: Option<&Live>) -> Result<Live, StateError> {
+        let c = &loaded.catalog;
+        let secrets = &loaded.secrets;
         let mut heartbeats = Vec::new();
-        for (index, h) in config.heartbeats.iter().enumerate() {
+        for (index, h) in c.heartbeats.values().enumerate() {
             let key = secrets.heartbeat_keys.get(&h.id).ok_or_else(|| {
                 StateError::MissingHeartbeatKey {
                     index,
@@ -177,48 +176,57 @@ impl AppState {
             })?;
             heartbeats.push(HeartbeatRuntime {
                 id: h.id.clone(),
-                name: h.name.clone().unwrap_or_else(|| h.id.clone()),
+                name: h.name.clone(),
                 key_digest: TokenDigest::of(key),
                 interval: h.interval,
                 grace: h.grace,
-                policy_id: h.escalation_policy.clone(),
+                policy_id: h.policy_id.clone(),
             });
         }
-        let keys = &secrets.source_keys;
         let mut sources = Vec::new();
-        for (index, s) in config.sources.iter().enumerate() {
-            let key = keys.get(&s.id).ok_or_else(|| StateError::MissingKey {
-                index,
-                id: s.id.clone(),
-            })?;
-            let templates = match &s.templates {
-                Some(t) => Some(
-                    Templates::compile(t.summary.as_deref(), t.details.as_deref()).map_err(
-                        |e| StateError::Template {
-                            index,
-                            message: e.0,
-                        },
-                    )?,
-                ),
-                None => None,
+        for (index, s) in c.sources.values().enumerate() {
+            let key = secrets
+                .source_keys
+                .get(&s.id)
+                .ok_or_else(|| StateError::MissingKey {
+                    index,
+                    id: s.id.clone(),
+                })?;
+            let templates = if s.summary_template.is_some() || s.details_template.is_some() {
+                Some(
+                    Templates::compile(
+                        s.summary_template.as_deref(),
+                        s.details_template.as_deref(),
+                    )
+                    .map_err(|e| StateError::Template {
+                        index,
+                        message: e.0,
+                    })?,
+                )
+            } else {
+                None
             };
+            let limit = previous
+                .and_then(|p| p.sources.iter().find(|old| old.id == s.id))
+                .filter(|old| old.limit.limit() == s.rate_limit_per_minute)
+                .map(|old| old.limit.clone())
+                .unwrap_or_else(|| {
+                    Arc::new(crate::ratelimit::Bucket::per_minute(
+                        s.rate_limit_per_minute,
+                    ))
+                });
             sources.push(SourceRuntime {
                 id: s.id.clone(),
                 kind: s.kind,
                 key_digest: TokenDigest::of(key),
-                policy_id: s.escalation_policy.clone(),
-                service_id: s.service.clone(),
+                policy_id: s.policy_id.clone(),
+                service_id: s.service_id.clone(),
                 support: s.support_hours.as_ref().and_then(|id| {
-                    config
-                        .support_hours
-                        .iter()
-                        .find(|h| &h.id == id)
-                        .map(|h| (h.to_domain(), s.outside_support_hours))
+                    c.support_hours
+                        .get(id)
+                        .map(|h| (h.clone(), s.outside_support_hours))
                 }),
-                limit: crate::ratelimit::Bucket::per_minute(
-                    s.rate_limit_per_minute
-                        .unwrap_or(tocsin_config::DEFAULT_RATE_LIMIT_PER_MINUTE),
-                ),
+                limit,
                 prometheus: PrometheusSettings {
                     grouping: s.grouping,
                     severity_map: SeverityMap::new(&s.severity_map, s.default_severity),
@@ -227,58 +235,43 @@ impl AppState {
                 },
             });
         }
-        let router = Router {
-            policies_by_routing_key: config
-                .escalation_policies
-                .iter()
-                .filter_map(|p| p.routing_key.clone().map(|k| (k, p.id.clone())))
-                .collect(),
-            services: config
-                .services
-                .iter()
-                .map(|s| (s.id.clone(), s.escalation_policy.clone()))
-                .collect(),
-        };
-        let tokens = config
+        let tokens = c
             .api_tokens
             .iter()
             .map(|t| ApiTokenRuntime {
                 name: t.name.clone(),
-                digest: TokenDigest::of(&t.token),
+                digest: t.digest,
                 role: t.role,
             })
             .collect();
-        let schedules = config
+        let schedules = c
             .schedules
             .iter()
-            .map(|s| {
+            .map(|(id, s)| {
                 Ok(ScheduleRuntime {
-                    model: s.to_domain(),
-                    name: s.name.clone().unwrap_or_else(|| s.id.clone()),
-                    feed_token: secrets.schedule_feeds.get(&s.id).cloned().ok_or_else(|| {
+                    model: s.model.clone(),
+                    name: s.name.clone(),
+                    feed_token: secrets.schedule_feeds.get(id).cloned().ok_or_else(|| {
                         StateError::MissingFeed {
                             kind: "schedule",
-                            id: s.id.clone(),
+                            id: id.clone(),
                         }
                     })?,
                 })
             })
             .collect::<Result<Vec<_>, StateError>>()?;
-        let users = config
+        let users = c
             .users
-            .iter()
+            .values()
             .map(|u| {
                 Ok(UserRuntime {
                     id: u.id.clone(),
                     contacts: u
                         .contacts
                         .iter()
-                        .filter_map(|c| {
-                            c.value()
-                                .map(|v| (c.id.clone(), c.kind.channel().to_owned(), v.to_owned()))
-                        })
+                        .map(|ct| (ct.id.clone(), ct.channel.clone(), ct.address.clone()))
                         .collect(),
-                    name: u.name.clone().unwrap_or_else(|| u.id.clone()),
+                    name: u.name.clone(),
                     email: u.email.clone(),
                     timezone: u.timezone.clone(),
                     role: u.role,
@@ -292,38 +285,105 @@ impl AppState {
                 })
             })
             .collect::<Result<Vec<_>, StateError>>()?;
-        Ok(AppState(Arc::new(Inner {
-            store,
+        Ok(Live {
+            catalog: c.clone(),
             sources,
-            router,
+            router: c.router(),
             tokens,
-            metrics: Arc::new(Metrics::new()),
-            body_limit: config.body_limit(),
-            store_timeout: Duration::from_secs(8),
-            public_url: public_url.trim_end_matches('/').to_owned(),
             schedules,
             users,
-            links: tocsin_domain::links::LinkSigner::new(&secrets.link_secret),
-            policy_ids: config
-                .escalation_policies
-                .iter()
-                .map(|p| p.id.clone())
-                .collect(),
-            slack_signing_secret: config
+            policy_ids: c.policies.keys().cloned().collect(),
+            slack_signing_secret: c
                 .providers
                 .slack
                 .as_ref()
                 .and_then(|s| s.signing_secret.clone()),
-            slack_users: config
+            slack_users: c
                 .users
-                .iter()
+                .values()
                 .flat_map(|u| {
                     u.contacts
                         .iter()
-                        .filter(|c| c.kind == tocsin_config::ContactType::Slack)
-                        .filter_map(|c| c.channel.clone().map(|ch| (ch, u.id.clone())))
+                        .filter_map(|ct| ct.slack_id.clone().map(|ch| (ch, u.id.clone())))
                 })
                 .collect(),
+            twilio_auth_token: c.providers.twilio.as_ref().map(|t| t.auth_token.clone()),
+            phone_users: c
+                .users
+                .values()
+                .flat_map(|u| {
+                    u.contacts
+                        .iter()
+                        .filter(|ct| matches!(ct.channel.as_str(), "sms" | "voice"))
+                        .map(|ct| (normalize_number(&ct.address), u.id.clone()))
+                })
+                .collect(),
+            // Heartbeats are sources too (`heartbeat:ID`), for maintenance windows.
+            source_ids: c
+                .sources
+                .keys()
+                .cloned()
+                .chain(
+                    c.heartbeats
+                        .keys()
+                        .map(|h| tocsin_wire::heartbeat::source_id(h)),
+                )
+                .collect(),
+            service_ids: c.services.keys().cloned().collect(),
+            heartbeats,
+        })
+    }
+
+    pub(crate) fn heartbeat_by_key(&self, key: &str) -> Option<&HeartbeatRuntime> {
+        find_by_key(&self.heartbeats, key, |h| &h.key_digest)
+    }
+
+    pub(crate) fn user_name(&self, id: &str) -> String {
+        self.catalog.user_name(id)
+    }
+}
+
+/// A source found by its key, with the catalog it was found in: a request
+/// routes with that catalog to the end, whatever is put in effect meanwhile.
+pub struct LiveSource {
+    pub(crate) live: Arc<Live>,
+    index: usize,
+}
+
+impl std::ops::Deref for LiveSource {
+    type Target = SourceRuntime;
+    fn deref(&self) -> &SourceRuntime {
+        &self.live.sources[self.index]
+    }
+}
+
+/// What the HTTP layer is told at start besides the catalog.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    /// Largest accepted request body in bytes.
+    pub body_limit: usize,
+    /// The base of links (no trailing slash).
+    pub public_url: String,
+}
+
+impl AppState {
+    /// Build the state on the catalog in effect; [`AppState::set_catalog`]
+    /// replaces it later.
+    pub fn new(
+        settings: WebSettings,
+        store: Arc<dyn Store>,
+        loaded: &Arc<Loaded>,
+        channels: Vec<Arc<dyn tocsin_notify::Channel>>,
+    ) -> Result<Self, StateError> {
+        let live = Live::build(loaded, None)?;
+        Ok(AppState(Arc::new(Inner {
+            store,
+            live: std::sync::RwLock::new(Arc::new(live)),
+            metrics: Arc::new(Metrics::new()),
+            body_limit: settings.body_limit,
+            store_timeout: Duration::from_secs(8),
+            public_url: settings.public_url.trim_end_matches('/').to_owned(),
+            links: tocsin_domain::links::LinkSigner::new(&loaded.secrets.link_secret),
             channels: channels
                 .into_iter()
                 .map(|c| (c.name().to_owned(), c))
@@ -331,64 +391,34 @@ impl AppState {
             maintenance: tokio::sync::Mutex::new(None),
             wake: Arc::new(tokio::sync::Notify::new()),
             dispatch: Arc::new(tokio::sync::Notify::new()),
-            // Heartbeats are sources too (`heartbeat:ID`), for maintenance windows.
-            source_ids: config
-                .sources
-                .iter()
-                .map(|s| s.id.clone())
-                .chain(
-                    config
-                        .heartbeats
-                        .iter()
-                        .map(|h| tocsin_wire::heartbeat::source_id(&h.id)),
-                )
-                .collect(),
-            service_ids: config.services.iter().map(|s| s.id.clone()).collect(),
-            heartbeats,
-            twilio_auth_token: config
-                .providers
-                .twilio
-                .as_ref()
-                .map(|t| t.auth_token.clone()),
-            phone_users: config
-                .users
-                .iter()
-                .flat_map(|u| {
-                    u.contacts
-                        .iter()
-                        .filter(|c| {
-                            matches!(
-                                c.kind,
-                                tocsin_config::ContactType::Sms | tocsin_config::ContactType::Voice
-                            )
-                        })
-                        .filter_map(|c| {
-                            c.number
-                                .as_deref()
-                                .map(|n| (normalize_number(n), u.id.clone()))
-                        })
-                })
-                .collect(),
         })))
     }
 
-    /// The source whose key this is. Every source is compared, in constant
-    /// time, whatever matches.
-    pub(crate) fn heartbeat_by_key(&self, key: &str) -> Option<&HeartbeatRuntime> {
-        find_by_key(&self.0.heartbeats, key, |h| &h.key_digest)
+    /// Put a newly loaded catalog in effect for the requests that start
+    /// from now on. A catalog that cannot be served keeps the old one.
+    pub fn set_catalog(&self, loaded: &Arc<Loaded>) -> Result<(), StateError> {
+        let live = Arc::new(Live::build(loaded, Some(&self.live()))?);
+        match self.0.live.write() {
+            Ok(mut l) => *l = live,
+            Err(poisoned) => *poisoned.into_inner() = live,
+        }
+        Ok(())
     }
 
-    pub(crate) fn source_by_key(&self, key: &str) -> Option<&SourceRuntime> {
-        find_by_key(&self.0.sources, key, |s| &s.key_digest)
+    /// The source of the catalog in effect whose key this is (every source
+    /// is compared, in constant time, whatever matches).
+    pub(crate) fn source_by_key(&self, key: &str) -> Option<LiveSource> {
+        let live = self.live();
+        let index = find_index_by_key(&live.sources, key, |s| &s.key_digest)?;
+        Some(LiveSource { live, index })
     }
 
-    pub(crate) fn user_name(&self, id: &str) -> String {
-        self.0
-            .users
-            .iter()
-            .find(|u| u.id == id)
-            .map(|u| u.name.clone())
-            .unwrap_or_else(|| id.to_owned())
+    /// The catalog in effect now.
+    pub(crate) fn live(&self) -> Arc<Live> {
+        match self.0.live.read() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     pub(crate) fn feed_url(&self, token: &str) -> String {

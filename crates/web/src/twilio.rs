@@ -43,7 +43,8 @@ fn verified(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Vec<(String, String)>, ApiError> {
-    let Some(token) = st.0.twilio_auth_token.as_deref() else {
+    let live = st.live();
+    let Some(token) = live.twilio_auth_token.as_deref() else {
         return Err(ApiError::not_found(
             "Twilio is not configured; set providers.twilio",
         ));
@@ -132,7 +133,7 @@ pub async fn sms(
 ) -> Result<Response, ApiError> {
     let params = verified(&st, &uri, &headers, &body)?;
     let from = normalize_number(param(&params, "From").unwrap_or(""));
-    let Some(user) = st.0.phone_users.get(&from).cloned() else {
+    let Some(user) = st.live().phone_users.get(&from).cloned() else {
         return Ok(twiml(
             "<Message>This number is not a Tocsin contact; nothing was changed.</Message>",
         ));
@@ -194,7 +195,7 @@ pub async fn gather(
             .or(param(&params, "Called"))
             .unwrap_or(""),
     );
-    let Some(user) = st.0.phone_users.get(&to).cloned() else {
+    let Some(user) = st.live().phone_users.get(&to).cloned() else {
         return Ok(twiml(
             "<Say>This number is not a Tocsin contact. Nothing was changed. Goodbye.</Say>",
         ));

@@ -20,35 +20,48 @@ pub async fn serve(
 ) -> (String, tempfile::TempDir) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let config = tocsin_config::from_str(config_text, Path::new("."), &|_| None).unwrap();
+    let (config, refs) =
+        tocsin_config::from_str_with_refs(config_text, Path::new("."), &|_| None).unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let store: Arc<dyn tocsin_store::Store> =
         Arc::from(tocsin_store::connect(&url, 4).await.unwrap());
-    let secrets = tocsin_web::Secrets {
-        source_keys: config
-            .sources
-            .iter()
-            .map(|s| (s.id.clone(), s.key.clone().unwrap()))
-            .collect(),
-        schedule_feeds: config
-            .schedules
-            .iter()
-            .map(|s| (s.id.clone(), format!("feed-{}-0123456789abcdef", s.id)))
-            .collect(),
-        user_feeds: config
-            .users
-            .iter()
-            .map(|u| (u.id.clone(), format!("feed-user-{}-0123456789", u.id)))
-            .collect(),
-        link_secret: LINK_SECRET.into(),
-        heartbeat_keys: config
-            .heartbeats
-            .iter()
-            .map(|h| (h.id.clone(), h.key.clone().unwrap()))
-            .collect(),
-    };
-    let state = tocsin_web::AppState::new(&config, store, &secrets, "http://tocsin.test", channels)
+    // Known feed tokens and link key, stored before the catalog loads them.
+    let now = chrono::Utc::now();
+    for s in &config.schedules {
+        let token = format!("feed-{}-0123456789abcdef", s.id);
+        store
+            .named_secret("ical-schedule", &s.id, &token, now)
+            .await
+            .unwrap();
+    }
+    for u in &config.users {
+        let token = format!("feed-user-{}-0123456789", u.id);
+        store
+            .named_secret("ical-user", &u.id, &token, now)
+            .await
+            .unwrap();
+    }
+    store
+        .named_secret("links", "hmac", LINK_SECRET, now)
+        .await
         .unwrap();
+    // The server's own path: provision the file, load the stored catalog.
+    tocsin_app::catalog::provision(store.as_ref(), "test.yaml", &config, &refs, now)
+        .await
+        .unwrap();
+    let catalogs = tocsin_app::Catalogs::open(store.clone(), now)
+        .await
+        .unwrap();
+    let state = tocsin_web::AppState::new(
+        tocsin_web::WebSettings {
+            body_limit: config.body_limit(),
+            public_url: "http://tocsin.test".into(),
+        },
+        store,
+        &catalogs.current(),
+        channels,
+    )
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, tocsin_web::app(state)).await });

@@ -1,0 +1,517 @@
+//! The catalog as data: provisioning a file into storage (with a plan of
+//! what changes), loading the stored catalog into the typed one the server
+//! runs on, and keeping every node's copy current.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tocsin_config::catalog::{self as files, Entry};
+use tocsin_config::{Config, Problem, Refs};
+use tocsin_domain::Catalog;
+use tocsin_store::{CatalogObject, CatalogWrite, Expect, Origin, Store, StoredCatalog};
+
+use crate::AppError;
+
+/// Secrets Tocsin keeps in storage for the catalog's objects.
+#[derive(Debug, Default, Clone)]
+pub struct Secrets {
+    /// Source id → its key (from the file, or generated and stored).
+    pub source_keys: BTreeMap<String, String>,
+    /// Schedule id → the token of its calendar feed.
+    pub schedule_feeds: BTreeMap<String, String>,
+    /// User id → the token of their "my shifts" feed.
+    pub user_feeds: BTreeMap<String, String>,
+    /// The key that signs accept/resolve links in messages.
+    pub link_secret: String,
+    /// Heartbeat id → its key (from the file, or generated and stored).
+    pub heartbeat_keys: BTreeMap<String, String>,
+}
+
+/// A new random key: 128 bits, hex.
+pub fn generate_key() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// The catalog in effect: typed, with its keys, and as stored (for the API).
+#[derive(Debug)]
+pub struct Loaded {
+    pub catalog: Arc<Catalog>,
+    pub secrets: Secrets,
+    pub stored: StoredCatalog,
+}
+
+impl Loaded {
+    /// The stored object of `kind` with `id`.
+    pub fn object(&self, kind: &str, id: &str) -> Option<&CatalogObject> {
+        self.stored
+            .objects
+            .iter()
+            .find(|o| o.kind == kind && o.id == id)
+    }
+}
+
+/// What a plan does to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Create,
+    Update,
+    Delete,
+}
+
+/// One line of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub op: Op,
+    pub kind: String,
+    pub id: String,
+    /// For an update: the top-level keys that change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.op {
+            Op::Create => write!(f, "+ create {}/{}", self.kind, self.id),
+            Op::Delete => write!(f, "- delete {}/{}", self.kind, self.id),
+            Op::Update => write!(
+                f,
+                "~ update {}/{} ({})",
+                self.kind,
+                self.id,
+                self.keys.join(", ")
+            ),
+        }
+    }
+}
+
+/// What provisioning a file would change, and the writes that do it.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub file: String,
+    pub changes: Vec<Change>,
+    pub(crate) writes: Vec<CatalogWrite>,
+    /// Keys the file sets for sources and heartbeats (source id → key).
+    pub(crate) keys: Vec<(String, String)>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+fn origin_text(o: &Origin) -> String {
+    match o {
+        Origin::Managed => "is managed through the API".to_owned(),
+        Origin::Provisioned { file } => format!("comes from the file {file}"),
+    }
+}
+
+/// The top-level keys whose values differ between two specs.
+fn changed_keys(old: &Value, new: &Value, old_refs: &Refs, new_refs: &Refs) -> Vec<String> {
+    let empty = serde_json::Map::new();
+    let (a, b) = (
+        old.as_object().unwrap_or(&empty),
+        new.as_object().unwrap_or(&empty),
+    );
+    let mut keys: BTreeSet<String> = a
+        .keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect();
+    for (path, r) in old_refs.iter().chain(new_refs.iter()) {
+        if old_refs.get(path) != Some(r) || new_refs.get(path) != Some(r) {
+            let top = path.split(['.', '[']).next().unwrap_or(path);
+            keys.insert(top.to_owned());
+        }
+    }
+    keys.into_iter().collect()
+}
+
+/// Plan provisioning `config` (a checked file, recorded as `file`) over
+/// `stored`: the file's objects are created or updated, and the objects
+/// this file provisioned before and no longer declares are deleted. Others
+/// (managed, or from another file) are never touched: declaring one of
+/// them with a different spec is an error naming where it comes from.
+/// The catalog after the change is checked as a whole; every problem names
+/// its key path (the file's own paths, or the other object it is about).
+pub fn plan(
+    stored: &StoredCatalog,
+    file: &str,
+    config: &Config,
+    refs: &Refs,
+) -> Result<Plan, AppError> {
+    let entries = files::entries(config, refs).map_err(|e| AppError::Internal(e.to_string()))?;
+    let owner = Origin::Provisioned {
+        file: file.to_owned(),
+    };
+    let by_key: BTreeMap<(&str, &str), &CatalogObject> = stored
+        .objects
+        .iter()
+        .map(|o| ((o.kind.as_str(), o.id.as_str()), o))
+        .collect();
+    let mut plan = Plan {
+        file: file.to_owned(),
+        ..Plan::default()
+    };
+    let mut problems = Vec::new();
+    let mut declared = BTreeSet::new();
+    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &entries {
+        let i = *index.entry(e.kind).and_modify(|i| *i += 1).or_insert(0);
+        declared.insert((e.kind, e.id.as_str()));
+        match by_key.get(&(e.kind, e.id.as_str())) {
+            None => {
+                plan.changes.push(Change {
+                    op: Op::Create,
+                    kind: e.kind.to_owned(),
+                    id: e.id.clone(),
+                    keys: vec![],
+                });
+                plan.writes.push(put(e, &owner, Expect::Absent));
+            }
+            Some(o) if o.origin == owner => {
+                if o.spec != e.spec || o.secret_refs != e.secret_refs {
+                    plan.changes.push(Change {
+                        op: Op::Update,
+                        kind: e.kind.to_owned(),
+                        id: e.id.clone(),
+                        keys: changed_keys(&o.spec, &e.spec, &o.secret_refs, &e.secret_refs),
+                    });
+                    plan.writes.push(put(e, &owner, Expect::Revision(o.revision)));
+                }
+            }
+            Some(o) if o.spec == e.spec => {}
+            Some(o) => problems.push(Problem::new(
+                entry_path(e, i),
+                format!(
+                    "{} `{}` already exists and {}; remove it from this file, or change it where it comes from",
+                    e.kind,
+                    e.id,
+                    origin_text(&o.origin)
+                ),
+            )),
+        }
+    }
+    for o in &stored.objects {
+        if o.origin == owner && !declared.contains(&(o.kind.as_str(), o.id.as_str())) {
+            plan.changes.push(Change {
+                op: Op::Delete,
+                kind: o.kind.clone(),
+                id: o.id.clone(),
+                keys: vec![],
+            });
+            plan.writes.push(CatalogWrite::Delete {
+                kind: o.kind.clone(),
+                id: o.id.clone(),
+                expect: Expect::Revision(o.revision),
+            });
+        }
+    }
+    if !problems.is_empty() {
+        return Err(AppError::Invalid(problems));
+    }
+    // The catalog after the change: the file's objects first (so that key
+    // paths into them are the file's), then everything else that stays.
+    let deleted: BTreeSet<(&str, &str)> = plan
+        .changes
+        .iter()
+        .filter(|c| c.op == Op::Delete)
+        .map(|c| (c.kind.as_str(), c.id.as_str()))
+        .collect();
+    let others: Vec<&CatalogObject> = stored
+        .objects
+        .iter()
+        .filter(|o| {
+            let k = (o.kind.as_str(), o.id.as_str());
+            !declared.contains(&k) && !deleted.contains(&k)
+        })
+        .collect();
+    check_whole(
+        entries
+            .iter()
+            .map(|e| (e.kind, e.id.as_str(), &e.spec, None))
+            .chain(
+                others
+                    .iter()
+                    .map(|o| (o.kind.as_str(), o.id.as_str(), &o.spec, Some(&o.origin))),
+            ),
+    )?;
+    plan.keys = config
+        .sources
+        .iter()
+        .filter_map(|s| Some((s.id.clone(), s.key.clone()?)))
+        .chain(
+            config
+                .heartbeats
+                .iter()
+                .filter_map(|h| Some((tocsin_wire::heartbeat::source_id(&h.id), h.key.clone()?))),
+        )
+        .collect();
+    Ok(plan)
+}
+
+fn entry_path(e: &Entry, i: usize) -> String {
+    if e.kind == "providers" {
+        format!("providers.{}", e.id)
+    } else {
+        format!("{}[{i}]", e.kind)
+    }
+}
+
+fn put(e: &Entry, origin: &Origin, expect: Expect) -> CatalogWrite {
+    CatalogWrite::Put {
+        kind: e.kind.to_owned(),
+        id: e.id.clone(),
+        spec: e.spec.clone(),
+        secret_refs: e.secret_refs.clone(),
+        origin: origin.clone(),
+        expect,
+    }
+}
+
+/// Check a whole catalog of (kind, id, spec, origin) with the rules of
+/// `check-config`. A problem inside an object that has an origin (it is
+/// not one being written) is reported by that object's kind and id, since
+/// its index means nothing to the caller.
+pub(crate) fn check_whole<'a>(
+    objects: impl Iterator<Item = (&'a str, &'a str, &'a Value, Option<&'a Origin>)>,
+) -> Result<Config, AppError> {
+    let objects: Vec<_> = objects.collect();
+    let doc = files::document(objects.iter().map(|(k, id, s, _)| (*k, *id, *s)));
+    files::parse_document(doc).map_err(|problems| {
+        let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut located = BTreeMap::new();
+        for (kind, id, _, origin) in &objects {
+            let path = if *kind == "providers" {
+                format!("providers.{id}")
+            } else {
+                let i = index.entry(kind).and_modify(|i| *i += 1).or_insert(0);
+                format!("{kind}[{i}]")
+            };
+            if let Some(o) = origin {
+                located.insert(path, (*kind, *id, *o));
+            }
+        }
+        AppError::Invalid(
+            problems
+                .into_iter()
+                .map(|p| {
+                    let hit = located.iter().find(|(prefix, _)| {
+                        p.path == **prefix
+                            || p.path.starts_with(&format!("{prefix}."))
+                            || p.path.starts_with(&format!("{prefix}["))
+                    });
+                    match hit {
+                        Some((prefix, (kind, id, origin))) => Problem::new(
+                            p.path.clone(),
+                            format!(
+                                "{kind} `{id}` ({}) would be left broken{}: {}",
+                                origin_text(origin),
+                                p.path
+                                    .strip_prefix(prefix.as_str())
+                                    .filter(|r| !r.is_empty())
+                                    .map(|r| format!(" at `{}`", r.trim_start_matches('.')))
+                                    .unwrap_or_default(),
+                                p.message
+                            ),
+                        ),
+                        None => p,
+                    }
+                })
+                .collect(),
+        )
+    })
+}
+
+/// Write a plan in one transaction (every object checked against the
+/// revision the plan was made from), then store the keys the file sets.
+/// `Ok(false)`: nothing to do.
+pub async fn apply(store: &dyn Store, plan: &Plan, now: DateTime<Utc>) -> Result<bool, AppError> {
+    let changed = if plan.writes.is_empty() {
+        false
+    } else {
+        store.write_catalog(&plan.writes, now).await?.changed()
+    };
+    for (source, key) in &plan.keys {
+        store
+            .source_key(source, Some(key), &generate_key(), now)
+            .await?;
+    }
+    Ok(changed)
+}
+
+/// Provision a checked file: plan over the stored catalog and apply. A
+/// plan that lost a race with another writer (another node provisioning
+/// the same file at the same moment) is made again.
+pub async fn provision(
+    store: &dyn Store,
+    file: &str,
+    config: &Config,
+    refs: &Refs,
+    now: DateTime<Utc>,
+) -> Result<Plan, AppError> {
+    let mut attempt = 0;
+    loop {
+        let stored = store.catalog().await?;
+        let plan = plan(&stored, file, config, refs)?;
+        match apply(store, &plan, now).await {
+            Err(AppError::Store(tocsin_store::StoreError::Conflict { .. })) if attempt < 3 => {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+            Ok(_) => return Ok(plan),
+        }
+    }
+}
+
+/// Read the stored catalog and build the typed one, with its keys.
+pub async fn load(store: &dyn Store, now: DateTime<Utc>) -> Result<Loaded, AppError> {
+    let stored = store.catalog().await?;
+    let config = check_whole(
+        stored
+            .objects
+            .iter()
+            .map(|o| (o.kind.as_str(), o.id.as_str(), &o.spec, Some(&o.origin))),
+    )?;
+    let catalog = files::build(&config, stored.version);
+    let secrets = secrets(store, &catalog, now).await?;
+    Ok(Loaded {
+        catalog: Arc::new(catalog),
+        secrets,
+        stored,
+    })
+}
+
+/// The keys and feed tokens of every object: stored ones, or new ones
+/// stored now for next time and for other nodes.
+async fn secrets(store: &dyn Store, c: &Catalog, now: DateTime<Utc>) -> Result<Secrets, AppError> {
+    let mut out = Secrets::default();
+    for s in c.sources.values() {
+        let key = store
+            .source_key(&s.id, s.configured_key.as_deref(), &generate_key(), now)
+            .await?;
+        out.source_keys.insert(s.id.clone(), key);
+    }
+    for h in c.heartbeats.values() {
+        let key = store
+            .source_key(
+                &tocsin_wire::heartbeat::source_id(&h.id),
+                h.configured_key.as_deref(),
+                &generate_key(),
+                now,
+            )
+            .await?;
+        out.heartbeat_keys.insert(h.id.clone(), key);
+    }
+    for id in c.schedules.keys() {
+        let token = store
+            .named_secret("ical-schedule", id, &generate_key(), now)
+            .await?;
+        out.schedule_feeds.insert(id.clone(), token);
+    }
+    for id in c.users.keys() {
+        let token = store
+            .named_secret("ical-user", id, &generate_key(), now)
+            .await?;
+        out.user_feeds.insert(id.clone(), token);
+    }
+    out.link_secret = store
+        .named_secret("links", "hmac", &generate_key(), now)
+        .await?;
+    Ok(out)
+}
+
+type Subscriber = Box<dyn Fn(&Arc<Loaded>) + Send + Sync>;
+
+/// The catalog in effect on this node, reloaded when the stored version
+/// moves: at once after a change made here, and within a poll
+/// ([`Catalogs::POLL`]) after a change made by another node.
+pub struct Catalogs {
+    store: Arc<dyn Store>,
+    current: RwLock<Arc<Loaded>>,
+    subscribers: Mutex<Vec<Subscriber>>,
+    /// Serialises reloads, so an older one never replaces a newer one.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+impl Catalogs {
+    /// How often the stored version is read.
+    pub const POLL: Duration = Duration::from_millis(500);
+
+    /// Load the stored catalog.
+    pub async fn open(store: Arc<dyn Store>, now: DateTime<Utc>) -> Result<Arc<Self>, AppError> {
+        let loaded = load(store.as_ref(), now).await?;
+        Ok(Arc::new(Catalogs {
+            store,
+            current: RwLock::new(Arc::new(loaded)),
+            subscribers: Mutex::new(Vec::new()),
+            reloading: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// The catalog in effect now.
+    pub fn current(&self) -> Arc<Loaded> {
+        match self.current.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Call `f` with every catalog put in effect from now on.
+    pub fn subscribe(&self, f: impl Fn(&Arc<Loaded>) + Send + Sync + 'static) {
+        if let Ok(mut subs) = self.subscribers.lock() {
+            subs.push(Box::new(f));
+        }
+    }
+
+    /// Reload when the stored version is not the one in effect. `Ok(true)`:
+    /// a new catalog is in effect. A stored catalog that does not load
+    /// (it cannot be: every write is checked whole) keeps the old one.
+    pub async fn refresh(&self, now: DateTime<Utc>) -> Result<bool, AppError> {
+        let _one = self.reloading.lock().await;
+        let version = self.store.catalog_version().await?;
+        if version == self.current().stored.version {
+            return Ok(false);
+        }
+        let loaded = Arc::new(load(self.store.as_ref(), now).await?);
+        match self.current.write() {
+            Ok(mut c) => *c = loaded.clone(),
+            Err(poisoned) => *poisoned.into_inner() = loaded.clone(),
+        }
+        if let Ok(subs) = self.subscribers.lock() {
+            for f in subs.iter() {
+                f(&loaded);
+            }
+        }
+        tracing::info!(version = loaded.stored.version, "catalog reloaded");
+        Ok(true)
+    }
+
+    /// Poll the stored version until `stop` is set.
+    pub async fn watch(
+        self: Arc<Self>,
+        clock: impl Fn() -> DateTime<Utc> + Send,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Self::POLL) => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                return;
+            }
+            if let Err(e) = self.refresh(clock()).await {
+                tracing::warn!(error = %e, "could not reload the catalog; keeping the one in effect");
+            }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Tocsin's application layer: the use-cases that every entry point runs
+//! (HTTP handlers, the UI, the link/Slack/Twilio callbacks, workers and
+//! the CLI), so that each rule has one path. It knows neither HTTP nor SQL:
+//! it takes a [`Store`](tocsin_store::Store) and the time as parameters.
+//!
+//! - [`catalog`]: the catalog as data: provisioning and planning a file,
+//!   loading the stored catalog, keeping every node's copy current.
+
+pub mod catalog;
+
+pub use catalog::{Catalogs, Change, Loaded, Op, Plan, Secrets};
+use tocsin_config::Problem;
+
+/// Why a use-case did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The input breaks a rule; every problem names its key path.
+    #[error("{}", .0.iter().map(|p| if p.path.is_empty() { p.message.clone() } else { format!("{}: {}", p.path, p.message) }).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Problem>),
+    /// Storage failed (or a write lost to a concurrent one: `Conflict`).
+    #[error(transparent)]
+    Store(#[from] tocsin_store::StoreError),
+    /// A bug.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
