@@ -61,18 +61,8 @@ async fn user_ids(base: &str) -> Vec<String> {
 }
 
 async fn post_status(base: &str, key: &str) -> u16 {
-    let body = std::fs::read(format!(
-        "{}/../../fixtures/alertmanager/firing-single.json",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    http()
-        .post(format!("{base}/api/v1/events/prometheus/{key}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
+    send_fixture(base, key, "firing-single.json")
         .await
-        .unwrap()
         .status()
         .as_u16()
 }

@@ -245,22 +245,24 @@ fn is_root() -> bool {
 /// POST a fixture body from fixtures/alertmanager to a source's webhook URL;
 /// the id of the first alert in the answer.
 pub async fn post_fixture(base: &str, key: &str, fixture: &str) -> i64 {
+    let res: serde_json::Value = send_fixture(base, key, fixture).await.json().await.unwrap();
+    res["alerts"][0]["id"].as_i64().unwrap()
+}
+
+/// POST a fixture body to a source's webhook URL; the response as it came.
+pub async fn send_fixture(base: &str, key: &str, fixture: &str) -> reqwest::Response {
     let path = format!(
         "{}/../../fixtures/alertmanager/{fixture}",
         env!("CARGO_MANIFEST_DIR")
     );
     let body = std::fs::read(&path).unwrap();
-    let res: serde_json::Value = http()
+    http()
         .post(format!("{base}/api/v1/events/prometheus/{key}"))
         .header("content-type", "application/json")
         .body(body)
         .send()
         .await
         .unwrap()
-        .json()
-        .await
-        .unwrap();
-    res["alerts"][0]["id"].as_i64().unwrap()
 }
 
 /// `tocsin serve --config CFG` with the banner in `dir/out{run}` and the log
