@@ -5,8 +5,11 @@
 //!
 //! - [`catalog`]: the catalog as data: provisioning and planning a file,
 //!   loading the stored catalog, keeping every node's copy current.
+//! - [`edit`]: catalog changes through the API (create, replace, delete,
+//!   rotate a key), checked like the file.
 
 pub mod catalog;
+pub mod edit;
 
 pub use catalog::{Catalogs, Change, Loaded, Op, Plan, Secrets};
 use tocsin_config::Problem;
@@ -17,6 +20,16 @@ pub enum AppError {
     /// The input breaks a rule; every problem names its key path.
     #[error("{}", .0.iter().map(|p| if p.path.is_empty() { p.message.clone() } else { format!("{}: {}", p.path, p.message) }).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<Problem>),
+    /// No such object.
+    #[error("{0}")]
+    NotFound(String),
+    /// The change cannot be made as things are (the object is provisioned
+    /// from a file, exists already, or others refer to it).
+    #[error("{0}")]
+    Conflict(String),
+    /// The object changed since the caller read it (`If-Match`).
+    #[error("{0}")]
+    Stale(String),
     /// Storage failed (or a write lost to a concurrent one: `Conflict`).
     #[error(transparent)]
     Store(#[from] tocsin_store::StoreError),

@@ -137,6 +137,26 @@ pub(crate) async fn write<B: Backend>(
                 kind, id, expect, ..
             }
             | CatalogWrite::Delete { kind, id, expect } => (kind, id, *expect),
+            CatalogWrite::Key { source_id, key } => {
+                match key {
+                    Some(k) => {
+                        tx.execute(
+                            "INSERT INTO source_keys (source_id, key, created_at) VALUES ($1, $2, $3) ON CONFLICT (source_id) DO UPDATE SET key = excluded.key",
+                            args![source_id, k, now],
+                        )
+                        .await?;
+                    }
+                    None => {
+                        tx.execute(
+                            "DELETE FROM source_keys WHERE source_id = $1",
+                            args![source_id],
+                        )
+                        .await?;
+                    }
+                }
+                commit.updated += 1;
+                continue;
+            }
         };
         let current = tx
             .fetch_optional(
@@ -192,6 +212,7 @@ pub(crate) async fn write<B: Backend>(
                     }
                 }
             }
+            CatalogWrite::Key { .. } => {}
             CatalogWrite::Delete { .. } => {
                 if current.is_some() {
                     tx.execute(

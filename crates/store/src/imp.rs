@@ -677,17 +677,6 @@ impl<B: Backend> Store for B {
         crate::catalog::write(self, writes, now).await
     }
 
-    async fn drop_source_key(&self, source_id: &str) -> Result<(), StoreError> {
-        self.writer()
-            .await?
-            .execute(
-                "DELETE FROM source_keys WHERE source_id = $1",
-                args![source_id],
-            )
-            .await?;
-        Ok(())
-    }
-
     async fn source_key(
         &self,
         source_id: &str,

@@ -53,10 +53,6 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<CatalogCommit, StoreError>;
 
-    /// Forget a source's key (its source was deleted), so that a source
-    /// made later with the same id gets a new one.
-    async fn drop_source_key(&self, source_id: &str) -> Result<(), StoreError>;
-
     /// The key of a source: `configured` when the config file sets one (it is
     /// stored), else the stored key, else `generated` (stored for next time).
     async fn source_key(

@@ -75,6 +75,12 @@ pub enum CatalogWrite {
         id: String,
         expect: Expect,
     },
+    /// Set a source's key (`heartbeat:ID` for a heartbeat), or forget it
+    /// (`None`). Always a change: every node loads the keys again.
+    Key {
+        source_id: String,
+        key: Option<String>,
+    },
 }
 
 /// What a catalog write did.

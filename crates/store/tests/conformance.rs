@@ -676,6 +676,31 @@ async fn catalog_writes_are_versioned_and_atomic(s: &dyn Store) {
         "exactly one of two racing edits applies: {x:?} {y:?}"
     );
     assert_eq!(s.catalog_version().await.unwrap(), 5);
+
+    // A key change is a catalog change: every node reloads the keys.
+    let key = |k: Option<&str>| CatalogWrite::Key {
+        source_id: "prom".into(),
+        key: k.map(str::to_owned),
+    };
+    let c = s
+        .write_catalog(&[key(Some("rotated-0123456789abcdef"))], t(7))
+        .await
+        .unwrap();
+    assert_eq!((c.version, c.updated), (6, 1));
+    let stored = s
+        .source_key("prom", None, "generated-0123456789", t(7))
+        .await;
+    assert_eq!(stored.unwrap(), "rotated-0123456789abcdef");
+    s.write_catalog(&[key(None)], t(8)).await.unwrap();
+    let fresh = s
+        .source_key("prom", None, "generated-0123456789", t(8))
+        .await;
+    assert_eq!(
+        fresh.unwrap(),
+        "generated-0123456789",
+        "a forgotten key is made anew"
+    );
+    assert_eq!(s.catalog_version().await.unwrap(), 7);
 }
 
 async fn source_keys(s: &dyn Store) {

@@ -136,13 +136,13 @@ impl App {
                 public_url: public_url.clone(),
             },
             store.clone(),
-            &loaded,
+            &catalogs,
             channels_now.clone(),
         )?;
         let metrics = state.metrics_handle();
         let escalate_now = state.escalation_wakeup();
         let dispatch_now = state.dispatch_wakeup();
-        let router = tocsin_web::app(state.clone());
+        let router = tocsin_web::app(state);
         let banner = banner(&loaded, &url, store.backend(), addr, &public_url);
 
         let catalog = Arc::new(tocsin_domain::catalog::SharedCatalog::of(
@@ -167,15 +167,11 @@ impl App {
             max_backoff: retry.max_backoff().as_chrono(),
         };
         let dispatcher = Arc::new(dispatcher);
-        // Every catalog put in effect later reaches the handlers, the
-        // workers and the channels at once.
+        // Every catalog put in effect later reaches the workers and the
+        // channels at once (the HTTP state subscribed itself).
         {
             let dispatcher = dispatcher.clone();
             catalogs.subscribe(move |loaded| {
-                if let Err(e) = state.set_catalog(loaded) {
-                    tracing::error!(error = %e, "the new catalog cannot be served; HTTP keeps the one in effect");
-                    return;
-                }
                 catalog.replace(loaded.catalog.clone());
                 match channels(&loaded.catalog, &public_url) {
                     Ok(c) => dispatcher.set_channels(c),

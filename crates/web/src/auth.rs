@@ -44,8 +44,14 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
+        Caller::from_headers(st, &parts.headers)
+    }
+}
+
+impl Caller {
+    /// The caller whose Bearer token is in `headers`.
+    pub fn from_headers(st: &AppState, headers: &axum::http::HeaderMap) -> Result<Self, ApiError> {
+        let header = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(ApiError::unauthorized)?;

@@ -22,6 +22,28 @@ use crate::error::ApiError;
 use crate::ingest::store_events;
 use crate::state::AppState;
 
+/// `GET /api/v1/heartbeats/{x}`: a ping when `x` is a heartbeat's key (the
+/// contract URL); else, for a caller with an API token, the heartbeat `x`
+/// of the catalog.
+pub async fn ping_or_object(
+    State(st): State<AppState>,
+    Path(x): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let live = st.live();
+    if live.heartbeat_by_key(&x).is_none()
+        && headers.contains_key(axum::http::header::AUTHORIZATION)
+        && live.loaded.object("heartbeats", &x).is_some()
+    {
+        let caller = Caller::from_headers(&st, &headers)?;
+        return crate::catalog::show(State(st.clone()), caller, "heartbeats", x).await;
+    }
+    drop(live);
+    Ok(ping(State(st), Path(x), body).await.into_response())
+}
+
 pub async fn ping(
     State(st): State<AppState>,
     Path(key): Path<String>,
@@ -102,7 +124,7 @@ pub async fn list(
                 Some(r) if r.is_overdue(now) => "overdue",
                 Some(_) => "healthy",
             };
-            json!({
+            let view = json!({
                 "id": h.id,
                 "name": h.name,
                 "state": state,
@@ -113,7 +135,8 @@ pub async fn list(
                 "overdue_at": row.map(|r| r.due_at),
                 "pings": row.map(|r| r.pings).unwrap_or(0),
                 "alert_id": row.and_then(|r| r.alert_id),
-            })
+            });
+            crate::catalog::with_object(&st, "heartbeats", &h.id, view)
         })
         .collect();
     Ok(Json(json!({ "heartbeats": out })))

@@ -4,6 +4,7 @@
 
 mod alerts;
 mod auth;
+mod catalog;
 mod error;
 mod heartbeats;
 mod ingest;
@@ -42,7 +43,12 @@ pub(crate) fn query_param(raw: Option<&str>, name: &str) -> Option<String> {
 }
 
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let views = vec![
+        ("heartbeats", get(heartbeats::list)),
+        ("schedules", get(schedules::list)),
+        ("users", get(schedules::users)),
+    ];
+    catalog::routes(Router::new(), views)
         .route("/api/v1/events/prometheus/{key}", post(ingest::prometheus))
         .route("/webhooks/{key}", post(ingest::prometheus))
         .route("/v2/enqueue", post(senders::pd_enqueue))
@@ -53,14 +59,15 @@ pub fn app(state: AppState) -> Router {
         .route("/api/events", post(senders::ilert_events))
         .route("/api/v1/events", post(senders::ilert_events))
         .route("/api/v1/changes", get(alerts::changes))
-        .route("/api/v1/heartbeats", get(heartbeats::list))
         .route(
             "/api/heartbeats/{key}",
             get(heartbeats::ping).post(heartbeats::ping),
         )
         .route(
             "/api/v1/heartbeats/{key}",
-            get(heartbeats::ping).post(heartbeats::ping),
+            catalog::heartbeat_object_routes()
+                .get(heartbeats::ping_or_object)
+                .post(heartbeats::ping),
         )
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/{id}", get(alerts::show))
@@ -69,10 +76,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}/comment", post(alerts::comment))
         .route("/api/v1/alerts/{id}/unaccept", post(alerts::unaccept))
         .route("/api/v1/alerts/{id}/reassign", post(alerts::reassign))
-        .route("/api/v1/schedules", get(schedules::list))
         .route("/api/v1/schedules/{id}/oncall", get(schedules::oncall))
         .route("/api/v1/schedules/{id}/shifts", get(schedules::shifts))
-        .route("/api/v1/users", get(schedules::users))
         .route(
             "/api/v1/users/{id}/test-notification",
             post(alerts::test_notification),

@@ -83,13 +83,14 @@ pub async fn list(State(st): State<AppState>, _caller: Caller) -> Json<Value> {
         .schedules
         .iter()
         .map(|s| {
-            json!({
+            let view = json!({
                 "id": s.model.id,
                 "name": s.name,
                 "timezone": s.model.tz.name(),
                 "on_call": on_call_json(&live, s, s.model.on_call(now)),
                 "ical_url": st.feed_url(&s.feed_token),
-            })
+            });
+            crate::catalog::with_object(&st, "schedules", &s.model.id, view)
         })
         .collect();
     Json(json!({"schedules": out}))
@@ -160,7 +161,7 @@ pub async fn users(State(st): State<AppState>, _caller: Caller) -> Json<Value> {
         .users
         .iter()
         .map(|u| {
-            json!({
+            let view = json!({
                 "id": u.id,
                 "name": u.name,
                 "email": u.email,
@@ -168,7 +169,8 @@ pub async fn users(State(st): State<AppState>, _caller: Caller) -> Json<Value> {
                 "role": u.role,
                 "teams": u.teams,
                 "ical_url": st.feed_url(&u.feed_token),
-            })
+            });
+            crate::catalog::with_object(&st, "users", &u.id, view)
         })
         .collect();
     Json(json!({"users": out}))

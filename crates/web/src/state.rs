@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tocsin_app::Loaded;
+use tocsin_app::{Catalogs, Loaded};
 use tocsin_domain::{Role, Router, SeverityMap, SourceType, TokenDigest};
 use tocsin_store::Store;
 use tocsin_wire::Templates;
@@ -72,6 +72,8 @@ pub(crate) struct HeartbeatRuntime {
 /// once ([`AppState::live`]) and keeps it to the end.
 pub(crate) struct Live {
     pub catalog: Arc<tocsin_domain::Catalog>,
+    /// The stored objects, for the catalog API.
+    pub loaded: Arc<Loaded>,
     pub sources: Vec<SourceRuntime>,
     pub router: Router,
     pub tokens: Vec<ApiTokenRuntime>,
@@ -93,6 +95,8 @@ pub(crate) struct Live {
 
 pub(crate) struct Inner {
     pub store: Arc<dyn Store>,
+    /// The node's catalogs: reloaded at once after a change made here.
+    pub catalogs: Arc<Catalogs>,
     pub live: std::sync::RwLock<Arc<Live>>,
     pub metrics: Arc<Metrics>,
     pub body_limit: usize,
@@ -287,6 +291,7 @@ impl Live {
             .collect::<Result<Vec<_>, StateError>>()?;
         Ok(Live {
             catalog: c.clone(),
+            loaded: loaded.clone(),
             sources,
             router: c.router(),
             tokens,
@@ -372,12 +377,14 @@ impl AppState {
     pub fn new(
         settings: WebSettings,
         store: Arc<dyn Store>,
-        loaded: &Arc<Loaded>,
+        catalogs: &Arc<Catalogs>,
         channels: Vec<Arc<dyn tocsin_notify::Channel>>,
     ) -> Result<Self, StateError> {
+        let loaded = &catalogs.current();
         let live = Live::build(loaded, None)?;
-        Ok(AppState(Arc::new(Inner {
+        let state = AppState(Arc::new(Inner {
             store,
+            catalogs: catalogs.clone(),
             live: std::sync::RwLock::new(Arc::new(live)),
             metrics: Arc::new(Metrics::new()),
             body_limit: settings.body_limit,
@@ -391,7 +398,17 @@ impl AppState {
             maintenance: tokio::sync::Mutex::new(None),
             wake: Arc::new(tokio::sync::Notify::new()),
             dispatch: Arc::new(tokio::sync::Notify::new()),
-        })))
+        }));
+        // Every catalog put in effect from now on reaches the handlers.
+        let weak = Arc::downgrade(&state.0);
+        catalogs.subscribe(move |loaded| {
+            if let Some(inner) = weak.upgrade()
+                && let Err(e) = AppState(inner).set_catalog(loaded)
+            {
+                tracing::error!(error = %e, "the new catalog cannot be served; HTTP keeps the one in effect");
+            }
+        });
+        Ok(state)
     }
 
     /// Put a newly loaded catalog in effect for the requests that start

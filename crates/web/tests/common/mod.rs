@@ -58,7 +58,7 @@ pub async fn serve(
             public_url: "http://tocsin.test".into(),
         },
         store,
-        &catalogs.current(),
+        &catalogs,
         channels,
     )
     .unwrap();

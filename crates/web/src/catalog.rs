@@ -1,0 +1,318 @@
+//! `/api/v1/{kind}` and `/api/v1/{kind}/{id}` for every catalog kind:
+//! list, read (with a strong `ETag`), create, replace (`If-Match`) and
+//! delete, plus `POST /api/v1/sources/{id}/rotate-key`. Bodies are objects
+//! in the shape of tocsin.yaml; the rules live in `tocsin_app::edit`.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use chrono::Utc;
+use serde_json::{Value, json};
+use tocsin_app::{AppError, edit};
+use tocsin_domain::SourceType;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::ingest::read_json_body;
+use crate::state::AppState;
+
+/// Add the catalog routes; `lists` are the kinds whose `GET` list another
+/// module serves (a view with computed fields), by kind.
+pub(crate) fn routes(
+    mut router: Router<AppState>,
+    lists: Vec<(&'static str, MethodRouter<AppState>)>,
+) -> Router<AppState> {
+    let mut lists = lists;
+    for &kind in edit::EDITABLE {
+        let list_route = match lists.iter().position(|(k, _)| *k == kind) {
+            Some(i) => lists.swap_remove(i).1,
+            None => get(move |st: State<AppState>, c: Caller| list(st, c, kind)),
+        };
+        router = router.route(
+            &format!("/api/v1/{kind}"),
+            list_route.post(
+                move |st: State<AppState>, c: Caller, h: HeaderMap, b: Body| {
+                    create(st, c, kind, h, b)
+                },
+            ),
+        );
+        let one =
+            move |st: State<AppState>, c: Caller, Path(id): Path<String>| show(st, c, kind, id);
+        let put =
+            move |st: State<AppState>, c: Caller, Path(id): Path<String>, h: HeaderMap, b: Body| {
+                replace(st, c, kind, id, h, b)
+            };
+        let del = move |st: State<AppState>, c: Caller, Path(id): Path<String>, h: HeaderMap| {
+            remove(st, c, kind, id, h)
+        };
+        // `/api/v1/heartbeats/{key}` is also the ping URL (GET and POST):
+        // `heartbeats` routes its GET itself.
+        if kind != "heartbeats" {
+            router = router.route(
+                &format!("/api/v1/{kind}/{{id}}"),
+                get(one).put(put).delete(del),
+            );
+        }
+    }
+    router.route("/api/v1/sources/{id}/rotate-key", post(rotate_key))
+}
+
+/// The heartbeat catalog routes beside the ping (`GET`/`POST` by key).
+pub(crate) fn heartbeat_object_routes() -> MethodRouter<AppState> {
+    axum::routing::put(
+        |st: State<AppState>, c: Caller, Path(id): Path<String>, h: HeaderMap, b: Body| {
+            replace(st, c, "heartbeats", id, h, b)
+        },
+    )
+    .delete(
+        |st: State<AppState>, c: Caller, Path(id): Path<String>, h: HeaderMap| {
+            remove(st, c, "heartbeats", id, h)
+        },
+    )
+}
+
+/// An application error as the API's answer.
+pub(crate) fn app_error(context: &str, e: AppError) -> ApiError {
+    match e {
+        AppError::Invalid(problems) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            problems
+                .iter()
+                .map(|p| {
+                    if p.path.is_empty() {
+                        p.message.clone()
+                    } else {
+                        format!("{}: {}", p.path, p.message)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        AppError::NotFound(m) => ApiError::not_found(m),
+        AppError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+        AppError::Stale(m) => ApiError::new(StatusCode::PRECONDITION_FAILED, "stale", m),
+        AppError::Store(e) => ApiError::from_store(context, e),
+        AppError::Internal(m) => ApiError::internal(context, &m),
+    }
+}
+
+fn etag(revision: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{revision}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+/// `If-Match`: `None` when absent or `*`; a strong ETag we issued; any
+/// other value matches nothing (412).
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let v = v.to_str().unwrap_or("").trim();
+    if v == "*" {
+        return Ok(None);
+    }
+    v.strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .and_then(|v| v.parse::<i64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "stale",
+                format!("If-Match `{v}` is not an ETag of this object; send the ETag header of your last read"),
+            )
+        })
+}
+
+fn must_admin(caller: &Caller) -> Result<(), ApiError> {
+    if caller.role == tocsin_domain::Role::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "token `{}` has role {}; changing the catalog needs an admin token",
+                caller.name,
+                caller.role.as_str()
+            ),
+        ))
+    }
+}
+
+async fn body_json(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
+    let bytes = read_json_body(headers, body, st.0.body_limit).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))
+}
+
+/// `GET /api/v1/{kind}`
+async fn list(State(st): State<AppState>, _caller: Caller, kind: &'static str) -> Json<Value> {
+    let live = st.live();
+    let items: Vec<Value> = live
+        .loaded
+        .stored
+        .objects
+        .iter()
+        .filter(|o| o.kind == kind)
+        .map(edit::view)
+        .collect();
+    Json(json!({ kind: items }))
+}
+
+/// The stored object's view merged under a list entry that another module
+/// computed (its own fields win), for the kinds with a view of their own.
+pub(crate) fn with_object(st: &AppState, kind: &str, id: &str, mut entry: Value) -> Value {
+    let live = st.live();
+    if let (Some(o), Value::Object(m)) = (live.loaded.object(kind, id), &mut entry)
+        && let Value::Object(view) = edit::view(o)
+    {
+        for (k, v) in view {
+            m.entry(k).or_insert(v);
+        }
+    }
+    entry
+}
+
+/// `GET /api/v1/{kind}/{id}`
+pub(crate) async fn show(
+    State(st): State<AppState>,
+    _caller: Caller,
+    kind: &'static str,
+    id: String,
+) -> Result<Response, ApiError> {
+    let live = st.live();
+    let o = live
+        .loaded
+        .object(kind, &id)
+        .ok_or_else(|| ApiError::not_found(format!("no {} `{id}`", edit::singular(kind))))?;
+    let mut res = Json(edit::view(o)).into_response();
+    res.headers_mut().insert(header::ETAG, etag(o.revision));
+    Ok(res)
+}
+
+/// Where a source's or heartbeat's events go, for its key.
+fn endpoint(st: &AppState, kind: &str, spec: &Value, key: &str) -> Value {
+    let base = &st.0.public_url;
+    if kind == "heartbeats" {
+        return json!({"ping_url": format!("{base}/api/v1/heartbeats/{key}")});
+    }
+    let source_type = spec
+        .get("type")
+        .cloned()
+        .and_then(|t| serde_json::from_value::<SourceType>(t).ok());
+    let url = match source_type {
+        Some(SourceType::Prometheus) | None => format!("{base}/api/v1/events/prometheus/{key}"),
+        Some(SourceType::Pagerduty) => format!("{base}/v2/enqueue"),
+        Some(SourceType::Opsgenie) => base.clone(),
+        Some(SourceType::Ilert) => format!("{base}/api/events"),
+    };
+    json!({"webhook_url": url})
+}
+
+/// Put the catalog just written in effect on this node at once.
+async fn refresh(st: &AppState) {
+    if let Err(e) = st.0.catalogs.refresh(Utc::now()).await {
+        tracing::warn!(error = %e, "could not reload the catalog after a change; the next poll will");
+    }
+}
+
+/// `POST /api/v1/{kind}`: 201 with the object; a new source or heartbeat
+/// also gets `key` and its URL, shown this once.
+async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    kind: &'static str,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    must_admin(&caller)?;
+    let body = body_json(&st, &headers, body).await?;
+    let done = edit::create(st.0.store.as_ref(), kind, body, Utc::now())
+        .await
+        .map_err(|e| app_error("catalog create", e))?;
+    refresh(&st).await;
+    let mut view = edit::view(&done.object);
+    if let (Some(key), Value::Object(m)) = (&done.key, &mut view) {
+        m.insert("key".into(), Value::String(key.clone()));
+        if let Value::Object(urls) = endpoint(&st, kind, &done.object.spec, key) {
+            m.extend(urls);
+        }
+    }
+    let mut res = (StatusCode::CREATED, Json(view)).into_response();
+    res.headers_mut()
+        .insert(header::ETAG, etag(done.object.revision));
+    if let Ok(loc) = HeaderValue::from_str(&format!("/api/v1/{kind}/{}", done.object.id)) {
+        res.headers_mut().insert(header::LOCATION, loc);
+    }
+    Ok(res)
+}
+
+/// `PUT /api/v1/{kind}/{id}`
+async fn replace(
+    State(st): State<AppState>,
+    caller: Caller,
+    kind: &'static str,
+    id: String,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    must_admin(&caller)?;
+    let expected = if_match(&headers)?;
+    let body = body_json(&st, &headers, body).await?;
+    let done = edit::replace(st.0.store.as_ref(), kind, &id, body, expected, Utc::now())
+        .await
+        .map_err(|e| app_error("catalog replace", e))?;
+    refresh(&st).await;
+    let mut res = Json(edit::view(&done.object)).into_response();
+    res.headers_mut()
+        .insert(header::ETAG, etag(done.object.revision));
+    Ok(res)
+}
+
+/// `DELETE /api/v1/{kind}/{id}`: 204.
+async fn remove(
+    State(st): State<AppState>,
+    caller: Caller,
+    kind: &'static str,
+    id: String,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    must_admin(&caller)?;
+    let expected = if_match(&headers)?;
+    edit::delete(st.0.store.as_ref(), kind, &id, expected, Utc::now())
+        .await
+        .map_err(|e| app_error("catalog delete", e))?;
+    refresh(&st).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/sources/{id}/rotate-key`: the new key and URL, once.
+async fn rotate_key(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    must_admin(&caller)?;
+    let key = edit::rotate_key(st.0.store.as_ref(), &id, Utc::now())
+        .await
+        .map_err(|e| app_error("rotate key", e))?;
+    refresh(&st).await;
+    let spec = st
+        .live()
+        .loaded
+        .object("sources", &id)
+        .map(|o| o.spec.clone())
+        .unwrap_or(Value::Null);
+    let mut out = json!({"id": id, "key": key});
+    if let (Value::Object(m), Value::Object(urls)) =
+        (&mut out, endpoint(&st, "sources", &spec, &key))
+    {
+        m.extend(urls);
+    }
+    Ok(Json(out))
+}
