@@ -96,8 +96,6 @@ pub struct Plan {
     pub file: String,
     pub changes: Vec<Change>,
     pub(crate) writes: Vec<CatalogWrite>,
-    /// Keys the file sets for sources and heartbeats (source id → key).
-    pub(crate) keys: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -244,17 +242,31 @@ pub fn plan(
                     .map(|o| (o.kind.as_str(), o.id.as_str(), &o.spec, Some(&o.origin))),
             ),
     )?;
-    plan.keys = config
+    // Keys the file sets go in the same transaction as their objects.
+    let written: BTreeSet<(String, String)> = plan
+        .changes
+        .iter()
+        .filter(|c| c.op != Op::Delete)
+        .map(|c| (c.kind.clone(), c.id.clone()))
+        .collect();
+    let keys = config
         .sources
         .iter()
+        .filter(|s| written.contains(&("sources".to_owned(), s.id.clone())))
         .filter_map(|s| Some((s.id.clone(), s.key.clone()?)))
         .chain(
             config
                 .heartbeats
                 .iter()
+                .filter(|h| written.contains(&("heartbeats".to_owned(), h.id.clone())))
                 .filter_map(|h| Some((tocsin_wire::heartbeat::source_id(&h.id), h.key.clone()?))),
-        )
-        .collect();
+        );
+    for (source_id, key) in keys {
+        plan.writes.push(CatalogWrite::Key {
+            source_id,
+            key: Some(key),
+        });
+    }
     Ok(plan)
 }
 
@@ -332,20 +344,13 @@ pub(crate) fn check_whole<'a>(
 }
 
 /// Write a plan in one transaction (every object checked against the
-/// revision the plan was made from), then store the keys the file sets.
+/// revision the plan was made from, the keys the file sets with them).
 /// `Ok(false)`: nothing to do.
 pub async fn apply(store: &dyn Store, plan: &Plan, now: DateTime<Utc>) -> Result<bool, AppError> {
-    let changed = if plan.writes.is_empty() {
-        false
-    } else {
-        store.write_catalog(&plan.writes, now).await?.changed()
-    };
-    for (source, key) in &plan.keys {
-        store
-            .source_key(source, Some(key), &generate_key(), now)
-            .await?;
+    if plan.writes.is_empty() {
+        return Ok(false);
     }
-    Ok(changed)
+    Ok(store.write_catalog(&plan.writes, now).await?.changed())
 }
 
 /// Provision a checked file: plan over the stored catalog and apply. A
@@ -362,6 +367,64 @@ pub async fn provision(
     loop {
         let stored = store.catalog().await?;
         let plan = plan(&stored, file, config, refs)?;
+        match apply(store, &plan, now).await {
+            Err(AppError::Store(tocsin_store::StoreError::Conflict { .. })) if attempt < 3 => {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+            Ok(_) => return Ok(plan),
+        }
+    }
+}
+
+/// The stored catalog as a tocsin.yaml document (kinds in the order of a
+/// file), with secrets as references; also the environment variables the
+/// export made up for secrets set through the API.
+pub fn export(stored: &StoredCatalog) -> (Value, Vec<String>) {
+    let mut made_up = Vec::new();
+    let mut specs = Vec::new();
+    for kind in files::KINDS {
+        for o in stored.objects.iter().filter(|o| o.kind == *kind) {
+            let (spec, extra) = files::exported(&o.kind, &o.id, &o.spec, &o.secret_refs);
+            made_up.extend(extra);
+            specs.push((o.kind.as_str(), o.id.as_str(), spec));
+        }
+    }
+    let doc = files::document(specs.iter().map(|(k, id, s)| (*k, *id, s)));
+    (doc, made_up)
+}
+
+/// A file sent by `tocsin apply`: the name it is recorded by, the document
+/// as the client read and expanded it, and how its secrets were written.
+#[derive(Debug, Clone, serde::Deserialize, Serialize)]
+pub struct FileUpload {
+    pub file: String,
+    pub document: Value,
+    #[serde(default)]
+    pub secret_refs: Refs,
+}
+
+/// Plan (and with `apply`, apply in one transaction) an uploaded file.
+pub async fn plan_upload(
+    store: &dyn Store,
+    upload: FileUpload,
+    apply_it: bool,
+    now: DateTime<Utc>,
+) -> Result<Plan, AppError> {
+    if upload.file.trim().is_empty() {
+        return Err(AppError::Invalid(vec![Problem::new(
+            "file",
+            "missing; the name that owns the file's objects (tocsin apply sends the path given)",
+        )]));
+    }
+    let config = files::parse_document(upload.document).map_err(AppError::Invalid)?;
+    let mut attempt = 0;
+    loop {
+        let stored = store.catalog().await?;
+        let plan = plan(&stored, &upload.file, &config, &upload.secret_refs)?;
+        if !apply_it {
+            return Ok(plan);
+        }
         match apply(store, &plan, now).await {
             Err(AppError::Store(tocsin_store::StoreError::Conflict { .. })) if attempt < 3 => {
                 attempt += 1;

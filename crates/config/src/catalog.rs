@@ -212,6 +212,103 @@ pub fn document<'a>(objects: impl IntoIterator<Item = (&'a str, &'a str, &'a Val
     Value::Object(doc)
 }
 
+/// A stored object's spec as `tocsin export` prints it: each secret as its
+/// reference (`${ENV}`, or the `*_file` key it was read from), or as
+/// `${TOCSIN_<KIND>_<ID>_<FIELD>}` when it was set through the API; an API
+/// token as its `${ENV}`/`token_file` when it has one, else its digest.
+/// The second value lists the variables that only export made up.
+pub fn exported(
+    kind: &str,
+    id: &str,
+    spec: &Value,
+    refs: &BTreeMap<String, String>,
+) -> (Value, Vec<String>) {
+    fn env_name(kind: &str, id: &str, path: &str) -> String {
+        let raw = format!("TOCSIN_{kind}_{id}_{path}");
+        raw.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect::<String>()
+            .split('_')
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join("_")
+    }
+    fn walk(
+        kind: &str,
+        id: &str,
+        v: &mut Value,
+        path: &str,
+        refs: &BTreeMap<String, String>,
+        made_up: &mut Vec<String>,
+    ) {
+        match v {
+            Value::Object(m) => {
+                let keys: Vec<String> = m.keys().cloned().collect();
+                for k in keys {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    if is_secret(kind, id, &p) {
+                        match refs.get(&p) {
+                            Some(r) if r.starts_with("file:") => {
+                                m.remove(&k);
+                                m.insert(
+                                    format!("{k}_file"),
+                                    Value::String(r.trim_start_matches("file:").to_owned()),
+                                );
+                            }
+                            Some(r) => {
+                                m.insert(k, Value::String(r.clone()));
+                            }
+                            None => {
+                                let name = env_name(kind, id, &p);
+                                m.insert(k, Value::String(format!("${{{name}}}")));
+                                made_up.push(name);
+                            }
+                        }
+                    } else if let Some(x) = m.get_mut(&k) {
+                        walk(kind, id, x, &p, refs, made_up);
+                    }
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter_mut().enumerate() {
+                    walk(kind, id, x, &format!("{path}[{i}]"), refs, made_up);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = spec.clone();
+    let mut made_up = Vec::new();
+    if kind == "api_tokens"
+        && let (Value::Object(m), Some(r)) = (&mut out, refs.get("token"))
+    {
+        m.remove("token_sha256");
+        if let Some(path) = r.strip_prefix("file:") {
+            m.insert("token_file".into(), Value::String(path.to_owned()));
+        } else {
+            m.insert("token".into(), Value::String(r.clone()));
+        }
+        return (out, made_up);
+    }
+    walk(kind, id, &mut out, "", refs, &mut made_up);
+    (out, made_up)
+}
+
+/// A document as YAML text.
+pub fn to_yaml(doc: &Value) -> Result<String, String> {
+    yaml_serde::to_string(doc).map_err(|e| e.to_string())
+}
+
 /// Type and check a file-shaped document with the rules of `check-config`.
 pub fn parse_document(doc: Value) -> Result<Config, Vec<Problem>> {
     let config: Config = serde_path_to_error::deserialize(doc).map_err(|e| {
@@ -550,6 +647,50 @@ sources:
             problems[0].path,
             "escalation_policies[0].levels[0].notify[0]"
         );
+    }
+
+    #[test]
+    fn export_prints_references_never_secrets() {
+        let (config, refs, _dir) = load();
+        let mut made_up = Vec::new();
+        let mut texts = Vec::new();
+        for e in entries(&config, &refs).unwrap() {
+            let (spec, extra) = exported(e.kind, &e.id, &e.spec, &e.secret_refs);
+            made_up.extend(extra);
+            texts.push(spec.to_string());
+            if e.kind == "users" {
+                assert_eq!(spec["contacts"][1]["secret_file"], "hook.secret");
+                assert!(spec["contacts"][1].get("secret").is_none());
+            }
+            if e.kind == "api_tokens" {
+                assert_eq!(
+                    spec,
+                    json!({"name": "ci", "role": "admin", "token": "${TOKEN}"})
+                );
+            }
+        }
+        let text = texts.join("\n");
+        for secret in [
+            "hook-secret-value",
+            "slack-secret",
+            "key-0123456789abcdef",
+            "token-0123",
+        ] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(text.contains("${KEY}") && text.contains("${SLACK_SECRET}"));
+        assert!(
+            made_up.is_empty(),
+            "every secret came from the file: {made_up:?}"
+        );
+        // A secret set through the API gets a variable named after it.
+        let spec = json!({"id": "dave", "contacts": [{"id": "hook", "type": "webhook", "url": "u", "secret": "s3cret"}]});
+        let (out, extra) = exported("users", "dave", &spec, &BTreeMap::new());
+        assert_eq!(
+            out["contacts"][0]["secret"],
+            "${TOCSIN_USERS_DAVE_CONTACTS_0_SECRET}"
+        );
+        assert_eq!(extra, ["TOCSIN_USERS_DAVE_CONTACTS_0_SECRET"]);
     }
 
     #[test]

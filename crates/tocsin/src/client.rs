@@ -28,34 +28,124 @@ impl Client {
 
     /// GET a JSON document; errors say what to fix.
     pub async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
-        let url = format!("{}{path}", self.server);
+        let req = self.http.get(format!("{}{path}", self.server)).query(query);
+        let res = self.send(req).await?;
+        Ok(res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GET a text document.
+    pub async fn get_text(&self, path: &str) -> Result<(String, reqwest::header::HeaderMap)> {
         let res = self
-            .http
-            .get(&url)
-            .bearer_auth(&self.token)
-            .query(query)
-            .send()
-            .await
-            .map_err(|e| {
-                anyhow!(
-                    "cannot reach the Tocsin server at {} ({e}); set --server or TOCSIN_SERVER",
-                    self.server
-                )
-            })?;
+            .send(self.http.get(format!("{}{path}", self.server)))
+            .await?;
+        let headers = res.headers().clone();
+        Ok((res.text().await.context("reading the answer")?, headers))
+    }
+
+    /// POST a JSON body; the JSON answer.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        let req = self.http.post(format!("{}{path}", self.server)).json(body);
+        let res = self.send(req).await?;
+        Ok(res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Send with the token; a refusal becomes an error that says what to fix
+    /// (422: one line per problem with its key path).
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let res = req.bearer_auth(&self.token).send().await.map_err(|e| {
+            anyhow!(
+                "cannot reach the Tocsin server at {} ({e}); set --server or TOCSIN_SERVER",
+                self.server
+            )
+        })?;
         let status = res.status();
-        let body: Value = res.json().await.unwrap_or(Value::Null);
         if status.is_success() {
-            return Ok(body);
+            return Ok(res);
         }
+        let body: Value = res.json().await.unwrap_or(Value::Null);
         let message = body["error"]["message"].as_str().unwrap_or("no details");
         match status.as_u16() {
             401 => bail!(
                 "the server refused the token ({message}); set --token or TOCSIN_TOKEN to a token from api_tokens"
             ),
             403 => bail!("the token may not do this: {message}"),
+            422 => {
+                let lines: Vec<String> = body["error"]["problems"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter()
+                            .map(|p| {
+                                let path = p["path"].as_str().unwrap_or("");
+                                let msg = p["message"].as_str().unwrap_or("");
+                                if path.is_empty() {
+                                    msg.to_owned()
+                                } else {
+                                    format!("{path}: {msg}")
+                                }
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_else(|| vec![message.to_owned()]);
+                bail!("{}", lines.join("\n"))
+            }
             _ => bail!("{status}: {message}"),
         }
     }
+}
+
+/// What `tocsin apply` did.
+pub struct Applied {
+    /// The plan, one line per object (`+ create …`, `~ update … (keys)`, `- delete …`).
+    pub lines: Vec<String>,
+}
+
+/// `tocsin apply FILE [--dry-run]`: check the file here (the errors of
+/// `check-config`), send it with its secrets expanded from this machine's
+/// environment and files, and print the server's plan. The file's name, as
+/// given, is the owner of the objects it provisions.
+pub async fn apply(client: &Client, file: &std::path::Path, dry_run: bool) -> Result<Applied> {
+    let (config, refs) = crate::app::load_config_with_refs(file)?;
+    let document = serde_json::to_value(&config).context("encoding the file")?;
+    let body = serde_json::json!({
+        "file": file.display().to_string(),
+        "document": document,
+        "secret_refs": refs,
+    });
+    let path = if dry_run {
+        "/api/v1/catalog/plan"
+    } else {
+        "/api/v1/catalog/apply"
+    };
+    let answer = client
+        .post(path, &body)
+        .await
+        .map_err(|e| anyhow!("{}: {e:#}", file.display()))?;
+    let lines = answer["lines"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Applied { lines })
+}
+
+/// `tocsin export`: the catalog as tocsin.yaml, and the variables it made
+/// up for secrets that were set through the API.
+pub async fn export(client: &Client) -> Result<(String, Vec<String>)> {
+    let (text, headers) = client.get_text("/api/v1/catalog/export").await?;
+    let made_up = headers
+        .get("x-tocsin-export-variables")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((text, made_up))
 }
 
 fn describe(schedule: &str, v: &Value) -> String {

@@ -86,6 +86,37 @@ enum Command {
         #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true)]
         token: String,
     },
+    /// Provision a config file into a running server's catalog: print the
+    /// plan (`+ create`, `~ update` with the changed keys, `- delete`) and
+    /// apply it in one transaction. The file owns what it provisions, by
+    /// the name given here: its deletes touch only objects from that file.
+    /// Exits 0 when applied, 1 on an error (nothing is applied).
+    Apply {
+        /// The tocsin.yaml to apply; `${ENV}` and `*_file` secrets are read
+        /// on this machine.
+        file: PathBuf,
+        /// Print the plan only; exit 2 when it has changes, 0 when none.
+        #[arg(long)]
+        dry_run: bool,
+        /// The server's base URL.
+        #[arg(long, env = "TOCSIN_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// An admin API token.
+        #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true)]
+        token: String,
+    },
+    /// Print a running server's catalog as tocsin.yaml. Secrets are
+    /// written as the `${ENV}` or `*_file` references they came from (or a
+    /// `${TOCSIN_…}` variable, listed on stderr, for ones set through the
+    /// API), never in clear.
+    Export {
+        /// The server's base URL.
+        #[arg(long, env = "TOCSIN_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// An API token (any role).
+        #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true)]
+        token: String,
+    },
     /// Apply database migrations and exit (serve also does this at start).
     Migrate {
         /// Take database.url from this config file.
@@ -113,7 +144,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     match runtime.block_on(run(cli.command)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
@@ -133,9 +164,47 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn run(command: Command) -> Result<()> {
+async fn run(command: Command) -> Result<std::process::ExitCode> {
+    use std::process::ExitCode;
     match command {
-        Command::CheckConfig { file } => app::check_config(&file),
+        Command::Apply {
+            file,
+            dry_run,
+            server,
+            token,
+        } => {
+            let c = client::Client::new(&server, &token)?;
+            let applied = client::apply(&c, &file, dry_run).await?;
+            if applied.lines.is_empty() {
+                println!("{}: no changes", file.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            for line in &applied.lines {
+                println!("{line}");
+            }
+            let n = applied.lines.len();
+            let s = if n == 1 { "" } else { "s" };
+            if dry_run {
+                println!("{n} change{s} planned (dry run: nothing applied)");
+                Ok(ExitCode::from(2))
+            } else {
+                println!("{n} change{s} applied");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+        Command::Export { server, token } => {
+            let c = client::Client::new(&server, &token)?;
+            let (text, made_up) = client::export(&c).await?;
+            print!("{text}");
+            if !made_up.is_empty() {
+                eprintln!(
+                    "note: secrets set through the API are written as variables; set them before applying this file: {}",
+                    made_up.join(", ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { file } => app::check_config(&file).map(|()| ExitCode::SUCCESS),
         Command::Oncall {
             schedule,
             at,
@@ -147,7 +216,7 @@ async fn run(command: Command) -> Result<()> {
                 "{}",
                 client::oncall(&c, schedule.as_deref(), at.as_deref()).await?
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Migrate {
             config,
@@ -166,22 +235,21 @@ async fn run(command: Command) -> Result<()> {
                 store.backend(),
                 tocsin_config::validate::redact_url(&url)
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Serve {
             config,
             listen,
             database_url,
             public_url,
-        } => {
-            app::serve(&ServeOptions {
-                config,
-                listen,
-                database_url,
-                public_url,
-            })
-            .await
-        }
+        } => app::serve(&ServeOptions {
+            config,
+            listen,
+            database_url,
+            public_url,
+        })
+        .await
+        .map(|()| ExitCode::SUCCESS),
     }
 }
 

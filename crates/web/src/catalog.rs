@@ -58,7 +58,73 @@ pub(crate) fn routes(
             );
         }
     }
-    router.route("/api/v1/sources/{id}/rotate-key", post(rotate_key))
+    router
+        .route("/api/v1/sources/{id}/rotate-key", post(rotate_key))
+        .route(
+            "/api/v1/catalog/plan",
+            post(|st: State<AppState>, c: Caller, h: HeaderMap, b: Body| {
+                upload(st, c, h, b, false)
+            }),
+        )
+        .route(
+            "/api/v1/catalog/apply",
+            post(|st: State<AppState>, c: Caller, h: HeaderMap, b: Body| upload(st, c, h, b, true)),
+        )
+        .route("/api/v1/catalog/export", get(export))
+}
+
+/// `POST /api/v1/catalog/plan` and `/apply` (what `tocsin apply` sends):
+/// the plan, as lines and as data; `/apply` also applies it, in one
+/// transaction.
+async fn upload(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+    apply_it: bool,
+) -> Result<Json<Value>, ApiError> {
+    must_admin(&caller)?;
+    let body = body_json(&st, &headers, body).await?;
+    let upload: tocsin_app::catalog::FileUpload = serde_json::from_value(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected {{file, document, secret_refs}} as `tocsin apply` sends: {e}"
+        ))
+    })?;
+    let plan = tocsin_app::catalog::plan_upload(st.0.store.as_ref(), upload, apply_it, Utc::now())
+        .await
+        .map_err(|e| app_error("catalog plan", e))?;
+    if apply_it && !plan.is_empty() {
+        refresh(&st).await;
+    }
+    Ok(Json(json!({
+        "file": plan.file,
+        "applied": apply_it && !plan.is_empty(),
+        "changes": plan.changes,
+        "lines": plan.changes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })))
+}
+
+/// `GET /api/v1/catalog/export`: the catalog as tocsin.yaml (secrets as
+/// `${ENV}` or `*_file` references); `X-Tocsin-Export-Variables` lists the
+/// variables made up for secrets set through the API.
+async fn export(State(st): State<AppState>, _caller: Caller) -> Result<Response, ApiError> {
+    let stored =
+        st.0.store
+            .catalog()
+            .await
+            .map_err(|e| ApiError::from_store("catalog export", e))?;
+    let (doc, made_up) = tocsin_app::catalog::export(&stored);
+    let text = tocsin_config::catalog::to_yaml(&doc)
+        .map_err(|e| ApiError::internal("catalog export", &e))?;
+    let mut res = (
+        [(header::CONTENT_TYPE, "application/yaml; charset=utf-8")],
+        text,
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&made_up.join(",")) {
+        res.headers_mut().insert("x-tocsin-export-variables", v);
+    }
+    Ok(res)
 }
 
 /// The heartbeat catalog routes beside the ping (`GET`/`POST` by key).
@@ -78,21 +144,25 @@ pub(crate) fn heartbeat_object_routes() -> MethodRouter<AppState> {
 /// An application error as the API's answer.
 pub(crate) fn app_error(context: &str, e: AppError) -> ApiError {
     match e {
-        AppError::Invalid(problems) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            problems
-                .iter()
-                .map(|p| {
-                    if p.path.is_empty() {
-                        p.message.clone()
-                    } else {
-                        format!("{}: {}", p.path, p.message)
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
+        AppError::Invalid(problems) => {
+            let mut e = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                problems
+                    .iter()
+                    .map(|p| {
+                        if p.path.is_empty() {
+                            p.message.clone()
+                        } else {
+                            format!("{}: {}", p.path, p.message)
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+            e.problems = problems.into_iter().map(|p| (p.path, p.message)).collect();
+            e
+        }
         AppError::NotFound(m) => ApiError::not_found(m),
         AppError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
         AppError::Stale(m) => ApiError::new(StatusCode::PRECONDITION_FAILED, "stale", m),

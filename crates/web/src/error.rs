@@ -12,6 +12,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Each problem with its key path (422 on catalog input), also sent
+    /// as `error.problems: [{path, message}]`.
+    pub problems: Vec<(String, String)>,
 }
 
 impl ApiError {
@@ -20,6 +23,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            problems: Vec::new(),
         }
     }
 
@@ -70,7 +74,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let mut error = json!({"code": self.code, "message": self.message});
+        if !self.problems.is_empty() {
+            error["problems"] = self
+                .problems
+                .iter()
+                .map(|(path, message)| json!({"path": path, "message": message}))
+                .collect();
+        }
+        let body = Json(json!({ "error": error }));
         let mut res = (self.status, body).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut()
