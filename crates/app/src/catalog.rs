@@ -297,50 +297,139 @@ pub(crate) fn check_whole<'a>(
     objects: impl Iterator<Item = (&'a str, &'a str, &'a Value, Option<&'a Origin>)>,
 ) -> Result<Config, AppError> {
     let objects: Vec<_> = objects.collect();
-    let doc = files::document(objects.iter().map(|(k, id, s, _)| (*k, *id, *s)));
-    files::parse_document(doc).map_err(|problems| {
-        let mut index: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut located = BTreeMap::new();
-        for (kind, id, _, origin) in &objects {
-            let path = if *kind == "providers" {
-                format!("providers.{id}")
-            } else {
-                let i = index.entry(kind).and_modify(|i| *i += 1).or_insert(0);
-                format!("{kind}[{i}]")
-            };
-            if let Some(o) = origin {
-                located.insert(path, (*kind, *id, *o));
-            }
-        }
-        AppError::Invalid(
-            problems
-                .into_iter()
-                .map(|p| {
-                    let hit = located.iter().find(|(prefix, _)| {
-                        p.path == **prefix
-                            || p.path.starts_with(&format!("{prefix}."))
-                            || p.path.starts_with(&format!("{prefix}["))
-                    });
-                    match hit {
-                        Some((prefix, (kind, id, origin))) => Problem::new(
-                            p.path.clone(),
-                            format!(
-                                "{kind} `{id}` ({}) would be left broken{}: {}",
-                                origin_text(origin),
-                                p.path
-                                    .strip_prefix(prefix.as_str())
-                                    .filter(|r| !r.is_empty())
-                                    .map(|r| format!(" at `{}`", r.trim_start_matches('.')))
-                                    .unwrap_or_default(),
-                                p.message
-                            ),
-                        ),
-                        None => p,
+    let (overrides, objects): (Vec<_>, Vec<_>) = objects
+        .into_iter()
+        .partition(|(kind, ..)| *kind == OVERRIDES);
+    let mut doc = files::document(objects.iter().map(|(k, id, s, _)| (*k, *id, *s)));
+    let mut located: Vec<(String, String, Option<&Origin>)> = Vec::new();
+    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+    for (kind, id, _, origin) in &objects {
+        let path = if *kind == "providers" {
+            format!("providers.{id}")
+        } else {
+            let i = index.entry(kind).and_modify(|i| *i += 1).or_insert(0);
+            format!("{kind}[{i}]")
+        };
+        located.push((path, format!("{kind} `{id}`"), *origin));
+    }
+    // An override made through the API is checked where a file would put
+    // it: in its schedule's `overrides` (the same rules, and the same
+    // model once built).
+    let mut missing = Vec::new();
+    for (_, id, spec, origin) in &overrides {
+        let schedule = spec.get("schedule").and_then(Value::as_str).unwrap_or("");
+        let entry = json_override(spec);
+        let list = doc
+            .get_mut("schedules")
+            .and_then(Value::as_array_mut)
+            .and_then(|all| {
+                all.iter_mut()
+                    .enumerate()
+                    .find(|(_, s)| s.get("id").and_then(Value::as_str) == Some(schedule))
+            });
+        match list {
+            Some((i, s)) => {
+                if let Value::Object(m) = s {
+                    let ov = m
+                        .entry("overrides")
+                        .or_insert_with(|| Value::Array(Vec::new()));
+                    if let Value::Array(items) = ov {
+                        located.push((
+                            format!("schedules[{i}].overrides[{}]", items.len()),
+                            format!("override `{id}` of schedule `{schedule}`"),
+                            *origin,
+                        ));
+                        items.push(entry);
                     }
-                })
-                .collect(),
-        )
-    })
+                }
+            }
+            None => missing.push(match origin {
+                None => Problem::new(
+                    format!("{OVERRIDES}[0].schedule"),
+                    format!("unknown schedule `{schedule}`"),
+                ),
+                Some(_) => Problem::new(
+                    format!("{OVERRIDES}.{id}"),
+                    format!(
+                        "override `{id}` (made through the API) would be left without its schedule `{schedule}`; delete it first (DELETE /api/v1/schedules/{schedule}/overrides/{id})"
+                    ),
+                ),
+            }),
+        }
+    }
+    // The most specific place first (an override inside its schedule).
+    located.sort_by_key(|(path, ..)| std::cmp::Reverse(path.len()));
+    let parsed = files::parse_document(doc);
+    let problems = match parsed {
+        Ok(config) if missing.is_empty() => return Ok(config),
+        Ok(_) => missing,
+        Err(mut problems) => {
+            problems.extend(missing);
+            problems
+        }
+    };
+    let within = |path: &str, prefix: &str| {
+        path == prefix
+            || path.starts_with(&format!("{prefix}."))
+            || path.starts_with(&format!("{prefix}["))
+    };
+    Err(AppError::Invalid(
+        problems
+            .into_iter()
+            .map(|p| {
+                let hit = located.iter().find(|(prefix, ..)| within(&p.path, prefix));
+                let rest = |prefix: &str| {
+                    p.path
+                        .strip_prefix(prefix)
+                        .unwrap_or("")
+                        .trim_start_matches('.')
+                        .to_owned()
+                };
+                match hit {
+                    Some((prefix, what, Some(origin))) => Problem::new(
+                        p.path.clone(),
+                        format!(
+                            "{what} ({}) would be left broken{}: {}",
+                            origin_text(origin),
+                            Some(rest(prefix))
+                                .filter(|r| !r.is_empty())
+                                .map(|r| format!(" at `{r}`"))
+                                .unwrap_or_default(),
+                            p.message
+                        ),
+                    ),
+                    // The override being written: paths inside it.
+                    Some((prefix, _, None)) if prefix.contains(".overrides[") => {
+                        let r = rest(prefix);
+                        Problem::new(
+                            if r.is_empty() {
+                                format!("{OVERRIDES}[0]")
+                            } else {
+                                format!("{OVERRIDES}[0].{r}")
+                            },
+                            p.message,
+                        )
+                    }
+                    _ => p,
+                }
+            })
+            .collect(),
+    ))
+}
+
+/// The stored kind of overrides made through the API (not a tocsin.yaml
+/// key: they are checked and built inside their schedule).
+pub const OVERRIDES: &str = "overrides";
+
+/// An override's entry in its schedule: `{user, from, to}`.
+fn json_override(spec: &Value) -> Value {
+    let mut m = serde_json::Map::new();
+    for k in ["user", "from", "to"] {
+        if let Some(v) = spec.get(k) {
+            m.insert(k.into(), v.clone());
+        }
+    }
+    Value::Object(m)
 }
 
 /// Write a plan in one transaction (every object checked against the

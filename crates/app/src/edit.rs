@@ -404,6 +404,120 @@ pub async fn rotate_key(
     Ok(key)
 }
 
+/// A time of an override: local to the schedule (`YYYY-MM-DDTHH:MM`, as
+/// in tocsin.yaml) or RFC 3339 with an offset, stored as local time.
+fn override_time(field: &str, v: Option<&Value>, tz: chrono_tz::Tz) -> Result<String, Problem> {
+    let Some(text) = v.and_then(Value::as_str) else {
+        return Err(Problem::new(
+            field,
+            "missing; a local time such as 2026-12-24T18:00, or RFC 3339 with an offset",
+        ));
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t
+            .with_timezone(&tz)
+            .naive_local()
+            .format("%Y-%m-%dT%H:%M:%S")
+            .to_string());
+    }
+    tocsin_config::validate::parse_local_datetime(text)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
+        .map_err(|e| Problem::new(field, format!("{e}, or RFC 3339 with an offset")))
+}
+
+/// `POST /api/v1/schedules/{id}/overrides`: `user` takes the shifts of
+/// `schedule` from `from` to `to`. A managed object, also on a schedule a
+/// file provisioned.
+pub async fn create_override(
+    store: &dyn Store,
+    schedule: &str,
+    body: Value,
+    now: DateTime<Utc>,
+) -> Result<Edited, AppError> {
+    let stored = store.catalog().await?;
+    let s = find(&stored, "schedules", schedule).ok_or_else(|| not_found("schedules", schedule))?;
+    let tz: chrono_tz::Tz = s
+        .spec
+        .get("timezone")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(chrono_tz::UTC);
+    let Value::Object(m) = body else {
+        return Err(AppError::Invalid(vec![Problem::new(
+            "",
+            "expected {user, from, to}",
+        )]));
+    };
+    let mut problems = Vec::new();
+    if let Some(k) = m
+        .keys()
+        .find(|k| !["user", "from", "to"].contains(&k.as_str()))
+    {
+        problems.push(Problem::new(
+            k.clone(),
+            "unknown field; an override has `user`, `from` and `to`",
+        ));
+    }
+    let user = m.get("user").and_then(Value::as_str).unwrap_or_default();
+    let from = override_time("from", m.get("from"), tz);
+    let to = override_time("to", m.get("to"), tz);
+    let (from, to) = match (from, to) {
+        (Ok(f), Ok(t)) => (f, t),
+        (f, t) => {
+            problems.extend(f.err());
+            problems.extend(t.err());
+            return Err(AppError::Invalid(problems));
+        }
+    };
+    if !problems.is_empty() {
+        return Err(AppError::Invalid(problems));
+    }
+    let id = format!("o{}", &generate_key()[..12]);
+    let spec = serde_json::json!({"schedule": schedule, "user": user, "from": from, "to": to});
+    check_with(&stored, crate::catalog::OVERRIDES, &id, Some(&spec))?;
+    store
+        .write_catalog(
+            &[CatalogWrite::Put {
+                kind: crate::catalog::OVERRIDES.to_owned(),
+                id: id.clone(),
+                spec,
+                secret_refs: Default::default(),
+                origin: Origin::Managed,
+                expect: Expect::Absent,
+            }],
+            now,
+        )
+        .await?;
+    Ok(Edited {
+        object: reread(store, crate::catalog::OVERRIDES, &id).await?,
+        key: None,
+    })
+}
+
+/// `DELETE /api/v1/schedules/{id}/overrides/{oid}`.
+pub async fn delete_override(
+    store: &dyn Store,
+    schedule: &str,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let stored = store.catalog().await?;
+    let o = find(&stored, crate::catalog::OVERRIDES, id)
+        .filter(|o| o.spec.get("schedule").and_then(Value::as_str) == Some(schedule))
+        .ok_or_else(|| AppError::NotFound(format!("schedule `{schedule}` has no override `{id}` made through the API (overrides in a file are changed there)")))?;
+    store
+        .write_catalog(
+            &[CatalogWrite::Delete {
+                kind: o.kind.clone(),
+                id: o.id.clone(),
+                expect: Expect::Revision(o.revision),
+            }],
+            now,
+        )
+        .await?;
+    Ok(())
+}
+
 /// An object as the API shows it: its spec without secrets, with its
 /// origin and revision.
 pub fn view(o: &CatalogObject) -> Value {
@@ -417,6 +531,7 @@ pub fn view(o: &CatalogObject) -> Value {
             m
         }
     };
+    m.entry("id").or_insert_with(|| Value::String(o.id.clone()));
     m.insert(
         "origin".into(),
         match &o.origin {

@@ -196,6 +196,54 @@ async fn reloads_follow_the_stored_version(s: Arc<dyn Store>) {
     assert!(!after.catalog.users.contains_key("bob"));
 }
 
+async fn a_file_cannot_drop_a_schedule_with_overrides_made_through_the_api(s: Arc<dyn Store>) {
+    let with_schedule = format!(
+        "{V1}schedules:\n  - {{id: primary, timezone: UTC, layers: [{{users: [alice], rotation: 1w, handoff: \"2026-01-05T09:00\"}}]}}\n"
+    );
+    provision(s.as_ref(), "a.yaml", &with_schedule)
+        .await
+        .unwrap();
+    let o = tocsin_app::edit::create_override(
+        s.as_ref(),
+        "primary",
+        json!({"user": "bob", "from": "2026-12-24T18:00", "to": "2026-12-25T09:00"}),
+        now(),
+    )
+    .await
+    .unwrap();
+    let loaded = catalog::load(s.as_ref(), now()).await.unwrap();
+    let model = &loaded.catalog.schedules["primary"].model;
+    assert_eq!(model.overrides.len(), 1, "built into its schedule");
+    assert_eq!(model.overrides[0].user, "bob");
+    match provision(s.as_ref(), "a.yaml", V1).await.unwrap_err() {
+        AppError::Invalid(p) => assert!(
+            p.iter().any(|p| p.message.contains(&format!(
+                "override `{}` (made through the API) would be left without its schedule `primary`",
+                o.object.id
+            ))),
+            "{p:?}"
+        ),
+        e => panic!("expected a key-path error, got {e}"),
+    }
+    // The user it names cannot leave the file either.
+    let without_bob = with_schedule.replace("  - {id: bob}\n", "");
+    match provision(s.as_ref(), "a.yaml", &without_bob)
+        .await
+        .unwrap_err()
+    {
+        AppError::Invalid(p) => assert!(
+            p.iter().any(|p| p.message.contains("of schedule `primary`")
+                && p.message.contains("unknown users id `bob`")),
+            "{p:?}"
+        ),
+        e => panic!("expected a key-path error, got {e}"),
+    }
+    tocsin_app::edit::delete_override(s.as_ref(), "primary", &o.object.id, now())
+        .await
+        .unwrap();
+    provision(s.as_ref(), "a.yaml", V1).await.unwrap();
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -218,4 +266,5 @@ both!(
     a_file_plans_and_owns_its_objects,
     a_change_that_breaks_another_object_applies_nothing,
     reloads_follow_the_stored_version,
+    a_file_cannot_drop_a_schedule_with_overrides_made_through_the_api,
 );

@@ -71,6 +71,88 @@ pub(crate) fn routes(
             post(|st: State<AppState>, c: Caller, h: HeaderMap, b: Body| upload(st, c, h, b, true)),
         )
         .route("/api/v1/catalog/export", get(export))
+        .route(
+            "/api/v1/schedules/{id}/overrides",
+            get(list_overrides).post(create_override),
+        )
+        .route(
+            "/api/v1/schedules/{id}/overrides/{oid}",
+            axum::routing::delete(delete_override),
+        )
+}
+
+/// `GET /api/v1/schedules/{id}/overrides`: the file's (no id; changed in
+/// the file) and those made through the API (with their id).
+async fn list_overrides(
+    State(st): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let live = st.live();
+    let schedule = live
+        .loaded
+        .object("schedules", &id)
+        .ok_or_else(|| ApiError::not_found(format!("no schedule `{id}`")))?;
+    let mut out: Vec<Value> = schedule
+        .spec
+        .get("overrides")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut o| {
+            if let Value::Object(m) = &mut o {
+                m.insert("origin".into(), edit::view(schedule)["origin"].clone());
+            }
+            o
+        })
+        .collect();
+    out.extend(
+        live.loaded
+            .stored
+            .objects
+            .iter()
+            .filter(|o| {
+                o.kind == tocsin_app::catalog::OVERRIDES
+                    && o.spec.get("schedule").and_then(Value::as_str) == Some(id.as_str())
+            })
+            .map(edit::view),
+    );
+    Ok(Json(json!({"schedule": id, "overrides": out})))
+}
+
+/// `POST /api/v1/schedules/{id}/overrides` with `{user, from, to}`.
+async fn create_override(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    must_admin(&caller)?;
+    let body = body_json(&st, &headers, body).await?;
+    let done = edit::create_override(st.0.store.as_ref(), &id, body, Utc::now())
+        .await
+        .map_err(|e| app_error("create override", e))?;
+    refresh(&st).await;
+    let mut res = (StatusCode::CREATED, Json(edit::view(&done.object))).into_response();
+    res.headers_mut()
+        .insert(header::ETAG, etag(done.object.revision));
+    Ok(res)
+}
+
+/// `DELETE /api/v1/schedules/{id}/overrides/{oid}`: 204.
+async fn delete_override(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((id, oid)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    must_admin(&caller)?;
+    edit::delete_override(st.0.store.as_ref(), &id, &oid, Utc::now())
+        .await
+        .map_err(|e| app_error("delete override", e))?;
+    refresh(&st).await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/v1/catalog/plan` and `/apply` (what `tocsin apply` sends):

@@ -28,6 +28,11 @@ sources:
   - {id: prom, type: prometheus, key: provisioned-key-0123456789, escalation_policy: p}
 heartbeats:
   - {id: cron, key: cron-key-0123456789abc, interval: 1m, escalation_policy: p}
+schedules:
+  - id: primary
+    timezone: Europe/Berlin
+    layers:
+      - {users: [alice], rotation: 1w, handoff: "2026-01-05T09:00"}
 "#;
 
 struct Api {
@@ -355,4 +360,76 @@ async fn secrets_are_write_only() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn overrides_are_managed_even_on_a_provisioned_schedule() {
+    let (api, _dir) = api().await;
+    let oncall = |at: &'static str| {
+        let api = &api;
+        async move {
+            let (_, _, v) = api
+                .get(&format!("/api/v1/schedules/primary/oncall?at={at}"))
+                .await;
+            v["on_call"]["user"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let (status, _, erin) = api.post("/api/v1/users", json!({"id": "erin"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{erin}");
+    assert_eq!(oncall("2026-12-24T20:00:00Z").await, "alice");
+    // In the schedule's local time, as in tocsin.yaml ...
+    let (status, _, o1) = api
+        .post(
+            "/api/v1/schedules/primary/overrides",
+            json!({"user": "erin", "from": "2026-12-24T18:00", "to": "2026-12-27T09:00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{o1}");
+    assert_eq!(o1["origin"], json!({"kind": "managed"}));
+    assert_eq!(oncall("2026-12-24T20:00:00Z").await, "erin");
+    // ... or RFC 3339 with an offset.
+    let (status, _, o2) = api
+        .post(
+            "/api/v1/schedules/primary/overrides",
+            json!({"user": "erin", "from": "2026-12-31T10:00:00+01:00", "to": "2026-12-31T12:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{o2}");
+    assert_eq!(o2["from"], "2026-12-31T10:00:00");
+    assert_eq!(o2["to"], "2026-12-31T13:00:00");
+    assert_eq!(oncall("2026-12-31T11:30:00Z").await, "erin");
+    let (status, _, body) = api
+        .post(
+            "/api/v1/schedules/primary/overrides",
+            json!({"user": "nobody", "from": "2026-12-24T18:00", "to": "2026-12-25T09:00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        message(&body).starts_with("user: unknown users id `nobody`"),
+        "{body}"
+    );
+    let (_, _, list) = api.get("/api/v1/schedules/primary/overrides").await;
+    assert_eq!(list["overrides"].as_array().unwrap().len(), 2, "{list}");
+
+    // Who an override names cannot be deleted from under it.
+    let (status, _, body) = api
+        .call(Method::DELETE, "/api/v1/users/erin", ADMIN, None, None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(message(&body).contains("override `"), "{body}");
+
+    for o in [&o1, &o2] {
+        let path = format!(
+            "/api/v1/schedules/primary/overrides/{}",
+            o["id"].as_str().unwrap()
+        );
+        let (status, _, _) = api.call(Method::DELETE, &path, ADMIN, None, None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    assert_eq!(oncall("2026-12-24T20:00:00Z").await, "alice");
+    let (status, _, _) = api
+        .call(Method::DELETE, "/api/v1/users/erin", ADMIN, None, None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
 }
