@@ -5,12 +5,16 @@
 //!
 //! - [`catalog`]: the catalog as data: provisioning and planning a file,
 //!   loading the stored catalog, keeping every node's copy current.
+//! - [`Application`]: ingest (support hours, routing, maintenance, then
+//!   `Store::ingest`) and the alert actions, with the clock as a parameter.
 //! - [`edit`]: catalog changes through the API (create, replace, delete,
 //!   rotate a key), checked like the file.
 
+mod application;
 pub mod catalog;
 pub mod edit;
 
+pub use application::{Application, Assignee, Clock, FixedClock, Origin, SystemClock};
 pub use catalog::{Catalogs, Change, Loaded, Op, Plan, Secrets};
 use tocsin_config::Problem;
 

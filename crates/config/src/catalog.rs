@@ -538,6 +538,7 @@ pub fn build(config: &Config, version: i64) -> c::Catalog {
             token: n.token.clone(),
         }),
     };
+    out.index();
     out
 }
 

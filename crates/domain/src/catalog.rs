@@ -223,6 +223,8 @@ pub struct Catalog {
     pub heartbeats: BTreeMap<String, Heartbeat>,
     pub api_tokens: Vec<ApiToken>,
     pub providers: Providers,
+    /// Policies by routing key and services' policies ([`Catalog::index`]).
+    pub router: crate::Router,
 }
 
 impl Catalog {
@@ -239,8 +241,13 @@ impl Catalog {
             .unwrap_or_else(|| id.to_owned())
     }
 
+    /// Build the lookup tables from the objects (call once they are in).
+    pub fn index(&mut self) {
+        self.router = self.routing_table();
+    }
+
     /// The routing table: policies by routing key, services' policies.
-    pub fn router(&self) -> crate::Router {
+    fn routing_table(&self) -> crate::Router {
         crate::Router {
             policies_by_routing_key: self
                 .policies

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tocsin_domain::catalog::SharedCatalog;
-use tocsin_store::{Actor, RoutedEvent, Store};
+use tocsin_app::{Application, Origin};
+use tocsin_store::{Actor, Store};
 use tocsin_wire::heartbeat;
 
 use crate::{EngineError, claim_token};
@@ -24,17 +24,18 @@ pub struct HeartbeatReport {
 }
 
 pub struct HeartbeatWorker {
+    app: Arc<Application>,
     store: Arc<dyn Store>,
-    catalog: Arc<SharedCatalog>,
     pub lease: TimeDelta,
 }
 
 impl HeartbeatWorker {
-    /// A worker for the heartbeats of the catalog in effect at each tick.
-    pub fn new(store: Arc<dyn Store>, catalog: Arc<SharedCatalog>) -> Self {
+    /// A worker for the heartbeats of the catalog in effect at each tick;
+    /// their alerts take the ingest path of every sender.
+    pub fn new(app: Arc<Application>) -> Self {
         HeartbeatWorker {
-            store,
-            catalog,
+            store: app.store.clone(),
+            app,
             lease: TimeDelta::seconds(30),
         }
     }
@@ -42,23 +43,13 @@ impl HeartbeatWorker {
     /// Raise an alert for every heartbeat overdue at `now`.
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<HeartbeatReport, EngineError> {
         let mut report = HeartbeatReport::default();
-        let catalog = self.catalog.current();
+        let catalog = self.app.catalog.current();
         let claim = claim_token();
         let due = self
             .store
             .claim_overdue_heartbeats(now, self.lease, &claim)
             .await?;
         let actor = Actor::new("system", "heartbeat");
-        let windows: Vec<_> = if due.is_empty() {
-            Vec::new()
-        } else {
-            self.store
-                .maintenance_windows(now)
-                .await?
-                .into_iter()
-                .filter(|w| w.is_active(now))
-                .collect()
-        };
         for d in due {
             let Some(spec) = catalog.heartbeats.get(&d.id) else {
                 // No longer configured: mark it so it is not claimed again.
@@ -66,8 +57,13 @@ impl HeartbeatWorker {
                 continue;
             };
             let source = heartbeat::source_id(&spec.id);
-            let window = tocsin_store::covering(&windows, &source, spec.service_id.as_deref());
-            let mut event = heartbeat::overdue_event(
+            let origin = Origin {
+                source_id: &source,
+                policy_id: &spec.policy_id,
+                service_id: spec.service_id.as_deref(),
+                support: None,
+            };
+            let event = heartbeat::overdue_event(
                 &spec.id,
                 &spec.name,
                 d.last_ping_at,
@@ -76,21 +72,9 @@ impl HeartbeatWorker {
                 now,
             )
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
-            event.notes.extend(window.map(|w| w.held_note()));
-            let routed = RoutedEvent {
-                event,
-                policy_id: spec.policy_id.clone(),
-                service_id: spec.service_id.clone(),
-                route_note: format!(
-                    "heartbeat `{}` overdue: paging its escalation policy `{}`",
-                    spec.id, spec.policy_id
-                ),
-                first_step_at: None,
-                page: window.is_none(),
-            };
             let r = self
-                .store
-                .ingest(&source, &actor, vec![routed], now)
+                .app
+                .ingest(&catalog, origin, &actor, vec![event], now)
                 .await?;
             let alert_id = r.first().and_then(|r| r.alert_id);
             if self.store.mark_heartbeat_overdue(&d, alert_id).await? {
@@ -98,17 +82,10 @@ impl HeartbeatWorker {
                 report.overdue.push(spec.id.clone());
             } else {
                 // A ping came in while the alert was raised: resolve it again.
-                let routed = RoutedEvent {
-                    event: heartbeat::recovered(now)
-                        .map_err(|e| EngineError::Invalid(e.to_string()))?,
-                    policy_id: spec.policy_id.clone(),
-                    service_id: spec.service_id.clone(),
-                    route_note: String::new(),
-                    first_step_at: None,
-                    page: true,
-                };
-                self.store
-                    .ingest(&source, &actor, vec![routed], now)
+                let event =
+                    heartbeat::recovered(now).map_err(|e| EngineError::Invalid(e.to_string()))?;
+                self.app
+                    .ingest(&catalog, origin, &actor, vec![event], now)
                     .await?;
                 report.raced += 1;
             }

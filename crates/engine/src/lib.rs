@@ -38,31 +38,8 @@ pub enum EngineError {
     Invalid(String),
 }
 
-/// Where workers get the time. The binary uses [`SystemClock`]; tests pass
-/// their own.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> chrono::DateTime<chrono::Utc>;
-}
-
-/// The wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::Utc::now()
-    }
-}
-
-/// A clock that always says the same instant.
-#[derive(Debug, Clone, Copy)]
-pub struct FixedClock(pub chrono::DateTime<chrono::Utc>);
-
-impl Clock for FixedClock {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.0
-    }
-}
+/// Where workers get the time: the application layer's clock.
+pub use tocsin_app::{Clock, FixedClock, SystemClock};
 
 /// A random claim token for leases.
 pub(crate) fn claim_token() -> String {

@@ -48,6 +48,24 @@ struct Env {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// The application layer over `store` with the catalog of `text`
+/// provisioned, as the server has it.
+async fn application(store: &Arc<dyn Store>, text: &str) -> Arc<tocsin_app::Application> {
+    let (config, refs) =
+        tocsin_config::from_str_with_refs(text, Path::new("."), &|_| None).unwrap();
+    tocsin_app::catalog::provision(store.as_ref(), "test.yaml", &config, &refs, t(0))
+        .await
+        .unwrap();
+    let catalogs = tocsin_app::Catalogs::open(store.clone(), t(0))
+        .await
+        .unwrap();
+    tocsin_app::Application::new(
+        store.clone(),
+        catalogs,
+        Arc::new(tocsin_app::FixedClock(t(0))),
+    )
+}
+
 /// The catalog of `text`, as the server builds it from storage.
 fn catalog(text: &str) -> Arc<SharedCatalog> {
     let config = tocsin_config::from_str(text, Path::new("."), &|_| None).unwrap();
@@ -322,7 +340,7 @@ async fn heartbeat_falls_due_once_and_pages(e: Env) {
     let text = format!(
         "{CONFIG}heartbeats:\n  - {{id: cron, name: nightly cron, key: cron-key-0123456789, interval: 60s, grace: 30s, escalation_policy: main}}\n"
     );
-    let hw = HeartbeatWorker::new(e.store.clone(), catalog(&text));
+    let hw = HeartbeatWorker::new(application(&e.store, &text).await);
     let period = TimeDelta::seconds(90);
     assert!(
         hw.tick(t(1000)).await.unwrap().overdue.is_empty(),
@@ -353,7 +371,7 @@ async fn heartbeat_falls_due_once_and_pages(e: Env) {
     // It pages through the engine like any alert.
     assert!(e.worker.tick(t(90)).await.unwrap().notifications > 0);
     // A worker started later (a restart) raises nothing more.
-    let again = HeartbeatWorker::new(e.store.clone(), catalog(&text));
+    let again = HeartbeatWorker::new(application(&e.store, &text).await);
     assert!(again.tick(t(500)).await.unwrap().overdue.is_empty());
 
     // The next ping finds it overdue, with the alert to resolve.
@@ -373,7 +391,7 @@ async fn heartbeat_falls_due_once_and_pages(e: Env) {
         tocsin_domain::AlertStatus::Resolved
     );
     // Down from t(600) to t(5000): the worker that starts then raises it once.
-    let late = HeartbeatWorker::new(e.store.clone(), catalog(&text));
+    let late = HeartbeatWorker::new(application(&e.store, &text).await);
     assert_eq!(late.tick(t(5000)).await.unwrap().overdue, ["cron"]);
     assert!(late.tick(t(5001)).await.unwrap().overdue.is_empty());
     let rows = e.store.heartbeat_rows().await.unwrap();
@@ -426,7 +444,7 @@ async fn heartbeat_falls_due_once_and_pages(e: Env) {
         .heartbeat_ping("cron", t(7000), t(7000) + period)
         .await
         .unwrap();
-    let hw = HeartbeatWorker::new(e.store.clone(), catalog(&text));
+    let hw = HeartbeatWorker::new(application(&e.store, &text).await);
     assert_eq!(hw.tick(t(7100)).await.unwrap().overdue, ["cron"]);
     let quiet = e.store.heartbeat_rows().await.unwrap()[0].alert_id.unwrap();
     assert!(

@@ -94,7 +94,7 @@ pub struct App {
     shutdown_grace: Duration,
     sources: usize,
     banner: Vec<String>,
-    catalogs: Arc<tocsin_app::Catalogs>,
+    application: Arc<tocsin_app::Application>,
     config_path: PathBuf,
 }
 
@@ -130,13 +130,17 @@ impl App {
             .unwrap_or_else(|| format!("http://{addr}"));
         let public_url = public_url.trim_end_matches('/').to_owned();
         let channels_now = channels(&loaded.catalog, &public_url)?;
+        let application = tocsin_app::Application::new(
+            store.clone(),
+            catalogs.clone(),
+            Arc::new(tocsin_app::SystemClock),
+        );
         let state = tocsin_web::AppState::new(
             tocsin_web::WebSettings {
                 body_limit: config.body_limit(),
                 public_url: public_url.clone(),
             },
-            store.clone(),
-            &catalogs,
+            &application,
             channels_now.clone(),
         )?;
         let metrics = state.metrics_handle();
@@ -145,14 +149,12 @@ impl App {
         let router = tocsin_web::app(state);
         let banner = banner(&loaded, &url, store.backend(), addr, &public_url);
 
-        let catalog = Arc::new(tocsin_domain::catalog::SharedCatalog::of(
-            loaded.catalog.clone(),
-        ));
-        let mut escalation = tocsin_engine::EscalationWorker::new(store.clone(), catalog.clone());
+        let mut escalation =
+            tocsin_engine::EscalationWorker::new(store.clone(), application.catalog.clone());
         escalation.queued = Some(dispatch_now.clone());
         // A new alert's first level runs in its ingest transaction.
         store.run_first_levels(Arc::new(escalation.planner()));
-        let heartbeats = tocsin_engine::HeartbeatWorker::new(store.clone(), catalog.clone());
+        let heartbeats = tocsin_engine::HeartbeatWorker::new(application.clone());
         let mut dispatcher =
             tocsin_engine::Dispatcher::new(store.clone(), channels_now, &public_url);
         dispatcher.links = Some(tocsin_domain::links::LinkSigner::new(
@@ -167,12 +169,11 @@ impl App {
             max_backoff: retry.max_backoff().as_chrono(),
         };
         let dispatcher = Arc::new(dispatcher);
-        // Every catalog put in effect later reaches the workers and the
-        // channels at once (the HTTP state subscribed itself).
+        // Every catalog put in effect later reaches the channels at once
+        // (the HTTP state and the workers' catalog subscribed themselves).
         {
             let dispatcher = dispatcher.clone();
             catalogs.subscribe(move |loaded| {
-                catalog.replace(loaded.catalog.clone());
                 match channels(&loaded.catalog, &public_url) {
                     Ok(c) => dispatcher.set_channels(c),
                     Err(e) => tracing::error!(error = %e, "the new providers cannot be used; notifications keep the ones in effect"),
@@ -198,7 +199,7 @@ impl App {
             shutdown_grace,
             sources: loaded.catalog.sources.len(),
             banner,
-            catalogs,
+            application,
             config_path: opts.config.clone(),
         })
     }
@@ -238,7 +239,7 @@ impl App {
             shutdown_grace,
             sources,
             banner: _,
-            catalogs,
+            application,
             config_path,
         } = self;
         let addr = listener.local_addr()?;
@@ -260,10 +261,15 @@ impl App {
         ));
         workers.spawn(heartbeat_loop(heartbeats, escalate_now, stop_rx.clone()));
         let report_metrics = metrics.clone();
-        workers.spawn(catalogs.clone().watch(Utc::now, stop_rx.clone()));
+        let clock = application.clock.clone();
+        workers.spawn(
+            application
+                .catalogs
+                .clone()
+                .watch(move || clock.now(), stop_rx.clone()),
+        );
         workers.spawn(reprovision_on_hangup(
-            store.clone(),
-            catalogs,
+            application,
             config_path,
             stop_rx.clone(),
         ));
@@ -349,8 +355,7 @@ pub async fn serve(opts: &ServeOptions) -> Result<()> {
 /// changes without a restart. A file with an error changes nothing (each
 /// problem is logged with its key path) and the catalog in effect stays.
 async fn reprovision_on_hangup(
-    store: Arc<dyn Store>,
-    catalogs: Arc<tocsin_app::Catalogs>,
+    application: Arc<tocsin_app::Application>,
     path: PathBuf,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -375,18 +380,21 @@ async fn reprovision_on_hangup(
                     continue;
                 }
             };
-            if let Err(e) = provision(store.as_ref(), &file, &config, &refs).await {
-                tracing::error!(file, error = %e, "provisioning failed; nothing changed, the catalog in effect stays");
-                continue;
-            }
-            if let Err(e) = catalogs.refresh(Utc::now()).await {
-                tracing::warn!(error = %e, "could not reload the catalog; the next poll tries again");
+            match application.provision(&file, &config, &refs).await {
+                Ok(plan) => {
+                    for change in &plan.changes {
+                        tracing::info!(file, change = %change, "provisioned");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(file, error = %e, "provisioning failed; nothing changed, the catalog in effect stays")
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = (store, catalogs, path);
+        let _ = (application, path);
         let _ = stop.wait_for(|s| *s).await;
     }
 }

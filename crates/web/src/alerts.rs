@@ -4,7 +4,6 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use chrono::Utc;
 use serde::Serialize;
 use serde_json::json;
 use tocsin_domain::{AlertStatus, Severity};
@@ -193,10 +192,10 @@ async fn transition(
     caller.must_act()?;
     let id = parse_id(&id)?;
     let r =
-        st.0.store
-            .transition(id, action, &caller.actor(), Utc::now())
+        st.0.app
+            .transition(id, action, &caller.actor())
             .await
-            .map_err(|e| ApiError::from_store("alert transition", e))?;
+            .map_err(|e| crate::catalog::app_error("alert transition", e))?;
     respond(r, id, "accepted or un-accepted")
 }
 
@@ -264,32 +263,24 @@ pub async fn reassign(
     let id = parse_id(&id)?;
     let b: ReassignBody = tocsin_wire::WireError::parse_json(&body)
         .map_err(|e| ApiError::bad_request(format!("reassign: {e}")))?;
-    let target = match (b.user, b.escalation_policy) {
-        (Some(u), None) => {
-            if !st.live().users.iter().any(|x| x.id == u) {
-                return Err(ApiError::bad_request(format!("reassign: no user `{u}`")));
-            }
-            format!("user:{u}")
-        }
-        (None, Some(p)) => {
-            if !st.live().policy_ids.contains(&p) {
-                return Err(ApiError::bad_request(format!(
-                    "reassign: no escalation policy `{p}`"
-                )));
-            }
-            p
-        }
+    let to = match (b.user, b.escalation_policy) {
+        (Some(u), None) => tocsin_app::Assignee::User(u),
+        (None, Some(p)) => tocsin_app::Assignee::Policy(p),
         _ => {
             return Err(ApiError::bad_request(
                 "reassign: send exactly one of {\"user\": ID} or {\"escalation_policy\": ID}",
             ));
         }
     };
-    let r =
-        st.0.store
-            .reassign(id, &target, &caller.actor(), Utc::now())
-            .await
-            .map_err(|e| ApiError::from_store("reassign", e))?;
+    let r = match st.0.app.reassign(id, to, &caller.actor()).await {
+        Ok(r) => r,
+        // An unknown user or policy is a bad request, as it always was.
+        Err(tocsin_app::AppError::Invalid(p)) => {
+            let what = p.first().map(|p| p.message.clone()).unwrap_or_default();
+            return Err(ApiError::bad_request(format!("reassign: {what}")));
+        }
+        Err(e) => return Err(crate::catalog::app_error("reassign", e)),
+    };
     respond(r, id, "reassigned")
 }
 
@@ -335,10 +326,10 @@ pub async fn comment(
         ));
     }
     let entry =
-        st.0.store
-            .comment(id, &caller.actor(), text, Utc::now())
+        st.0.app
+            .comment(id, &caller.actor(), text)
             .await
-            .map_err(|e| ApiError::from_store("comment", e))?
+            .map_err(|e| crate::catalog::app_error("comment", e))?
             .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))?;
     Ok((StatusCode::CREATED, Json(json!(entry))))
 }

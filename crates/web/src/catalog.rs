@@ -10,7 +10,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use chrono::Utc;
 use serde_json::{Value, json};
 use tocsin_app::{AppError, edit};
 use tocsin_domain::SourceType;
@@ -131,10 +130,11 @@ async fn create_override(
 ) -> Result<Response, ApiError> {
     must_admin(&caller)?;
     let body = body_json(&st, &headers, body).await?;
-    let done = edit::create_override(st.0.store.as_ref(), &id, body, Utc::now())
-        .await
-        .map_err(|e| app_error("create override", e))?;
-    refresh(&st).await;
+    let done =
+        st.0.app
+            .create_override(&id, body)
+            .await
+            .map_err(|e| app_error("create override", e))?;
     let mut res = (StatusCode::CREATED, Json(edit::view(&done.object))).into_response();
     res.headers_mut()
         .insert(header::ETAG, etag(done.object.revision));
@@ -148,10 +148,10 @@ async fn delete_override(
     Path((id, oid)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     must_admin(&caller)?;
-    edit::delete_override(st.0.store.as_ref(), &id, &oid, Utc::now())
+    st.0.app
+        .delete_override(&id, &oid)
         .await
         .map_err(|e| app_error("delete override", e))?;
-    refresh(&st).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -172,12 +172,11 @@ async fn upload(
             "expected {{file, document, secret_refs}} as `tocsin apply` sends: {e}"
         ))
     })?;
-    let plan = tocsin_app::catalog::plan_upload(st.0.store.as_ref(), upload, apply_it, Utc::now())
-        .await
-        .map_err(|e| app_error("catalog plan", e))?;
-    if apply_it && !plan.is_empty() {
-        refresh(&st).await;
-    }
+    let plan =
+        st.0.app
+            .upload(upload, apply_it)
+            .await
+            .map_err(|e| app_error("catalog plan", e))?;
     Ok(Json(json!({
         "file": plan.file,
         "applied": apply_it && !plan.is_empty(),
@@ -366,13 +365,6 @@ fn endpoint(st: &AppState, kind: &str, spec: &Value, key: &str) -> Value {
     json!({"webhook_url": url})
 }
 
-/// Put the catalog just written in effect on this node at once.
-async fn refresh(st: &AppState) {
-    if let Err(e) = st.0.catalogs.refresh(Utc::now()).await {
-        tracing::warn!(error = %e, "could not reload the catalog after a change; the next poll will");
-    }
-}
-
 /// `POST /api/v1/{kind}`: 201 with the object; a new source or heartbeat
 /// also gets `key` and its URL, shown this once.
 async fn create(
@@ -384,10 +376,11 @@ async fn create(
 ) -> Result<Response, ApiError> {
     must_admin(&caller)?;
     let body = body_json(&st, &headers, body).await?;
-    let done = edit::create(st.0.store.as_ref(), kind, body, Utc::now())
-        .await
-        .map_err(|e| app_error("catalog create", e))?;
-    refresh(&st).await;
+    let done =
+        st.0.app
+            .create_object(kind, body)
+            .await
+            .map_err(|e| app_error("catalog create", e))?;
     let mut view = edit::view(&done.object);
     if let (Some(key), Value::Object(m)) = (&done.key, &mut view) {
         m.insert("key".into(), Value::String(key.clone()));
@@ -416,10 +409,11 @@ async fn replace(
     must_admin(&caller)?;
     let expected = if_match(&headers)?;
     let body = body_json(&st, &headers, body).await?;
-    let done = edit::replace(st.0.store.as_ref(), kind, &id, body, expected, Utc::now())
-        .await
-        .map_err(|e| app_error("catalog replace", e))?;
-    refresh(&st).await;
+    let done =
+        st.0.app
+            .replace_object(kind, &id, body, expected)
+            .await
+            .map_err(|e| app_error("catalog replace", e))?;
     let mut res = Json(edit::view(&done.object)).into_response();
     res.headers_mut()
         .insert(header::ETAG, etag(done.object.revision));
@@ -436,10 +430,10 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     must_admin(&caller)?;
     let expected = if_match(&headers)?;
-    edit::delete(st.0.store.as_ref(), kind, &id, expected, Utc::now())
+    st.0.app
+        .delete_object(kind, &id, expected)
         .await
         .map_err(|e| app_error("catalog delete", e))?;
-    refresh(&st).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -450,10 +444,11 @@ async fn rotate_key(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     must_admin(&caller)?;
-    let key = edit::rotate_key(st.0.store.as_ref(), &id, Utc::now())
-        .await
-        .map_err(|e| app_error("rotate key", e))?;
-    refresh(&st).await;
+    let key =
+        st.0.app
+            .rotate_key(&id)
+            .await
+            .map_err(|e| app_error("rotate key", e))?;
     let spec = st
         .live()
         .loaded

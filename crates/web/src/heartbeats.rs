@@ -12,7 +12,6 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::Utc;
 use serde_json::json;
 use tocsin_store::{Actor, RoutedEvent};
 use tocsin_wire::heartbeat;
@@ -68,7 +67,7 @@ pub async fn ping(
             })),
         ));
     }
-    let now = Utc::now();
+    let now = st.now();
     let due = now + hb.interval.as_chrono() + hb.grace.as_chrono();
     let r =
         st.0.store
@@ -112,7 +111,7 @@ pub async fn list(
             .heartbeat_rows()
             .await
             .map_err(|e| ApiError::from_store("list heartbeats", e))?;
-    let now = Utc::now();
+    let now = st.now();
     let out: Vec<serde_json::Value> = st
         .live()
         .heartbeats

@@ -13,7 +13,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use chrono::Utc;
 use serde_json::json;
-use tocsin_domain::SourceRouting;
 use tocsin_store::{Actor, RoutedEvent};
 use tocsin_wire::alertmanager;
 
@@ -109,7 +108,7 @@ async fn receive(
     body: Body,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let bytes = read_json_body(headers, body, st.0.body_limit).await?;
-    let now = Utc::now();
+    let now = st.now();
     let hook = alertmanager::parse(&bytes)
         .map_err(|e| ApiError::bad_request(format!("invalid Alertmanager webhook: {e}")))?;
     let events = alertmanager::map(&hook, &source.prometheus, now)
@@ -130,52 +129,17 @@ async fn receive(
     ))
 }
 
-/// Apply support hours, routing and maintenance windows to mapped events.
+/// Apply support hours, routing and maintenance windows to mapped events
+/// (the application layer's rules), with the catalog the source was found in.
 pub(crate) async fn route_events(
     st: &AppState,
     source: &LiveSource,
     events: Vec<tocsin_domain::AlertEvent>,
     now: chrono::DateTime<Utc>,
 ) -> Vec<RoutedEvent> {
-    let windows = crate::maintenance::active(st, now).await;
-    events
-        .into_iter()
-        .map(|mut event| {
-            let mut first_step_at = None;
-            if let Some((hours, mode)) = &source.support {
-                let t = hours.treat(event.priority, *mode, now);
-                event.priority = t.priority;
-                first_step_at = t.notify_at;
-                event.notes.extend(t.note);
-            }
-            let route = source.live.router.route(
-                &event.routing,
-                SourceRouting {
-                    policy_id: &source.policy_id,
-                    service_id: source.service_id.as_deref(),
-                },
-            );
-            let page = match crate::maintenance::covering(
-                &windows,
-                &source.id,
-                route.service_id.as_deref(),
-            ) {
-                Some(w) => {
-                    event.notes.push(w.held_note());
-                    false
-                }
-                None => true,
-            };
-            RoutedEvent {
-                event,
-                policy_id: route.policy_id,
-                service_id: route.service_id,
-                page,
-                route_note: route.note,
-                first_step_at,
-            }
-        })
-        .collect()
+    st.0.app
+        .route(&source.live.catalog, source.origin(), events, now)
+        .await
 }
 
 /// Store routed events (503 when storage is down or slow), wake the

@@ -6,7 +6,6 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use chrono::Utc;
 use serde::Deserialize;
 use tocsin_domain::links::{ActionLink, LinkAction, LinkError};
 use tocsin_store::{Actor, Transition, TransitionResult};
@@ -67,7 +66,7 @@ fn verify(
         user,
         expires,
     };
-    match st.0.links.verify(&link, &sig, Utc::now()) {
+    match st.0.links.verify(&link, &sig, st.now()) {
         Ok(()) => Ok((link, sig)),
         Err(LinkError::Expired) => Err(Box::new(page(
             StatusCode::FORBIDDEN,
@@ -147,12 +146,7 @@ pub async fn act(
         LinkAction::Resolve => Transition::Resolve,
     };
     let actor = Actor::new(format!("user:{}", link.user), "link");
-    match st
-        .0
-        .store
-        .transition(link.alert_id, transition, &actor, Utc::now())
-        .await
-    {
+    match st.0.app.transition(link.alert_id, transition, &actor).await {
         Ok(TransitionResult::Done(a)) => page(
             StatusCode::OK,
             &format!("Alert #{} {}", a.id, a.status),

@@ -7,8 +7,6 @@
 //!   "reason"?: text}`.
 //! - `POST /api/v1/maintenance/{id}/end`: end it now.
 
-use std::time::{Duration, Instant};
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -17,44 +15,17 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tocsin_domain::DurationSpec;
-use tocsin_store::MaintenanceWindow;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// How long ingest trusts its copy of the windows (other nodes' changes
-/// take effect within this).
-const CACHE: Duration = Duration::from_secs(1);
-
-/// The windows active at `now` (cached for a second). Storage trouble means
-/// no window is known: paging goes on, which is the safe side.
-pub(crate) async fn active(st: &AppState, now: DateTime<Utc>) -> Vec<MaintenanceWindow> {
-    let mut cache = st.0.maintenance.lock().await;
-    let fresh = cache.as_ref().is_some_and(|(at, _)| at.elapsed() < CACHE);
-    if !fresh {
-        match st.0.store.maintenance_windows(now).await {
-            Ok(w) => *cache = Some((Instant::now(), w)),
-            Err(e) => {
-                tracing::warn!(error = %e, "maintenance windows unavailable; paging as usual");
-                return Vec::new();
-            }
-        }
-    }
-    cache
-        .as_ref()
-        .map(|(_, w)| w.iter().filter(|w| w.is_active(now)).cloned().collect())
-        .unwrap_or_default()
-}
-
-pub(crate) use tocsin_store::covering;
-
 async fn forget(st: &AppState) {
-    *st.0.maintenance.lock().await = None;
+    st.0.app.windows_changed().await;
 }
 
 pub async fn list(State(st): State<AppState>, _caller: Caller) -> Result<Json<Value>, ApiError> {
-    let now = Utc::now();
+    let now = st.now();
     let w =
         st.0.store
             .maintenance_windows(now)
@@ -110,7 +81,7 @@ pub async fn create(
             ));
         }
     };
-    let now = Utc::now();
+    let now = st.now();
     let starts_at = b.starts_at.unwrap_or(now);
     let ends_at = match (b.duration, b.ends_at) {
         (Some(d), None) => {
@@ -159,7 +130,7 @@ pub async fn end(
         .map_err(|_| ApiError::bad_request(format!("`{id}` is not a window id")))?;
     let w =
         st.0.store
-            .end_maintenance(id, Utc::now())
+            .end_maintenance(id, st.now())
             .await
             .map_err(|e| ApiError::from_store("end maintenance window", e))?
             .ok_or_else(|| ApiError::not_found(format!("no maintenance window {id}")))?;

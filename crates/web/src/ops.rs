@@ -42,7 +42,7 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     }
     match st.0.store.heartbeat_rows().await {
         Ok(rows) => {
-            let now = chrono::Utc::now();
+            let now = st.now();
             for r in rows {
                 st.0.metrics
                     .set_heartbeat(&r.id, r.is_overdue(now), r.last_ping_at.timestamp());

@@ -77,7 +77,7 @@ fn parse_time(name: &str, v: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiE
 
 /// `GET /api/v1/schedules`
 pub async fn list(State(st): State<AppState>, _caller: Caller) -> Json<Value> {
-    let now = Utc::now();
+    let now = st.now();
     let live = st.live();
     let out: Vec<Value> = live
         .schedules
@@ -185,7 +185,7 @@ pub async fn feed(
     let token = token.strip_suffix(".ics").unwrap_or(&token);
     let digest = TokenDigest::of(token);
     let matches = |t: &str| TokenDigest::of(t).ct_eq(&digest);
-    let now = Utc::now();
+    let now = st.now();
     let (from, to) = (
         now - TimeDelta::days(FEED_PAST_DAYS),
         now + TimeDelta::days(FEED_FUTURE_DAYS),

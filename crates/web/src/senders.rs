@@ -82,10 +82,10 @@ async fn apply(
                 });
             };
             let r =
-                st.0.store
-                    .transition(id, Transition::Accept, &actor, now)
+                st.0.app
+                    .transition(id, Transition::Accept, &actor)
                     .await
-                    .map_err(|e| ApiError::from_store("accept by key", e))?;
+                    .map_err(|e| crate::catalog::app_error("accept by key", e))?;
             let outcome = match r {
                 TransitionResult::Done(_) => "accepted",
                 _ => "unchanged",
@@ -181,7 +181,7 @@ pub async fn pd_enqueue(State(st): State<AppState>, headers: HeaderMap, body: Bo
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let now = Utc::now();
+    let now = st.now();
     let cmd = match pagerduty::map(&ev, &source.prometheus, &generated_key(), now) {
         Ok(c) => c,
         Err(errors) => {
@@ -220,7 +220,7 @@ pub async fn pd_change(State(st): State<AppState>, headers: HeaderMap, body: Bod
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let now = Utc::now();
+    let now = st.now();
     let change = match pagerduty::map_change(&ev, now) {
         Ok(c) => c,
         Err(errors) => return pd_invalid(errors),
@@ -326,7 +326,7 @@ pub async fn og_create(State(st): State<AppState>, headers: HeaderMap, body: Bod
         Ok(c) => c,
         Err(e) => return og(StatusCode::BAD_REQUEST, started, &e.to_string()),
     };
-    let now = Utc::now();
+    let now = st.now();
     let cmd = match opsgenie::map_create(&create, &source.prometheus, &generated_key(), now) {
         Ok(c) => c,
         Err(e) => {
@@ -367,7 +367,7 @@ async fn og_action(
         Ok(id) => id,
         Err(e) => return og(StatusCode::UNPROCESSABLE_ENTITY, started, &e.to_string()),
     };
-    let now = Utc::now();
+    let now = st.now();
     let result = match (id, action) {
         (Identifier::Alias(key), Transition::Accept) => {
             apply(
@@ -390,7 +390,7 @@ async fn og_action(
             )
             .await
         }
-        (Identifier::Id(id), action) => og_by_id(&st, &source, id, action, now).await,
+        (Identifier::Id(id), action) => og_by_id(&st, &source, id, action).await,
     };
     match result {
         Ok(applied) => {
@@ -398,8 +398,8 @@ async fn og_action(
                 (note.filter(|n| !n.trim().is_empty()), applied.alert_id)
             {
                 let actor = Actor::new(format!("source:{}", source.id), "opsgenie alert api");
-                if let Err(e) = st.0.store.comment(id, &actor, &note, now).await {
-                    return og_error(ApiError::from_store("opsgenie note", e), started);
+                if let Err(e) = st.0.app.comment(id, &actor, &note).await {
+                    return og_error(crate::catalog::app_error("opsgenie note", e), started);
                 }
             }
             if applied.outcome == "not_found" {
@@ -421,7 +421,6 @@ async fn og_by_id(
     source: &LiveSource,
     id: i64,
     action: Transition,
-    now: DateTime<Utc>,
 ) -> Result<Applied, ApiError> {
     let alert =
         st.0.store
@@ -436,10 +435,10 @@ async fn og_by_id(
     }
     let actor = Actor::new(format!("source:{}", source.id), "opsgenie alert api");
     let r =
-        st.0.store
-            .transition(id, action, &actor, now)
+        st.0.app
+            .transition(id, action, &actor)
             .await
-            .map_err(|e| ApiError::from_store("opsgenie by id", e))?;
+            .map_err(|e| crate::catalog::app_error("opsgenie by id", e))?;
     Ok(Applied {
         alert_id: Some(id),
         outcome: match r {
@@ -514,7 +513,7 @@ pub async fn ilert_events(State(st): State<AppState>, headers: HeaderMap, body: 
             );
         }
     };
-    let now = Utc::now();
+    let now = st.now();
     let cmd = match ilert::map(&ev, &source.prometheus, &generated_key(), now) {
         Ok(c) => c,
         Err(e) => {

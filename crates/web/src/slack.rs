@@ -7,7 +7,6 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use chrono::Utc;
 use serde_json::{Value, json};
 use tocsin_domain::links::{ct_str_eq, hmac_sha256_hex};
 use tocsin_store::{Actor, Transition, TransitionResult};
@@ -47,7 +46,7 @@ pub async fn interactivity(
         ));
     };
     let ts_num: i64 = ts.parse().map_err(|_| unauthorized("bad timestamp"))?;
-    if (Utc::now().timestamp() - ts_num).abs() > WINDOW_SECS {
+    if (st.now().timestamp() - ts_num).abs() > WINDOW_SECS {
         return Err(unauthorized("the timestamp is more than 5 minutes off"));
     }
     let mut base = format!("v0:{ts}:").into_bytes();
@@ -92,10 +91,10 @@ pub async fn interactivity(
             continue;
         };
         let r =
-            st.0.store
-                .transition(id, transition, &actor, Utc::now())
+            st.0.app
+                .transition(id, transition, &actor)
                 .await
-                .map_err(|e| ApiError::from_store("slack action", e))?;
+                .map_err(|e| crate::catalog::app_error("slack action", e))?;
         let text = match r {
             TransitionResult::Done(a) | TransitionResult::Unchanged(a) => {
                 format!("alert #{} is {}", a.id, a.status)

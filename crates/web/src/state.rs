@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tocsin_app::{Catalogs, Loaded};
-use tocsin_domain::{Role, Router, SeverityMap, SourceType, TokenDigest};
+use tocsin_app::{Application, Loaded};
+use tocsin_domain::{Role, SeverityMap, SourceType, TokenDigest};
 use tocsin_store::Store;
 use tocsin_wire::Templates;
 use tocsin_wire::alertmanager::PrometheusSettings;
@@ -75,11 +75,9 @@ pub(crate) struct Live {
     /// The stored objects, for the catalog API.
     pub loaded: Arc<Loaded>,
     pub sources: Vec<SourceRuntime>,
-    pub router: Router,
     pub tokens: Vec<ApiTokenRuntime>,
     pub schedules: Vec<ScheduleRuntime>,
     pub users: Vec<UserRuntime>,
-    pub policy_ids: std::collections::HashSet<String>,
     /// Slack's signing secret, when Slack interactivity is configured.
     pub slack_signing_secret: Option<String>,
     /// Slack user id → Tocsin user (from `slack` contacts with a `channel`).
@@ -94,9 +92,10 @@ pub(crate) struct Live {
 }
 
 pub(crate) struct Inner {
+    /// The use-cases every handler calls.
+    pub app: Arc<Application>,
+    /// `app.store`, for reads.
     pub store: Arc<dyn Store>,
-    /// The node's catalogs: reloaded at once after a change made here.
-    pub catalogs: Arc<Catalogs>,
     pub live: std::sync::RwLock<Arc<Live>>,
     pub metrics: Arc<Metrics>,
     pub body_limit: usize,
@@ -111,9 +110,6 @@ pub(crate) struct Inner {
     pub dispatch: Arc<tokio::sync::Notify>,
     /// The notification channels, for test notifications.
     pub channels: HashMap<String, Arc<dyn tocsin_notify::Channel>>,
-    /// Maintenance windows as last read, and when (read at most once a second).
-    pub maintenance:
-        tokio::sync::Mutex<Option<(std::time::Instant, Vec<tocsin_store::MaintenanceWindow>)>>,
 }
 
 /// The item whose key digest matches `key`. Every digest is compared, in
@@ -293,11 +289,9 @@ impl Live {
             catalog: c.clone(),
             loaded: loaded.clone(),
             sources,
-            router: c.router(),
             tokens,
             schedules,
             users,
-            policy_ids: c.policies.keys().cloned().collect(),
             slack_signing_secret: c
                 .providers
                 .slack
@@ -355,6 +349,18 @@ pub struct LiveSource {
     index: usize,
 }
 
+impl LiveSource {
+    /// What routing needs of this source.
+    pub(crate) fn origin(&self) -> tocsin_app::Origin<'_> {
+        tocsin_app::Origin {
+            source_id: &self.id,
+            policy_id: &self.policy_id,
+            service_id: self.service_id.as_deref(),
+            support: self.support.as_ref().map(|(h, m)| (h, *m)),
+        }
+    }
+}
+
 impl std::ops::Deref for LiveSource {
     type Target = SourceRuntime;
     fn deref(&self) -> &SourceRuntime {
@@ -376,15 +382,15 @@ impl AppState {
     /// replaces it later.
     pub fn new(
         settings: WebSettings,
-        store: Arc<dyn Store>,
-        catalogs: &Arc<Catalogs>,
+        app: &Arc<Application>,
         channels: Vec<Arc<dyn tocsin_notify::Channel>>,
     ) -> Result<Self, StateError> {
+        let catalogs = &app.catalogs;
         let loaded = &catalogs.current();
         let live = Live::build(loaded, None)?;
         let state = AppState(Arc::new(Inner {
-            store,
-            catalogs: catalogs.clone(),
+            app: app.clone(),
+            store: app.store.clone(),
             live: std::sync::RwLock::new(Arc::new(live)),
             metrics: Arc::new(Metrics::new()),
             body_limit: settings.body_limit,
@@ -395,7 +401,6 @@ impl AppState {
                 .into_iter()
                 .map(|c| (c.name().to_owned(), c))
                 .collect(),
-            maintenance: tokio::sync::Mutex::new(None),
             wake: Arc::new(tokio::sync::Notify::new()),
             dispatch: Arc::new(tokio::sync::Notify::new()),
         }));
@@ -428,6 +433,11 @@ impl AppState {
         let live = self.live();
         let index = find_index_by_key(&live.sources, key, |s| &s.key_digest)?;
         Some(LiveSource { live, index })
+    }
+
+    /// The application clock's time.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.app.now()
     }
 
     /// The catalog in effect now.

@@ -13,7 +13,6 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use tocsin_domain::links::{ct_str_eq, twilio_signature};
 use tocsin_store::{Actor, Transition, TransitionResult};
 
@@ -112,10 +111,10 @@ async fn act(
 ) -> Result<String, ApiError> {
     let actor = Actor::new(format!("user:{user}"), channel);
     let r =
-        st.0.store
-            .transition(id, t, &actor, Utc::now())
+        st.0.app
+            .transition(id, t, &actor)
             .await
-            .map_err(|e| ApiError::from_store("twilio action", e))?;
+            .map_err(|e| crate::catalog::app_error("twilio action", e))?;
     Ok(match r {
         TransitionResult::Done(a) | TransitionResult::Unchanged(a) => {
             format!("Alert #{} is {}.", a.id, a.status)

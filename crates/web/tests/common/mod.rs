@@ -52,13 +52,13 @@ pub async fn serve(
     let catalogs = tocsin_app::Catalogs::open(store.clone(), now)
         .await
         .unwrap();
+    let app = tocsin_app::Application::new(store, catalogs, Arc::new(tocsin_app::SystemClock));
     let state = tocsin_web::AppState::new(
         tocsin_web::WebSettings {
             body_limit: config.body_limit(),
             public_url: "http://tocsin.test".into(),
         },
-        store,
-        &catalogs,
+        &app,
         channels,
     )
     .unwrap();

@@ -1,0 +1,335 @@
+//! [`Application`]: the use-cases with what they run on (storage, the
+//! catalog in effect, the clock). Every entry point holds one and calls
+//! it: HTTP handlers, the link, Slack and Twilio callbacks, and workers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tocsin_domain::catalog::SharedCatalog;
+use tocsin_domain::support_hours::SupportHours;
+use tocsin_domain::{AlertEvent, Catalog, OutsideSupportHours, SourceRouting};
+use tocsin_store::{
+    Actor, IngestResult, MaintenanceWindow, RoutedEvent, Store, StoreError, Transition,
+    TransitionResult,
+};
+
+use crate::{AppError, Catalogs};
+
+/// Where the use-cases get the time. The binary passes [`SystemClock`];
+/// tests pass their own.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock: the one place Tocsin reads it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that always says the same instant.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+/// What routing needs to know of the source an event came in on.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// `prometheus`, `heartbeat:nightly`, …
+    pub source_id: &'a str,
+    /// The source's own policy and service, used when the event names none.
+    pub policy_id: &'a str,
+    pub service_id: Option<&'a str>,
+    /// The source's support hours and what happens outside them.
+    pub support: Option<(&'a SupportHours, OutsideSupportHours)>,
+}
+
+/// How long ingest trusts its copy of the maintenance windows (other
+/// nodes' changes take effect within this).
+const WINDOWS_CACHE: Duration = Duration::from_secs(1);
+
+/// Who an alert is reassigned to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignee {
+    User(String),
+    Policy(String),
+}
+
+pub struct Application {
+    pub store: Arc<dyn Store>,
+    pub catalogs: Arc<Catalogs>,
+    /// The typed catalog in effect, as the workers read it.
+    pub catalog: Arc<SharedCatalog>,
+    pub clock: Arc<dyn Clock>,
+    windows: tokio::sync::Mutex<Option<(Instant, Vec<MaintenanceWindow>)>>,
+}
+
+impl Application {
+    pub fn new(store: Arc<dyn Store>, catalogs: Arc<Catalogs>, clock: Arc<dyn Clock>) -> Arc<Self> {
+        let catalog = Arc::new(SharedCatalog::of(catalogs.current().catalog.clone()));
+        let shared = catalog.clone();
+        catalogs.subscribe(move |loaded| shared.replace(loaded.catalog.clone()));
+        Arc::new(Application {
+            store,
+            catalogs,
+            catalog,
+            clock,
+            windows: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The maintenance windows active at `now` (read at most once a
+    /// second). Storage trouble means no window is known: paging goes on,
+    /// which is the safe side.
+    pub async fn active_windows(&self, now: DateTime<Utc>) -> Vec<MaintenanceWindow> {
+        let mut cache = self.windows.lock().await;
+        let fresh = cache
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < WINDOWS_CACHE);
+        if !fresh {
+            match self.store.maintenance_windows(now).await {
+                Ok(w) => *cache = Some((Instant::now(), w)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "maintenance windows unavailable; paging as usual");
+                    return Vec::new();
+                }
+            }
+        }
+        cache
+            .as_ref()
+            .map(|(_, w)| w.iter().filter(|w| w.is_active(now)).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Forget the cached windows (one was created or ended here).
+    pub async fn windows_changed(&self) {
+        *self.windows.lock().await = None;
+    }
+
+    /// Support hours, routing and maintenance windows for mapped events:
+    /// the one place these rules run, for every sender and for heartbeats.
+    pub async fn route(
+        &self,
+        catalog: &Catalog,
+        origin: Origin<'_>,
+        events: Vec<AlertEvent>,
+        now: DateTime<Utc>,
+    ) -> Vec<RoutedEvent> {
+        let windows = self.active_windows(now).await;
+        let router = &catalog.router;
+        events
+            .into_iter()
+            .map(|mut event| {
+                let mut first_step_at = None;
+                if let Some((hours, mode)) = origin.support {
+                    let t = hours.treat(event.priority, mode, now);
+                    event.priority = t.priority;
+                    first_step_at = t.notify_at;
+                    event.notes.extend(t.note);
+                }
+                let route = router.route(
+                    &event.routing,
+                    SourceRouting {
+                        policy_id: origin.policy_id,
+                        service_id: origin.service_id,
+                    },
+                );
+                let page = match tocsin_store::covering(
+                    &windows,
+                    origin.source_id,
+                    route.service_id.as_deref(),
+                ) {
+                    Some(w) => {
+                        event.notes.push(w.held_note());
+                        false
+                    }
+                    None => true,
+                };
+                RoutedEvent {
+                    event,
+                    policy_id: route.policy_id,
+                    service_id: route.service_id,
+                    page,
+                    route_note: route.note,
+                    first_step_at,
+                }
+            })
+            .collect()
+    }
+
+    /// Route events and store them (dedup, ordering, escalation) in one
+    /// transaction; returns when committed.
+    pub async fn ingest(
+        &self,
+        catalog: &Catalog,
+        origin: Origin<'_>,
+        actor: &Actor,
+        events: Vec<AlertEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<IngestResult>, StoreError> {
+        let routed = self.route(catalog, origin, events, now).await;
+        self.store
+            .ingest(origin.source_id, actor, routed, now)
+            .await
+    }
+
+    /// Accept, un-accept or resolve an alert.
+    pub async fn transition(
+        &self,
+        id: i64,
+        t: Transition,
+        actor: &Actor,
+    ) -> Result<TransitionResult, AppError> {
+        Ok(self.store.transition(id, t, actor, self.now()).await?)
+    }
+
+    /// Hand an alert to one person or another policy; escalation restarts
+    /// at level 1 of the new target.
+    pub async fn reassign(
+        &self,
+        id: i64,
+        to: Assignee,
+        actor: &Actor,
+    ) -> Result<TransitionResult, AppError> {
+        let catalog = self.catalog.current();
+        let target = match to {
+            Assignee::User(u) if catalog.users.contains_key(&u) => format!("user:{u}"),
+            Assignee::User(u) => {
+                return Err(AppError::Invalid(vec![tocsin_config::Problem::new(
+                    "user",
+                    format!("no user `{u}`"),
+                )]));
+            }
+            Assignee::Policy(p) if catalog.policies.contains_key(&p) => p,
+            Assignee::Policy(p) => {
+                return Err(AppError::Invalid(vec![tocsin_config::Problem::new(
+                    "escalation_policy",
+                    format!("no escalation policy `{p}`"),
+                )]));
+            }
+        };
+        Ok(self.store.reassign(id, &target, actor, self.now()).await?)
+    }
+
+    /// Add a comment to an alert's timeline.
+    pub async fn comment(
+        &self,
+        id: i64,
+        actor: &Actor,
+        text: &str,
+    ) -> Result<Option<tocsin_store::TimelineEntry>, AppError> {
+        Ok(self.store.comment(id, actor, text, self.now()).await?)
+    }
+
+    /// Put a catalog change made here in effect on this node at once
+    /// (other nodes follow within a poll).
+    async fn changed(&self) {
+        if let Err(e) = self.catalogs.refresh(self.now()).await {
+            tracing::warn!(error = %e, "could not reload the catalog after a change; the next poll will");
+        }
+    }
+
+    /// Create a managed object (see [`crate::edit::create`]).
+    pub async fn create_object(
+        &self,
+        kind: &str,
+        body: serde_json::Value,
+    ) -> Result<crate::edit::Edited, AppError> {
+        let done = crate::edit::create(self.store.as_ref(), kind, body, self.now()).await?;
+        self.changed().await;
+        Ok(done)
+    }
+
+    /// Replace a managed object (see [`crate::edit::replace`]).
+    pub async fn replace_object(
+        &self,
+        kind: &str,
+        id: &str,
+        body: serde_json::Value,
+        if_match: Option<i64>,
+    ) -> Result<crate::edit::Edited, AppError> {
+        let done =
+            crate::edit::replace(self.store.as_ref(), kind, id, body, if_match, self.now()).await?;
+        self.changed().await;
+        Ok(done)
+    }
+
+    /// Delete a managed object (see [`crate::edit::delete`]).
+    pub async fn delete_object(
+        &self,
+        kind: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), AppError> {
+        crate::edit::delete(self.store.as_ref(), kind, id, if_match, self.now()).await?;
+        self.changed().await;
+        Ok(())
+    }
+
+    /// Give a source a new key (see [`crate::edit::rotate_key`]).
+    pub async fn rotate_key(&self, source: &str) -> Result<String, AppError> {
+        let key = crate::edit::rotate_key(self.store.as_ref(), source, self.now()).await?;
+        self.changed().await;
+        Ok(key)
+    }
+
+    /// Add an override to a schedule (see [`crate::edit::create_override`]).
+    pub async fn create_override(
+        &self,
+        schedule: &str,
+        body: serde_json::Value,
+    ) -> Result<crate::edit::Edited, AppError> {
+        let done =
+            crate::edit::create_override(self.store.as_ref(), schedule, body, self.now()).await?;
+        self.changed().await;
+        Ok(done)
+    }
+
+    /// Remove an override made through the API.
+    pub async fn delete_override(&self, schedule: &str, id: &str) -> Result<(), AppError> {
+        crate::edit::delete_override(self.store.as_ref(), schedule, id, self.now()).await?;
+        self.changed().await;
+        Ok(())
+    }
+
+    /// Plan, or plan and apply, a file sent by `tocsin apply`.
+    pub async fn upload(
+        &self,
+        upload: crate::catalog::FileUpload,
+        apply: bool,
+    ) -> Result<crate::Plan, AppError> {
+        let plan =
+            crate::catalog::plan_upload(self.store.as_ref(), upload, apply, self.now()).await?;
+        if apply && !plan.is_empty() {
+            self.changed().await;
+        }
+        Ok(plan)
+    }
+
+    /// Provision a checked file (`serve --config`, SIGHUP) and put it in effect.
+    pub async fn provision(
+        &self,
+        file: &str,
+        config: &tocsin_config::Config,
+        refs: &tocsin_config::Refs,
+    ) -> Result<crate::Plan, AppError> {
+        let plan =
+            crate::catalog::provision(self.store.as_ref(), file, config, refs, self.now()).await?;
+        self.changed().await;
+        Ok(plan)
+    }
+}
