@@ -438,7 +438,7 @@ fn banner(
                 s.id
             ),
             tocsin_config::SourceType::Opsgenie => format!(
-                "source {} (opsgenie): api_url {public_url}/ with Authorization: GenieKey {key}",
+                "source {} (opsgenie): API base {public_url} with Authorization: GenieKey {key} (Alertmanager's opsgenie_configs api_url: {public_url}/)",
                 s.id
             ),
             tocsin_config::SourceType::Ilert => format!(

@@ -54,6 +54,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v2/enqueue", post(senders::pd_enqueue))
         .route("/v2/change/enqueue", post(senders::pd_change))
         .route("/v2/alerts", post(senders::og_create))
+        .route("/v2/alerts/{id}", get(senders::og_get))
+        .route("/v2/alerts/requests/{id}", get(senders::og_request))
         .route("/v2/alerts/{id}/close", post(senders::og_close))
         .route("/v2/alerts/{id}/acknowledge", post(senders::og_acknowledge))
         .route("/api/events", post(senders::ilert_events))

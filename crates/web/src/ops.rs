@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -63,14 +63,24 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     )
 }
 
-pub async fn not_found(uri: Uri) -> ApiError {
-    ApiError::not_found(format!("no route for {}", redact_path(uri.path())))
+/// 404 for a path no route serves (a sender's path answers in its shape).
+pub async fn not_found(uri: Uri) -> Response {
+    let message = format!("no route for {}", redact_path(uri.path()));
+    crate::senders::v2_refusal(uri.path(), StatusCode::NOT_FOUND, &message)
+        .unwrap_or_else(|| ApiError::not_found(message).into_response())
 }
 
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this path does not accept that method",
+/// 405 for a method a route does not take (a sender's path answers in its shape).
+pub async fn method_not_allowed(uri: Uri) -> Response {
+    let message = "this path does not accept that method";
+    crate::senders::v2_refusal(uri.path(), StatusCode::METHOD_NOT_ALLOWED, message).unwrap_or_else(
+        || {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                message,
+            )
+            .into_response()
+        },
     )
 }

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tocsin_config::SourceType;
 use tocsin_store::{Actor, IngestOutcome, Transition, TransitionResult};
-use tocsin_wire::opsgenie::Identifier;
+use tocsin_wire::opsgenie::{Identifier, RequestAction};
 use tocsin_wire::{Command, ilert, opsgenie, pagerduty};
 
 use crate::error::ApiError;
@@ -130,11 +130,40 @@ fn pd_invalid(errors: Vec<String>) -> Response {
         .into_response()
 }
 
-/// PagerDuty answers malformed bodies and bad keys with 400 too.
+/// PagerDuty answers malformed bodies and bad keys with 400 too; other
+/// refusals keep their status in PagerDuty's shape. Storage trouble stays
+/// Tocsin's 503 (senders retry it).
 fn pd_error(e: ApiError) -> Response {
     match e.status {
-        StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => pd_invalid(vec![e.message]),
-        _ => e.into_response(),
+        StatusCode::BAD_REQUEST => pd_invalid(vec![e.message]),
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::INTERNAL_SERVER_ERROR => e.into_response(),
+        status => pd_shaped(status, &e.message),
+    }
+}
+
+/// An answer in PagerDuty's `{status, message, errors}` shape.
+fn pd_shaped(status: StatusCode, message: &str) -> Response {
+    let what = status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_ascii_lowercase();
+    (
+        status,
+        Json(json!({"status": what, "message": message, "errors": [message]})),
+    )
+        .into_response()
+}
+
+/// A refusal (unknown path, wrong method) of a path under `/v2/` in the
+/// shape of the sender that owns it: Opsgenie's under `/v2/alerts`,
+/// PagerDuty's for the rest. `None`: not a sender's path.
+pub(crate) fn v2_refusal(path: &str, status: StatusCode, message: &str) -> Option<Response> {
+    if path == "/v2/alerts" || path.starts_with("/v2/alerts/") {
+        Some(og(status, Instant::now(), message))
+    } else if path == "/v2" || path.starts_with("/v2/") {
+        Some(pd_shaped(status, message))
+    } else {
+        None
     }
 }
 
@@ -250,27 +279,37 @@ pub async fn pd_change(State(st): State<AppState>, headers: HeaderMap, body: Bod
 
 // ----------------------------------------------------------------- Opsgenie
 
-/// A UUID-shaped request id, as Opsgenie returns.
-fn request_id() -> String {
-    let h = generated_key();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+fn og(status: StatusCode, started: Instant, message: &str) -> Response {
+    og_about(status, started, message, None)
 }
 
-fn og(status: StatusCode, started: Instant, message: &str) -> Response {
+/// Opsgenie's answer; its `requestId` names the alert and action it was
+/// about, for `GET /v2/alerts/requests/{id}`.
+fn og_about(
+    status: StatusCode,
+    started: Instant,
+    message: &str,
+    about: Option<(RequestAction, i64)>,
+) -> Response {
     let took = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    let request_id = opsgenie::request_id(about, &generated_key());
     let body = if status == StatusCode::ACCEPTED {
-        json!({"result": message, "took": took, "requestId": request_id()})
+        json!({"result": message, "took": took, "requestId": request_id})
     } else {
-        json!({"message": message, "code": status.as_u16(), "took": took, "requestId": request_id()})
+        json!({"message": message, "code": status.as_u16(), "took": took, "requestId": request_id})
     };
     (status, Json(body)).into_response()
+}
+
+/// Opsgenie's answer with `data`.
+fn og_data(started: Instant, data: Value) -> Response {
+    let took = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    let request_id = opsgenie::request_id(None, &generated_key());
+    (
+        StatusCode::OK,
+        Json(json!({"data": data, "took": took, "requestId": request_id})),
+    )
+        .into_response()
 }
 
 fn og_error(e: ApiError, started: Instant) -> Response {
@@ -335,7 +374,12 @@ pub async fn og_create(State(st): State<AppState>, headers: HeaderMap, body: Bod
         }
     };
     match apply(&st, &source, cmd, "opsgenie alert api", now).await {
-        Ok(_) => og(StatusCode::ACCEPTED, started, "Request will be processed"),
+        Ok(applied) => og_about(
+            StatusCode::ACCEPTED,
+            started,
+            "Request will be processed",
+            applied.alert_id.map(|id| (RequestAction::Create, id)),
+        ),
         Err(e) => og_error(e, started),
     }
 }
@@ -409,10 +453,174 @@ async fn og_action(
                     &format!("Alert with id [{identifier}] does not exist"),
                 );
             }
-            og(StatusCode::ACCEPTED, started, "Request will be processed")
+            let what = match action {
+                Transition::Accept => RequestAction::Acknowledge,
+                _ => RequestAction::Close,
+            };
+            og_about(
+                StatusCode::ACCEPTED,
+                started,
+                "Request will be processed",
+                applied.alert_id.map(|id| (what, id)),
+            )
         }
         Err(e) => og_error(e, started),
     }
+}
+
+/// The alert of this source that `identifier` names (`identifierType`
+/// id, tiny or alias), if any.
+async fn og_find(
+    st: &AppState,
+    source: &LiveSource,
+    identifier: &str,
+    kind: Option<&str>,
+    started: Instant,
+) -> Result<tocsin_store::Alert, Response> {
+    let id = match opsgenie::identifier(identifier, kind) {
+        Ok(Identifier::Id(id)) => Some(id),
+        Ok(Identifier::Alias(key)) => {
+            st.0.store
+                .open_alert_id(&source.id, key.as_str())
+                .await
+                .map_err(|e| og_error(ApiError::from_store("opsgenie get", e), started))?
+        }
+        Err(e) => {
+            return Err(og(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                started,
+                &e.to_string(),
+            ));
+        }
+    };
+    let alert = match id {
+        Some(id) => {
+            st.0.store
+                .get_alert(id)
+                .await
+                .map_err(|e| og_error(ApiError::from_store("opsgenie get", e), started))?
+        }
+        None => None,
+    };
+    alert.filter(|a| a.source_id == source.id).ok_or_else(|| {
+        og(
+            StatusCode::NOT_FOUND,
+            started,
+            &format!("Alert with id [{identifier}] does not exist"),
+        )
+    })
+}
+
+/// Opsgenie's priority for a severity (SEV0 → P1 … SEV4 → P5).
+fn og_priority(s: tocsin_domain::Severity) -> &'static str {
+    use tocsin_domain::Severity::*;
+    match s {
+        Sev0 => "P1",
+        Sev1 => "P2",
+        Sev2 => "P3",
+        Sev3 => "P4",
+        Sev4 => "P5",
+    }
+}
+
+/// `GET /v2/alerts/{identifier}`: the alert in Opsgenie's shape.
+pub async fn og_get(
+    State(st): State<AppState>,
+    Path(identifier): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let started = Instant::now();
+    let source = match og_source(&st, &headers, started) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let kind = crate::query_param(raw.as_deref(), "identifierType");
+    let a = match og_find(&st, &source, &identifier, kind.as_deref(), started).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let closed = a.status == tocsin_domain::AlertStatus::Resolved;
+    og_data(
+        started,
+        json!({
+            "id": a.id.to_string(),
+            "tinyId": a.id.to_string(),
+            "alias": a.dedup_key,
+            "message": a.summary,
+            "description": a.details,
+            "status": if closed { "closed" } else { "open" },
+            "acknowledged": a.accepted_at.is_some(),
+            "isSeen": a.accepted_at.is_some(),
+            "snoozed": false,
+            "tags": [],
+            "count": a.seen_count,
+            "priority": og_priority(a.severity),
+            "source": a.source_id,
+            "owner": a.accepted_by.clone().unwrap_or_default(),
+            "responders": [],
+            "actions": [],
+            "entity": "",
+            "details": a.labels,
+            "integration": {"id": source.id.clone(), "name": source.id.clone(), "type": "API"},
+            "createdAt": a.created_at,
+            "updatedAt": a.updated_at,
+            "lastOccurredAt": a.last_seen_at,
+            "report": {
+                "ackTime": a.accepted_at.map(|t| (t - a.created_at).num_milliseconds()),
+                "closeTime": a.resolved_at.map(|t| (t - a.created_at).num_milliseconds()),
+                "acknowledgedBy": a.accepted_by,
+                "closedBy": a.resolved_by,
+            },
+        }),
+    )
+}
+
+/// `GET /v2/alerts/requests/{requestId}`: what a create, close or
+/// acknowledge did, with the alert's id (Opsgenie processes requests
+/// later; Tocsin already has, so the answer is final at once).
+pub async fn og_request(
+    State(st): State<AppState>,
+    Path(request): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let started = Instant::now();
+    let source = match og_source(&st, &headers, started) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let not_found = || {
+        og(
+            StatusCode::NOT_FOUND,
+            started,
+            "Request not found. It might not be processed, yet.",
+        )
+    };
+    let Some((action, id)) = opsgenie::parse_request_id(&request) else {
+        return not_found();
+    };
+    let a = match og_find(&st, &source, &id.to_string(), None, started).await {
+        Ok(a) => a,
+        Err(_) => return not_found(),
+    };
+    let status = match action {
+        RequestAction::Create => "Created alert",
+        RequestAction::Close => "Closed alert",
+        RequestAction::Acknowledge => "Acknowledged alert",
+    };
+    og_data(
+        started,
+        json!({
+            "success": true,
+            "isSuccess": true,
+            "action": action.name(),
+            "processedAt": a.updated_at,
+            "integrationId": source.id.clone(),
+            "status": status,
+            "alertId": a.id.to_string(),
+            "alias": a.dedup_key,
+        }),
+    )
 }
 
 /// Accept or resolve by Tocsin alert id; only alerts of this source.

@@ -758,3 +758,131 @@ async fn templates_render_over_the_senders_payload() {
         "{shown}"
     );
 }
+
+/// GET `path` with an `Authorization` header; status and JSON.
+async fn get_with(s: &Server, path: &str, auth: &str) -> (StatusCode, Value) {
+    let res = s
+        .http
+        .get(format!("{}{path}", s.base))
+        .header("authorization", auth)
+        .send()
+        .await
+        .unwrap();
+    (res.status(), res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn refusals_on_sender_paths_answer_in_the_senders_shape() {
+    let s = start().await;
+    let pd_shape =
+        |v: &Value| v["status"].is_string() && v["message"].is_string() && v["errors"].is_array();
+    let og_shape =
+        |v: &Value| v["message"].is_string() && v["code"].is_number() && v["requestId"].is_string();
+    // PagerDuty: unknown path, wrong method, too large, not JSON.
+    let (status, v) = s.send("/v2/nope", None, &json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(pd_shape(&v), "{v}");
+    let res = s
+        .http
+        .get(format!("{}/v2/enqueue", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(pd_shape(&res.json().await.unwrap()));
+    let big = json!({"routing_key": PD, "event_action": "trigger", "payload": {"summary": "x".repeat(6 << 20), "source": "s", "severity": "error"}});
+    let (status, v) = s.send("/v2/enqueue", None, &big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(pd_shape(&v), "{v}");
+    let res = s
+        .http
+        .post(format!("{}/v2/enqueue", s.base))
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(pd_shape(&res.json().await.unwrap()));
+    // Opsgenie: anything under /v2/alerts.
+    let (status, v) = s
+        .send(
+            "/v2/alerts/1/snooze",
+            Some(&format!("GenieKey {OG}")),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(og_shape(&v), "{v}");
+    let res = s
+        .http
+        .delete(format!("{}/v2/alerts", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(og_shape(&res.json().await.unwrap()));
+    // Elsewhere: Tocsin's own error object.
+    let res = s.http.get(format!("{}/nope", s.base)).send().await.unwrap();
+    let v: Value = res.json().await.unwrap();
+    assert!(v["error"]["code"].is_string(), "{v}");
+}
+
+#[tokio::test]
+async fn opsgenie_request_status_and_get_alert_follow_the_sdk_flow() {
+    let s = start().await;
+    let auth = format!("GenieKey {OG}");
+    // Create, then look the request up for the alert id, as the SDK does.
+    let (status, created) = s
+        .send(
+            "/v2/alerts",
+            Some(&auth),
+            &json!({"message": "disk full on db-1", "alias": "disk-db-1", "priority": "P2"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let rid = created["requestId"].as_str().unwrap();
+    let (status, req) = get_with(&s, &format!("/v2/alerts/requests/{rid}"), &auth).await;
+    assert_eq!(status, StatusCode::OK, "{req}");
+    assert_eq!(req["data"]["isSuccess"], true);
+    assert_eq!(req["data"]["action"], "Create");
+    assert_eq!(req["data"]["alias"], "disk-db-1");
+    let alert_id = req["data"]["alertId"].as_str().unwrap().to_owned();
+    // The alert, by id and by alias, in Opsgenie's shape.
+    let (status, got) = get_with(&s, &format!("/v2/alerts/{alert_id}"), &auth).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["data"]["message"], "disk full on db-1");
+    assert_eq!(got["data"]["status"], "open");
+    assert_eq!(got["data"]["priority"], "P2");
+    assert_eq!(got["data"]["acknowledged"], false);
+    let (_, by_alias) = get_with(&s, "/v2/alerts/disk-db-1?identifierType=alias", &auth).await;
+    assert_eq!(by_alias["data"]["id"], alert_id.as_str());
+    // Close by id; the close's request id names the close.
+    let (status, closed) = s
+        .send(
+            &format!("/v2/alerts/{alert_id}/close"),
+            Some(&auth),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let rid = closed["requestId"].as_str().unwrap();
+    let (_, req) = get_with(&s, &format!("/v2/alerts/requests/{rid}"), &auth).await;
+    assert_eq!(req["data"]["action"], "Close");
+    let (_, got) = get_with(&s, &format!("/v2/alerts/{alert_id}"), &auth).await;
+    assert_eq!(got["data"]["status"], "closed");
+    // Another source's key sees neither the request nor the alert.
+    let other = format!("GenieKey {PD}");
+    let (status, _) = get_with(&s, &format!("/v2/alerts/{alert_id}"), &other).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, v) = get_with(
+        &s,
+        "/v2/alerts/requests/00000000-0000-4000-8000-000000000000",
+        &auth,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(v["message"].as_str().unwrap().contains("Request not found"));
+    let (status, _) = get_with(&s, "/v2/alerts/999999", &auth).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

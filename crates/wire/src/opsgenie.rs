@@ -165,3 +165,98 @@ pub fn identifier(value: &str, kind: Option<&str>) -> Result<Identifier, WireErr
         )),
     }
 }
+
+/// What a request did, as Opsgenie's request status names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestAction {
+    Create,
+    Close,
+    Acknowledge,
+}
+
+impl RequestAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestAction::Create => "Create",
+            RequestAction::Close => "Close",
+            RequestAction::Acknowledge => "Acknowledge",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            RequestAction::Create => 1,
+            RequestAction::Close => 2,
+            RequestAction::Acknowledge => 3,
+        }
+    }
+}
+
+/// A UUID-shaped `requestId` that carries the alert it was about and the
+/// action, so that `GET /v2/alerts/requests/{id}` answers on any node
+/// without storing anything: the last group is the alert id (hex), the
+/// fourth starts with 9, a or b for create, close and acknowledge. `random`
+/// fills the rest (at least 19 hex digits). Requests about no alert carry
+/// a fourth group starting with 8 and match nothing.
+pub fn request_id(about: Option<(RequestAction, i64)>, random: &str) -> String {
+    let r = |a: usize, b: usize| random.get(a..b).unwrap_or("0");
+    let (marker, alert) = match about {
+        Some((action, id)) if id > 0 => (8 + action.code(), id),
+        _ => (8, 0),
+    };
+    format!(
+        "{}-{}-4{}-{marker:x}{}-{:012x}",
+        r(0, 8),
+        r(8, 12),
+        r(12, 15),
+        r(15, 18),
+        alert & 0xffff_ffff_ffff
+    )
+}
+
+/// The action and alert a `requestId` made by [`request_id`] is about.
+pub fn parse_request_id(id: &str) -> Option<(RequestAction, i64)> {
+    let parts: Vec<&str> = id.trim().split('-').collect();
+    let [a, b, c, d, e] = parts.as_slice() else {
+        return None;
+    };
+    if a.len() != 8 || b.len() != 4 || c.len() != 4 || d.len() != 4 || e.len() != 12 {
+        return None;
+    }
+    let action = match d.chars().next()? {
+        '9' => RequestAction::Create,
+        'a' => RequestAction::Close,
+        'b' => RequestAction::Acknowledge,
+        _ => return None,
+    };
+    let alert = i64::from_str_radix(e, 16).ok().filter(|n| *n > 0)?;
+    Some((action, alert))
+}
+
+#[cfg(test)]
+mod request_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn request_ids_carry_their_alert_and_action() {
+        let random = "0123456789abcdef0123456789abcdef";
+        for (action, id) in [
+            (RequestAction::Create, 1),
+            (RequestAction::Close, 42),
+            (RequestAction::Acknowledge, 0xffff_ffff),
+        ] {
+            let rid = request_id(Some((action, id)), random);
+            assert_eq!(rid.len(), 36, "{rid}");
+            assert_eq!(parse_request_id(&rid), Some((action, id)), "{rid}");
+        }
+        let none = request_id(None, random);
+        assert_eq!(none.len(), 36);
+        assert_eq!(parse_request_id(&none), None);
+        assert_eq!(parse_request_id("not-a-request"), None);
+        assert_eq!(
+            parse_request_id("00000000-0000-4000-9000-00000000000g"),
+            None
+        );
+    }
+}
