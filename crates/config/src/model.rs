@@ -64,6 +64,19 @@ pub struct Server {
     pub body_limit_bytes: Option<usize>,
     /// How long in-flight requests may take to finish at shutdown (default 10s).
     pub shutdown_timeout: Option<DurationSpec>,
+    /// Serve HTTPS: `{cert_file, key_file}` (PEM; `cert`/`key` hold the PEM
+    /// text itself, e.g. from `${ENV}`).
+    pub tls: Option<Tls>,
+}
+
+/// `server.tls`: the certificate chain and its private key, as PEM.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// The certificate chain (read from `cert_file`).
+    pub cert: String,
+    /// The private key (read from `key_file`).
+    pub key: String,
 }
 
 /// How notifications go out.

@@ -350,3 +350,31 @@ fn the_retry_policy_defaults_and_is_checked() {
     assert_eq!(p.len(), 1, "{p:?}");
     assert!(p[0].starts_with("notifications.retry"), "{p:?}");
 }
+
+#[test]
+fn server_tls_reads_pem_files_and_names_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cert.pem"),
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("key.pem"), "not a key\n").unwrap();
+    let text = format!("{MINIMAL}server: {{tls: {{cert_file: cert.pem, key_file: key.pem}}}}\n");
+    let problems = crate::from_str(&text, dir.path(), &|_| None).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].path, "server.tls.key_file");
+    std::fs::write(
+        dir.path().join("key.pem"),
+        "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let c = crate::from_str(&text, dir.path(), &|_| None).unwrap();
+    assert!(
+        c.server
+            .tls
+            .unwrap()
+            .cert
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+}

@@ -109,6 +109,20 @@ impl Validator {
                 format!("`{u}` is not an http(s) URL; expected e.g. https://tocsin.example.com"),
             );
         }
+        if let Some(tls) = &c.server.tls {
+            if !tls.cert.contains("-----BEGIN CERTIFICATE-----") {
+                self.err(
+                    "server.tls.cert_file",
+                    "expected a PEM certificate chain (a file starting with -----BEGIN CERTIFICATE-----)",
+                );
+            }
+            if !(tls.key.contains("-----BEGIN") && tls.key.contains("PRIVATE KEY-----")) {
+                self.err(
+                    "server.tls.key_file",
+                    "expected a PEM private key (-----BEGIN PRIVATE KEY-----, RSA or EC)",
+                );
+            }
+        }
         if let Some(u) = &c.database.url
             && !(u.starts_with("sqlite:")
                 || u.starts_with("postgres:")

@@ -96,6 +96,8 @@ pub struct App {
     banner: Vec<String>,
     application: Arc<tocsin_app::Application>,
     config_path: PathBuf,
+    /// `server.tls`: serve HTTPS with this certificate.
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
 }
 
 impl App {
@@ -123,11 +125,23 @@ impl App {
             format!("cannot listen on {listen}; is another process using it? Set server.listen, --listen or TOCSIN_LISTEN")
         })?;
         let addr = listener.local_addr()?;
+        let tls = match &config.server.tls {
+            Some(t) => Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem(
+                    t.cert.clone().into_bytes(),
+                    t.key.clone().into_bytes(),
+                )
+                .await
+                .context("server.tls: the certificate or key cannot be used; give a PEM certificate chain (cert_file) and its private key (key_file)")?,
+            ),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let public_url = opts
             .public_url
             .clone()
             .or_else(|| config.server.public_url.clone())
-            .unwrap_or_else(|| format!("http://{addr}"));
+            .unwrap_or_else(|| format!("{scheme}://{addr}"));
         let public_url = public_url.trim_end_matches('/').to_owned();
         let channels_now = channels(&loaded.catalog, &public_url)?;
         let application = tocsin_app::Application::new(
@@ -147,7 +161,7 @@ impl App {
         let escalate_now = state.escalation_wakeup();
         let dispatch_now = state.dispatch_wakeup();
         let router = tocsin_web::app(state);
-        let banner = banner(&loaded, &url, store.backend(), addr, &public_url);
+        let banner = banner(&loaded, &url, store.backend(), addr, scheme, &public_url);
 
         let mut escalation =
             tocsin_engine::EscalationWorker::new(store.clone(), application.catalog.clone());
@@ -201,6 +215,7 @@ impl App {
             banner,
             application,
             config_path: opts.config.clone(),
+            tls,
         })
     }
 
@@ -241,6 +256,7 @@ impl App {
             banner: _,
             application,
             config_path,
+            tls,
         } = self;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, storage = store.backend(), sources, "serving");
@@ -314,12 +330,32 @@ impl App {
             );
             let _ = stop_tx.send(true);
         });
-        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        });
+        let server = async move {
+            match tls {
+                None => axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = http_stop.wait_for(|s| *s).await;
+                    })
+                    .await
+                    .context("the HTTP server failed"),
+                Some(tls) => {
+                    let handle = axum_server::Handle::new();
+                    let stopper = handle.clone();
+                    tokio::spawn(async move {
+                        let _ = http_stop.wait_for(|s| *s).await;
+                        stopper.graceful_shutdown(Some(shutdown_grace));
+                    });
+                    axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+                        .handle(handle)
+                        .serve(router.into_make_service())
+                        .await
+                        .context("the HTTPS server failed")
+                }
+            }
+        };
         let mut grace_stop = stop_rx.clone();
         tokio::select! {
-            r = server => r.context("the HTTP server failed")?,
+            r = server => r?,
             _ = async {
                 let _ = grace_stop.wait_for(|s| *s).await;
                 tokio::time::sleep(shutdown_grace).await;
@@ -406,11 +442,12 @@ fn banner(
     url: &str,
     backend: &str,
     addr: std::net::SocketAddr,
+    scheme: &str,
     public_url: &str,
 ) -> Vec<String> {
     let mut out = vec![
         format!(
-            "Tocsin {} listening on http://{addr}",
+            "Tocsin {} listening on {scheme}://{addr}",
             env!("CARGO_PKG_VERSION")
         ),
         format!(

@@ -105,7 +105,13 @@ pub struct Applied {
 /// given, is the owner of the objects it provisions.
 pub async fn apply(client: &Client, file: &std::path::Path, dry_run: bool) -> Result<Applied> {
     let (config, refs) = crate::app::load_config_with_refs(file)?;
-    let document = serde_json::to_value(&config).context("encoding the file")?;
+    let mut document = serde_json::to_value(&config).context("encoding the file")?;
+    // Only the catalog travels: the node settings (and the TLS key) stay here.
+    if let Value::Object(m) = &mut document {
+        for node_only in ["server", "database", "notifications", "status_page"] {
+            m.remove(node_only);
+        }
+    }
     let body = serde_json::json!({
         "file": file.display().to_string(),
         "document": document,
