@@ -483,6 +483,13 @@ pub fn export(stored: &StoredCatalog) -> (Value, Vec<String>) {
     (doc, made_up)
 }
 
+/// [`export`] as tocsin.yaml text.
+pub fn export_yaml(stored: &StoredCatalog) -> Result<(String, Vec<String>), AppError> {
+    let (doc, made_up) = export(stored);
+    let text = files::to_yaml(&doc).map_err(AppError::Internal)?;
+    Ok((text, made_up))
+}
+
 /// A file sent by `tocsin apply`: the name it is recorded by, the document
 /// as the client read and expanded it, and how its secrets were written.
 #[derive(Debug, Clone, serde::Deserialize, Serialize)]

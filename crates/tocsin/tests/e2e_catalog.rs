@@ -159,6 +159,50 @@ async fn a_change_through_one_node_is_in_effect_on_the_other_within_two_seconds(
         took < Duration::from_secs(2),
         "node B took {took:?} to see the change"
     );
+
+    // A policy made through node A's API routes an alert posted to node B.
+    let base_a = format!("http://127.0.0.1:{port_a}");
+    let created = http()
+        .post(format!("{base_a}/api/v1/escalation_policies"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({
+            "id": "db", "routing_key": "db-team",
+            "levels": [{"notify": ["user:alice"], "escalate_after": "5m"}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let changed = Instant::now();
+    let took = wait_for("the policy on node B", Duration::from_secs(10), || {
+        let base_b = base_b.clone();
+        async move {
+            let res = http()
+                .get(format!("{base_b}/api/v1/escalation_policies/db"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .ok()?;
+            (res.status() == 200).then(|| changed.elapsed())
+        }
+    })
+    .await;
+    assert!(took < Duration::from_secs(2), "node B took {took:?}");
+    let mut body: serde_json::Value =
+        serde_json::from_str(&alertmanager_body("DbDown", 1, "firing")).unwrap();
+    body["commonLabels"]["routing_key"] = "db-team".into();
+    body["alerts"][0]["labels"]["routing_key"] = "db-team".into();
+    let res = http()
+        .post(format!("{base_b}/api/v1/events/prometheus/{KEY1}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let answer: serde_json::Value = res.json().await.unwrap();
+    let id = answer["alerts"][0]["id"].as_i64().unwrap();
+    let alert = api_get(&base_b, TOKEN, &format!("/api/v1/alerts/{id}")).await;
+    assert_eq!(alert["policy_id"], "db", "{alert}");
     a.terminate();
     b.terminate();
     pg.stop();

@@ -194,9 +194,8 @@ async fn export(State(st): State<AppState>, _caller: Caller) -> Result<Response,
             .catalog()
             .await
             .map_err(|e| ApiError::from_store("catalog export", e))?;
-    let (doc, made_up) = tocsin_app::catalog::export(&stored);
-    let text = tocsin_config::catalog::to_yaml(&doc)
-        .map_err(|e| ApiError::internal("catalog export", &e))?;
+    let (text, made_up) =
+        tocsin_app::catalog::export_yaml(&stored).map_err(|e| app_error("catalog export", e))?;
     let mut res = (
         [(header::CONTENT_TYPE, "application/yaml; charset=utf-8")],
         text,

@@ -32,7 +32,7 @@ pub async fn prometheus(
     // rate limit).
     let Some(source) = st
         .source_by_key(&key)
-        .filter(|s| s.kind == tocsin_config::SourceType::Prometheus)
+        .filter(|s| s.kind == tocsin_domain::SourceType::Prometheus)
     else {
         m.ingested("unknown", "unknown_key", 1);
         return Err(ApiError::not_found(

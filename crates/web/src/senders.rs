@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use tocsin_config::SourceType;
+use tocsin_domain::SourceType;
 use tocsin_store::{Actor, IngestOutcome, Transition, TransitionResult};
 use tocsin_wire::opsgenie::{Identifier, RequestAction};
 use tocsin_wire::{Command, ilert, opsgenie, pagerduty};
