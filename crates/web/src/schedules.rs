@@ -110,7 +110,7 @@ pub async fn oncall(
 ) -> Result<Json<Value>, ApiError> {
     let live = st.live();
     let s = schedule(&live, &id)?;
-    let at = parse_time("at", q.at.as_deref())?.unwrap_or_else(Utc::now);
+    let at = parse_time("at", q.at.as_deref())?.unwrap_or_else(|| st.now());
     Ok(Json(json!({
         "schedule": s.model.id,
         "at": at,
@@ -133,7 +133,7 @@ pub async fn shifts(
 ) -> Result<Json<Value>, ApiError> {
     let live = st.live();
     let s = schedule(&live, &id)?;
-    let from = parse_time("from", q.from.as_deref())?.unwrap_or_else(Utc::now);
+    let from = parse_time("from", q.from.as_deref())?.unwrap_or_else(|| st.now());
     let to = parse_time("to", q.to.as_deref())?.unwrap_or(from + TimeDelta::days(7));
     if to <= from {
         return Err(ApiError::bad_request("`to` must be after `from`"));
