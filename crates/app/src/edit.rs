@@ -12,17 +12,10 @@ use tocsin_store::{CatalogObject, CatalogWrite, Expect, Origin, Store, StoreErro
 use crate::AppError;
 use crate::catalog::{check_whole, generate_key};
 
-/// The kinds the API edits (the tocsin.yaml keys, and the URL segments).
-pub const EDITABLE: &[&str] = &[
-    "teams",
-    "users",
-    "support_hours",
-    "schedules",
-    "escalation_policies",
-    "services",
-    "sources",
-    "heartbeats",
-];
+/// The kinds the API edits (the tocsin.yaml keys, and the URL segments):
+/// every stored kind but the providers and API tokens (which only files
+/// provision).
+pub const EDITABLE: &[&str] = tocsin_config::catalog::KINDS.split_at(2).1;
 
 /// Read-only members of an object as the API shows it; ignored on write.
 pub const READ_ONLY: &[&str] = &["origin", "revision"];

@@ -15,7 +15,8 @@ use tocsin_domain::escalation::{Level, Policy, Target};
 
 use crate::{Config, ContactType, Problem, Refs, SmtpTls};
 
-/// The stored kinds, in the order a reader meets them in a file.
+/// The stored kinds, in the order a reader meets them in a file (the first
+/// two, providers and API tokens, only files provision).
 pub const KINDS: &[&str] = &[
     "providers",
     "api_tokens",
@@ -67,6 +68,15 @@ fn pattern(path: &str) -> String {
         }
     }
     out
+}
+
+/// The path of member `k` under `path`.
+fn child(path: &str, k: &str) -> String {
+    if path.is_empty() {
+        k.to_owned()
+    } else {
+        format!("{path}.{k}")
+    }
 }
 
 /// Whether `path` (inside an object of `kind`) holds a secret.
@@ -251,11 +261,7 @@ pub fn exported(
             Value::Object(m) => {
                 let keys: Vec<String> = m.keys().cloned().collect();
                 for k in keys {
-                    let p = if path.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{path}.{k}")
-                    };
+                    let p = child(path, &k);
                     if is_secret(kind, id, &p) {
                         match refs.get(&p) {
                             Some(r) if r.starts_with("file:") => {
@@ -325,21 +331,9 @@ pub fn redact(kind: &str, id: &str, spec: &mut Value) {
     fn walk(kind: &str, id: &str, v: &mut Value, path: &str) {
         match v {
             Value::Object(m) => {
-                m.retain(|k, _| {
-                    let p = if path.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{path}.{k}")
-                    };
-                    !is_secret(kind, id, &p)
-                });
+                m.retain(|k, _| !is_secret(kind, id, &child(path, k)));
                 for (k, x) in m.iter_mut() {
-                    let p = if path.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{path}.{k}")
-                    };
-                    walk(kind, id, x, &p);
+                    walk(kind, id, x, &child(path, k));
                 }
             }
             Value::Array(a) => {
