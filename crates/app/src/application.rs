@@ -235,6 +235,37 @@ impl Application {
         Ok(self.store.comment(id, actor, text, self.now()).await?)
     }
 
+    /// A heartbeat was pinged: arm it again (due after interval + grace),
+    /// and when it was overdue resolve its alert through the ingest path
+    /// of every sender. `None`: no such heartbeat in `catalog`.
+    pub async fn heartbeat_ping(
+        &self,
+        catalog: &Catalog,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(tocsin_store::PingResult, DateTime<Utc>)>, AppError> {
+        let Some(hb) = catalog.heartbeats.get(id) else {
+            return Ok(None);
+        };
+        let due = now + hb.interval.as_chrono() + hb.grace.as_chrono();
+        let r = self.store.heartbeat_ping(&hb.id, now, due).await?;
+        if r.previous.as_deref() == Some("overdue") {
+            let source = tocsin_wire::heartbeat::source_id(&hb.id);
+            let origin = Origin {
+                source_id: &source,
+                policy_id: &hb.policy_id,
+                service_id: hb.service_id.as_deref(),
+                support: None,
+            };
+            let event = tocsin_wire::heartbeat::recovered(now)
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+            let actor = Actor::new(format!("heartbeat:{}", hb.id), "heartbeat ping");
+            self.ingest(catalog, origin, &actor, vec![event], now)
+                .await?;
+        }
+        Ok(Some((r, due)))
+    }
+
     /// Put a catalog change made here in effect on this node at once
     /// (other nodes follow within a poll).
     async fn changed(&self) {

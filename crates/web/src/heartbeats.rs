@@ -13,12 +13,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::json;
-use tocsin_store::{Actor, RoutedEvent};
 use tocsin_wire::heartbeat;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::ingest::store_events;
 use crate::state::AppState;
 
 /// `GET /api/v1/heartbeats/{x}`: a ping when `x` is a heartbeat's key (the
@@ -68,27 +66,17 @@ pub async fn ping(
         ));
     }
     let now = st.now();
-    let due = now + hb.interval.as_chrono() + hb.grace.as_chrono();
-    let r =
-        st.0.store
-            .heartbeat_ping(&hb.id, now, due)
+    let Some((r, due)) =
+        st.0.app
+            .heartbeat_ping(&live.catalog, &hb.id, now)
             .await
-            .map_err(|e| ApiError::unavailable("heartbeat ping", &e))?;
+            .map_err(|e| crate::catalog::app_error("heartbeat ping", e))?
+    else {
+        return Err(ApiError::not_found(
+            "the heartbeat was just removed from the catalog",
+        ));
+    };
     st.0.metrics.ingested(&source_id, "ping", 1);
-    if r.previous.as_deref() == Some("overdue") {
-        let ev =
-            heartbeat::recovered(now).map_err(|e| ApiError::internal("heartbeat recovery", &e))?;
-        let actor = Actor::new(format!("heartbeat:{}", hb.id), "heartbeat ping");
-        let routed = RoutedEvent {
-            event: ev,
-            policy_id: hb.policy_id.clone(),
-            service_id: None,
-            route_note: String::new(),
-            first_step_at: None,
-            page: true,
-        };
-        store_events(&st, &source_id, &actor, vec![routed], now).await?;
-    }
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({

@@ -433,3 +433,85 @@ async fn overrides_are_managed_even_on_a_provisioned_schedule() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn every_kind_is_created_read_replaced_and_deleted() {
+    let (api, _dir) = api().await;
+    let objects = [
+        (
+            "teams",
+            json!({"id": "db", "name": "Databases"}),
+            "name",
+            json!("DB team"),
+        ),
+        (
+            "support_hours",
+            json!({"id": "office", "timezone": "Europe/Berlin", "weekly": {"mon-fri": "09:00-18:00"}}),
+            "timezone",
+            json!("UTC"),
+        ),
+        (
+            "schedules",
+            json!({"id": "db-oncall", "timezone": "UTC", "layers": [{"users": ["alice"], "rotation": "1w", "handoff": "2026-01-05T09:00"}]}),
+            "name",
+            json!("DB on call"),
+        ),
+        (
+            "services",
+            json!({"id": "billing", "escalation_policy": "p"}),
+            "public",
+            json!(true),
+        ),
+        (
+            "heartbeats",
+            json!({"id": "backup", "interval": "1h", "escalation_policy": "p"}),
+            "grace",
+            json!("10m"),
+        ),
+    ];
+    for (kind, body, key, value) in objects {
+        let id = body["id"].as_str().unwrap().to_owned();
+        let (status, tag, created) = api.post(&format!("/api/v1/{kind}"), body.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{kind}: {created}");
+        let path = format!("/api/v1/{kind}/{id}");
+        let (status, read_tag, shown) = api.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{kind}: {shown}");
+        assert_eq!(
+            read_tag, tag,
+            "{kind}: the ETag of the create is the ETag of the read"
+        );
+        let mut changed = shown.clone();
+        changed[key] = value.clone();
+        let (status, _, replaced) = api
+            .call(Method::PUT, &path, ADMIN, Some(changed), tag.as_deref())
+            .await;
+        assert_eq!(status, StatusCode::OK, "{kind}: {replaced}");
+        assert_eq!(replaced[key], value, "{kind}");
+        let (_, _, list) = api.get(&format!("/api/v1/{kind}")).await;
+        assert!(
+            list[kind]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o["id"] == id.as_str()),
+            "{kind}: {list}"
+        );
+        if kind == "heartbeats" {
+            // Its key and ping URL came once, and the URL pings it.
+            let url = created["ping_url"].as_str().unwrap();
+            assert!(url.ends_with(created["key"].as_str().unwrap()));
+            let key = created["key"].as_str().unwrap();
+            let ping = api
+                .http
+                .post(format!("{}/api/v1/heartbeats/{key}", api.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(ping.status(), StatusCode::ACCEPTED);
+        }
+        let (status, _, body) = api.call(Method::DELETE, &path, ADMIN, None, None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{kind}: {body}");
+        let (status, _, _) = api.get(&path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{kind}: gone");
+    }
+}
