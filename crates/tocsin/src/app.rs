@@ -114,7 +114,7 @@ impl App {
             .clone()
             .unwrap_or_else(|| config.database_url().to_owned());
         let store: Arc<dyn Store> = Arc::from(open_store(&url, Some(&config)).await?);
-        let file = opts.config.display().to_string();
+        let file = owner_name(&opts.config);
         provision(store.as_ref(), &file, &config, &refs).await?;
         let catalogs = tocsin_app::Catalogs::open(store.clone(), Utc::now())
             .await
@@ -387,6 +387,15 @@ pub async fn serve(opts: &ServeOptions) -> Result<()> {
     app.run_until_stopped(shutdown_signal()).await
 }
 
+/// The name a served config file owns its objects by: its absolute path
+/// (so `tocsin.yaml` and `./tocsin.yaml` are one owner).
+fn owner_name(path: &Path) -> String {
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
 /// On SIGHUP, read the config file again and provision it: the catalog
 /// changes without a restart. A file with an error changes nothing (each
 /// problem is logged with its key path) and the catalog in effect stays.
@@ -407,7 +416,7 @@ async fn reprovision_on_hangup(
                 _ = stop.wait_for(|s| *s) => return,
                 r = hup.recv() => if r.is_none() { return },
             }
-            let file = path.display().to_string();
+            let file = owner_name(&path);
             tracing::info!(file, "SIGHUP: re-reading the config file");
             let (config, refs) = match load_config_with_refs(&path) {
                 Ok(c) => c,

@@ -246,6 +246,11 @@ pub(crate) fn app_error(context: &str, e: AppError) -> ApiError {
         AppError::NotFound(m) => ApiError::not_found(m),
         AppError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
         AppError::Stale(m) => ApiError::new(StatusCode::PRECONDITION_FAILED, "stale", m),
+        AppError::Store(tocsin_store::StoreError::Conflict { kind, id, .. }) => ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("{kind} `{id}` was changed by someone else at the same moment; try again"),
+        ),
         AppError::Store(e) => ApiError::from_store(context, e),
         AppError::Internal(m) => ApiError::internal(context, &m),
     }
