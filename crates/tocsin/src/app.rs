@@ -160,7 +160,7 @@ impl App {
         let metrics = state.metrics_handle();
         let escalate_now = state.escalation_wakeup();
         let dispatch_now = state.dispatch_wakeup();
-        let router = tocsin_web::app(state);
+        let router = tocsin_web::app(state.clone());
         let banner = banner(&loaded, &url, store.backend(), addr, scheme, &public_url);
 
         let mut escalation =
@@ -183,13 +183,17 @@ impl App {
             max_backoff: retry.max_backoff().as_chrono(),
         };
         let dispatcher = Arc::new(dispatcher);
-        // Every catalog put in effect later reaches the channels at once
-        // (the HTTP state and the workers' catalog subscribed themselves).
+        // Every catalog put in effect later reaches the channels at once,
+        // for pages and test notifications (the HTTP state and the
+        // workers' catalog subscribed themselves).
         {
             let dispatcher = dispatcher.clone();
             catalogs.subscribe(move |loaded| {
                 match channels(&loaded.catalog, &public_url) {
-                    Ok(c) => dispatcher.set_channels(c),
+                    Ok(c) => {
+                        state.set_channels(c.clone());
+                        dispatcher.set_channels(c);
+                    }
                     Err(e) => tracing::error!(error = %e, "the new providers cannot be used; notifications keep the ones in effect"),
                 }
             });

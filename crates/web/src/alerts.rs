@@ -365,8 +365,9 @@ pub async fn test_notification(
         delivery_id: String::new(),
     };
     let mut results = Vec::new();
+    let channels = st.channels();
     for (contact, channel, address) in &u.contacts {
-        let r = match st.0.channels.get(channel) {
+        let r = match channels.get(channel) {
             None => Err(format!(
                 "no provider is configured for {channel} notifications; set it under `providers` in tocsin.yaml"
             )),

@@ -108,8 +108,9 @@ pub(crate) struct Inner {
     /// Woken after ingest queued pages itself (a new alert's first level),
     /// so the dispatcher sends them at once.
     pub dispatch: Arc<tokio::sync::Notify>,
-    /// The notification channels, for test notifications.
-    pub channels: HashMap<String, Arc<dyn tocsin_notify::Channel>>,
+    /// The notification channels, for test notifications (replaced when
+    /// the providers change).
+    pub channels: std::sync::RwLock<Arc<HashMap<String, Arc<dyn tocsin_notify::Channel>>>>,
 }
 
 /// The item whose key digest matches `key`. Every digest is compared, in
@@ -397,10 +398,7 @@ impl AppState {
             store_timeout: Duration::from_secs(8),
             public_url: settings.public_url.trim_end_matches('/').to_owned(),
             links: tocsin_domain::links::LinkSigner::new(&loaded.secrets.link_secret),
-            channels: channels
-                .into_iter()
-                .map(|c| (c.name().to_owned(), c))
-                .collect(),
+            channels: std::sync::RwLock::new(Arc::new(by_name(channels))),
             wake: Arc::new(tokio::sync::Notify::new()),
             dispatch: Arc::new(tokio::sync::Notify::new()),
         }));
@@ -433,6 +431,23 @@ impl AppState {
         let live = self.live();
         let index = find_index_by_key(&live.sources, key, |s| &s.key_digest)?;
         Some(LiveSource { live, index })
+    }
+
+    /// Send test notifications through `channels` from now on.
+    pub fn set_channels(&self, channels: Vec<Arc<dyn tocsin_notify::Channel>>) {
+        let channels = Arc::new(by_name(channels));
+        match self.0.channels.write() {
+            Ok(mut c) => *c = channels,
+            Err(poisoned) => *poisoned.into_inner() = channels,
+        }
+    }
+
+    /// The channels in effect.
+    pub(crate) fn channels(&self) -> Arc<HashMap<String, Arc<dyn tocsin_notify::Channel>>> {
+        match self.0.channels.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// The application clock's time.
@@ -470,6 +485,15 @@ impl AppState {
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
     }
+}
+
+fn by_name(
+    channels: Vec<Arc<dyn tocsin_notify::Channel>>,
+) -> HashMap<String, Arc<dyn tocsin_notify::Channel>> {
+    channels
+        .into_iter()
+        .map(|c| (c.name().to_owned(), c))
+        .collect()
 }
 
 /// A phone number without spaces, dashes or parentheses.
