@@ -49,7 +49,9 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: apply migrations, provision the config file's objects
-    /// into storage, print each source's and heartbeat's URL and serve until SIGTERM/SIGINT.
+    /// into storage, print each source's and heartbeat's URL and serve until
+    /// SIGTERM/SIGINT. SIGHUP re-reads the file and provisions it again (a
+    /// file with an error changes nothing).
     Serve {
         /// The tocsin.yaml to apply at start.
         #[arg(long, short, env = "TOCSIN_CONFIG")]
