@@ -47,10 +47,7 @@ pub struct Loaded {
 impl Loaded {
     /// The stored object of `kind` with `id`.
     pub fn object(&self, kind: &str, id: &str) -> Option<&CatalogObject> {
-        self.stored
-            .objects
-            .iter()
-            .find(|o| o.kind == kind && o.id == id)
+        self.stored.object(kind, id)
     }
 }
 
@@ -163,7 +160,7 @@ pub fn plan(
     let mut declared = BTreeSet::new();
     let mut index: BTreeMap<&str, usize> = BTreeMap::new();
     for e in &entries {
-        let i = *index.entry(e.kind).and_modify(|i| *i += 1).or_insert(0);
+        let path = object_path(e.kind, &e.id, &mut index);
         declared.insert((e.kind, e.id.as_str()));
         match by_key.get(&(e.kind, e.id.as_str())) {
             None => {
@@ -188,7 +185,7 @@ pub fn plan(
             }
             Some(o) if o.spec == e.spec => {}
             Some(o) => problems.push(Problem::new(
-                entry_path(e, i),
+                path,
                 format!(
                     "{} `{}` already exists and {}; remove it from this file, or change it where it comes from",
                     e.kind,
@@ -243,38 +240,44 @@ pub fn plan(
             ),
     )?;
     // Keys the file sets go in the same transaction as their objects.
-    let written: BTreeSet<(String, String)> = plan
-        .changes
+    let keys: Vec<CatalogWrite> = entries
         .iter()
-        .filter(|c| c.op != Op::Delete)
-        .map(|c| (c.kind.clone(), c.id.clone()))
+        .filter(|e| written_now(&plan, e))
+        .filter_map(|e| {
+            Some(CatalogWrite::Key {
+                source_id: key_source(e.kind, &e.id)?,
+                key: Some(e.spec.get("key")?.as_str()?.to_owned()),
+            })
+        })
         .collect();
-    let keys = config
-        .sources
-        .iter()
-        .filter(|s| written.contains(&("sources".to_owned(), s.id.clone())))
-        .filter_map(|s| Some((s.id.clone(), s.key.clone()?)))
-        .chain(
-            config
-                .heartbeats
-                .iter()
-                .filter(|h| written.contains(&("heartbeats".to_owned(), h.id.clone())))
-                .filter_map(|h| Some((tocsin_wire::heartbeat::source_id(&h.id), h.key.clone()?))),
-        );
-    for (source_id, key) in keys {
-        plan.writes.push(CatalogWrite::Key {
-            source_id,
-            key: Some(key),
-        });
-    }
+    plan.writes.extend(keys);
     Ok(plan)
 }
 
-fn entry_path(e: &Entry, i: usize) -> String {
-    if e.kind == "providers" {
-        format!("providers.{}", e.id)
+/// Whether the plan creates or updates this entry.
+fn written_now(plan: &Plan, e: &Entry) -> bool {
+    plan.changes
+        .iter()
+        .any(|c| c.op != Op::Delete && c.kind == e.kind && c.id == e.id)
+}
+
+/// The source id a kind's keys are stored under, if it has a key.
+pub(crate) fn key_source(kind: &str, id: &str) -> Option<String> {
+    match kind {
+        "sources" => Some(id.to_owned()),
+        "heartbeats" => Some(tocsin_wire::heartbeat::source_id(id)),
+        _ => None,
+    }
+}
+
+/// The key path of an object in a file: `providers.ID`, or `KIND[i]` for
+/// the next index of its kind (counted in `index`).
+fn object_path<'a>(kind: &'a str, id: &str, index: &mut BTreeMap<&'a str, usize>) -> String {
+    if kind == "providers" {
+        format!("providers.{id}")
     } else {
-        format!("{}[{i}]", e.kind)
+        let i = index.entry(kind).and_modify(|i| *i += 1).or_insert(0);
+        format!("{kind}[{i}]")
     }
 }
 
@@ -296,6 +299,18 @@ fn put(e: &Entry, origin: &Origin, expect: Expect) -> CatalogWrite {
 pub(crate) fn check_whole<'a>(
     objects: impl Iterator<Item = (&'a str, &'a str, &'a Value, Option<&'a Origin>)>,
 ) -> Result<Config, AppError> {
+    check_split(objects).map_err(|(mut own, others)| {
+        own.extend(others);
+        AppError::Invalid(own)
+    })
+}
+
+/// [`check_whole`], with the problems apart: those inside the objects
+/// without an origin (being written), and those they cause in stored
+/// objects (reported by kind and id).
+pub(crate) fn check_split<'a>(
+    objects: impl Iterator<Item = (&'a str, &'a str, &'a Value, Option<&'a Origin>)>,
+) -> Result<Config, (Vec<Problem>, Vec<Problem>)> {
     let objects: Vec<_> = objects.collect();
     let (overrides, objects): (Vec<_>, Vec<_>) = objects
         .into_iter()
@@ -304,18 +319,13 @@ pub(crate) fn check_whole<'a>(
     let mut located: Vec<(String, String, Option<&Origin>)> = Vec::new();
     let mut index: BTreeMap<&str, usize> = BTreeMap::new();
     for (kind, id, _, origin) in &objects {
-        let path = if *kind == "providers" {
-            format!("providers.{id}")
-        } else {
-            let i = index.entry(kind).and_modify(|i| *i += 1).or_insert(0);
-            format!("{kind}[{i}]")
-        };
+        let path = object_path(kind, id, &mut index);
         located.push((path, format!("{kind} `{id}`"), *origin));
     }
     // An override made through the API is checked where a file would put
     // it: in its schedule's `overrides` (the same rules, and the same
     // model once built).
-    let mut missing = Vec::new();
+    let (mut missing_own, mut missing_others) = (Vec::new(), Vec::new());
     for (_, id, spec, origin) in &overrides {
         let schedule = spec.get("schedule").and_then(Value::as_str).unwrap_or("");
         let entry = json_override(spec);
@@ -343,78 +353,75 @@ pub(crate) fn check_whole<'a>(
                     }
                 }
             }
-            None => missing.push(match origin {
-                None => Problem::new(
+            None => match origin {
+                None => missing_own.push(Problem::new(
                     format!("{OVERRIDES}[0].schedule"),
                     format!("unknown schedule `{schedule}`"),
-                ),
-                Some(_) => Problem::new(
+                )),
+                Some(_) => missing_others.push(Problem::new(
                     format!("{OVERRIDES}.{id}"),
                     format!(
                         "override `{id}` (made through the API) would be left without its schedule `{schedule}`; delete it first (DELETE /api/v1/schedules/{schedule}/overrides/{id})"
                     ),
-                ),
-            }),
+                )),
+            },
         }
     }
     // The most specific place first (an override inside its schedule).
     located.sort_by_key(|(path, ..)| std::cmp::Reverse(path.len()));
-    let parsed = files::parse_document(doc);
-    let problems = match parsed {
-        Ok(config) if missing.is_empty() => return Ok(config),
-        Ok(_) => missing,
-        Err(mut problems) => {
-            problems.extend(missing);
-            problems
-        }
+    let problems = match files::parse_document(doc) {
+        Ok(config) if missing_own.is_empty() && missing_others.is_empty() => return Ok(config),
+        Ok(_) => Vec::new(),
+        Err(problems) => problems,
     };
     let within = |path: &str, prefix: &str| {
         path == prefix
             || path.starts_with(&format!("{prefix}."))
             || path.starts_with(&format!("{prefix}["))
     };
-    Err(AppError::Invalid(
-        problems
-            .into_iter()
-            .map(|p| {
-                let hit = located.iter().find(|(prefix, ..)| within(&p.path, prefix));
-                let rest = |prefix: &str| {
-                    p.path
-                        .strip_prefix(prefix)
-                        .unwrap_or("")
-                        .trim_start_matches('.')
-                        .to_owned()
-                };
-                match hit {
-                    Some((prefix, what, Some(origin))) => Problem::new(
-                        p.path.clone(),
-                        format!(
-                            "{what} ({}) would be left broken{}: {}",
-                            origin_text(origin),
-                            Some(rest(prefix))
-                                .filter(|r| !r.is_empty())
-                                .map(|r| format!(" at `{r}`"))
-                                .unwrap_or_default(),
-                            p.message
-                        ),
+    let (mut own, mut others) = (missing_own, missing_others);
+    for p in problems {
+        let hit = located.iter().find(|(prefix, ..)| within(&p.path, prefix));
+        let theirs = matches!(hit, Some((_, _, Some(_))));
+        let p = {
+            let rest = |prefix: &str| {
+                p.path
+                    .strip_prefix(prefix)
+                    .unwrap_or("")
+                    .trim_start_matches('.')
+                    .to_owned()
+            };
+            match hit {
+                Some((prefix, what, Some(origin))) => Problem::new(
+                    p.path.clone(),
+                    format!(
+                        "{what} ({}) would be left broken{}: {}",
+                        origin_text(origin),
+                        Some(rest(prefix))
+                            .filter(|r| !r.is_empty())
+                            .map(|r| format!(" at `{r}`"))
+                            .unwrap_or_default(),
+                        p.message
                     ),
-                    // The override being written: paths inside it.
-                    Some((prefix, _, None)) if prefix.contains(".overrides[") => {
-                        let r = rest(prefix);
-                        Problem::new(
-                            if r.is_empty() {
-                                format!("{OVERRIDES}[0]")
-                            } else {
-                                format!("{OVERRIDES}[0].{r}")
-                            },
-                            p.message,
-                        )
-                    }
-                    _ => p,
+                ),
+                // The override being written: paths inside it.
+                Some((prefix, _, None)) if prefix.contains(".overrides[") => {
+                    let r = rest(prefix);
+                    Problem::new(
+                        if r.is_empty() {
+                            format!("{OVERRIDES}[0]")
+                        } else {
+                            format!("{OVERRIDES}[0].{r}")
+                        },
+                        p.message,
+                    )
                 }
-            })
-            .collect(),
-    ))
+                _ => p,
+            }
+        };
+        if theirs { others.push(p) } else { own.push(p) }
+    }
+    Err((own, others))
 }
 
 /// The stored kind of overrides made through the API (not a tocsin.yaml
@@ -514,20 +521,15 @@ pub async fn plan_upload(
         )]));
     }
     let config = files::parse_document(upload.document).map_err(AppError::Invalid)?;
-    let mut attempt = 0;
-    loop {
-        let stored = store.catalog().await?;
-        let plan = plan(&stored, &upload.file, &config, &upload.secret_refs)?;
-        if !apply_it {
-            return Ok(plan);
-        }
-        match apply(store, &plan, now).await {
-            Err(AppError::Store(tocsin_store::StoreError::Conflict { .. })) if attempt < 3 => {
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-            Ok(_) => return Ok(plan),
-        }
+    if apply_it {
+        provision(store, &upload.file, &config, &upload.secret_refs, now).await
+    } else {
+        plan(
+            &store.catalog().await?,
+            &upload.file,
+            &config,
+            &upload.secret_refs,
+        )
     }
 }
 

@@ -10,7 +10,7 @@ use tocsin_config::catalog::{is_secret, normalize};
 use tocsin_store::{CatalogObject, CatalogWrite, Expect, Origin, Store, StoreError, StoredCatalog};
 
 use crate::AppError;
-use crate::catalog::{check_whole, generate_key};
+use crate::catalog::{check_split, generate_key, key_source};
 
 /// The kinds the API edits (the tocsin.yaml keys, and the URL segments):
 /// every stored kind but the providers and API tokens (which only files
@@ -26,19 +26,6 @@ pub struct Edited {
     pub object: CatalogObject,
     /// A source's or heartbeat's key, made at its creation (shown once).
     pub key: Option<String>,
-}
-
-/// The source id a kind's keys are stored under, if it has a key.
-fn key_source(kind: &str, id: &str) -> Option<String> {
-    match kind {
-        "sources" => Some(id.to_owned()),
-        "heartbeats" => Some(tocsin_wire::heartbeat::source_id(id)),
-        _ => None,
-    }
-}
-
-fn find<'a>(stored: &'a StoredCatalog, kind: &str, id: &str) -> Option<&'a CatalogObject> {
-    stored.objects.iter().find(|o| o.kind == kind && o.id == id)
 }
 
 fn not_found(kind: &str, id: &str) -> AppError {
@@ -165,38 +152,39 @@ fn check_with(
         .iter()
         .filter(|o| !(o.kind == kind && o.id == id))
         .map(|o| (o.kind.as_str(), o.id.as_str(), &o.spec, Some(&o.origin)));
-    match check_whole(first.into_iter().chain(others)) {
-        Ok(_) => Ok(()),
-        Err(AppError::Invalid(problems)) => {
-            let prefix = format!("{kind}[0]");
-            let (mine, theirs): (Vec<Problem>, Vec<Problem>) = problems
-                .into_iter()
-                .partition(|p| edited.is_some() && !p.message.contains("would be left broken"));
-            if !theirs.is_empty() {
-                return Err(AppError::Conflict(
-                    theirs
-                        .iter()
-                        .map(|p| p.message.clone())
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                ));
-            }
-            Err(AppError::Invalid(
-                mine.into_iter()
-                    .map(|p| {
-                        let rel = p
-                            .path
-                            .strip_prefix(prefix.as_str())
-                            .unwrap_or(&p.path)
-                            .trim_start_matches('.')
-                            .to_owned();
-                        Problem::new(rel, p.message)
-                    })
-                    .collect(),
-            ))
-        }
-        Err(e) => Err(e),
+    let Err((mine, mut theirs)) = check_split(first.into_iter().chain(others)) else {
+        return Ok(());
+    };
+    // Without an edited object (a delete) every problem is another's.
+    let mine = if edited.is_some() {
+        mine
+    } else {
+        theirs.extend(mine);
+        Vec::new()
+    };
+    if !theirs.is_empty() {
+        return Err(AppError::Conflict(
+            theirs
+                .iter()
+                .map(|p| p.message.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
     }
+    let prefix = format!("{kind}[0]");
+    Err(AppError::Invalid(
+        mine.into_iter()
+            .map(|p| {
+                let rel = p
+                    .path
+                    .strip_prefix(prefix.as_str())
+                    .unwrap_or(&p.path)
+                    .trim_start_matches('.')
+                    .to_owned();
+                Problem::new(rel, p.message)
+            })
+            .collect(),
+    ))
 }
 
 fn lost_race(e: AppError, kind: &str, id: &str, if_match: Option<i64>) -> AppError {
@@ -218,7 +206,8 @@ fn lost_race(e: AppError, kind: &str, id: &str, if_match: Option<i64>) -> AppErr
 
 async fn reread(store: &dyn Store, kind: &str, id: &str) -> Result<CatalogObject, AppError> {
     let stored = store.catalog().await?;
-    find(&stored, kind, id)
+    stored
+        .object(kind, id)
         .cloned()
         .ok_or_else(|| not_found(kind, id))
 }
@@ -245,7 +234,7 @@ pub async fn create(
     editable(kind)?;
     let (id, spec) = body_spec(kind, None, body)?;
     let stored = store.catalog().await?;
-    if let Some(o) = find(&stored, kind, &id) {
+    if let Some(o) = stored.object(kind, &id) {
         return Err(AppError::Conflict(format!(
             "{} `{id}` already exists ({}); PUT /api/v1/{kind}/{id} changes it",
             singular(kind),
@@ -299,7 +288,7 @@ pub async fn replace(
 ) -> Result<Edited, AppError> {
     editable(kind)?;
     let stored = store.catalog().await?;
-    let old = find(&stored, kind, id).ok_or_else(|| not_found(kind, id))?;
+    let old = stored.object(kind, id).ok_or_else(|| not_found(kind, id))?;
     read_only_check(old)?;
     revision_check(old, if_match)?;
     let (_, mut spec) = body_spec(kind, Some(id), body)?;
@@ -344,7 +333,7 @@ pub async fn delete(
 ) -> Result<(), AppError> {
     editable(kind)?;
     let stored = store.catalog().await?;
-    let old = find(&stored, kind, id).ok_or_else(|| not_found(kind, id))?;
+    let old = stored.object(kind, id).ok_or_else(|| not_found(kind, id))?;
     read_only_check(old)?;
     revision_check(old, if_match)?;
     check_with(&stored, kind, id, None)?;
@@ -374,7 +363,9 @@ pub async fn rotate_key(
     now: DateTime<Utc>,
 ) -> Result<String, AppError> {
     let stored = store.catalog().await?;
-    let source = find(&stored, "sources", id).ok_or_else(|| not_found("sources", id))?;
+    let source = stored
+        .object("sources", id)
+        .ok_or_else(|| not_found("sources", id))?;
     if source.spec.get("key").is_some() {
         return Err(AppError::Conflict(format!(
             "source `{id}` has its key set in its spec ({}); change `key` there",
@@ -428,7 +419,9 @@ pub async fn create_override(
     now: DateTime<Utc>,
 ) -> Result<Edited, AppError> {
     let stored = store.catalog().await?;
-    let s = find(&stored, "schedules", schedule).ok_or_else(|| not_found("schedules", schedule))?;
+    let s = stored
+        .object("schedules", schedule)
+        .ok_or_else(|| not_found("schedules", schedule))?;
     let tz: chrono_tz::Tz = s
         .spec
         .get("timezone")
@@ -495,7 +488,7 @@ pub async fn delete_override(
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
     let stored = store.catalog().await?;
-    let o = find(&stored, crate::catalog::OVERRIDES, id)
+    let o = stored.object(crate::catalog::OVERRIDES, id)
         .filter(|o| o.spec.get("schedule").and_then(Value::as_str) == Some(schedule))
         .ok_or_else(|| AppError::NotFound(format!("schedule `{schedule}` has no override `{id}` made through the API (overrides in a file are changed there)")))?;
     store

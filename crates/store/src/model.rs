@@ -45,6 +45,13 @@ pub struct StoredCatalog {
     pub objects: Vec<CatalogObject>,
 }
 
+impl StoredCatalog {
+    /// The object of `kind` with `id`.
+    pub fn object(&self, kind: &str, id: &str) -> Option<&CatalogObject> {
+        self.objects.iter().find(|o| o.kind == kind && o.id == id)
+    }
+}
+
 /// What a catalog write expects to find, checked in its transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
