@@ -24,19 +24,34 @@ impl Caller {
 
     /// Fail with 403 unless the role may act on alerts.
     pub fn must_act(&self) -> Result<(), ApiError> {
-        if self.role.may_act() {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!(
-                    "token `{}` has role {}; accepting, resolving and commenting need responder or admin",
-                    self.name,
-                    self.role.as_str()
-                ),
-            ))
+        self.must(
+            self.role.may_act(),
+            "accepting, resolving and commenting need responder or admin",
+        )
+    }
+
+    /// Fail with 403 unless the token is an admin's.
+    pub fn must_admin(&self) -> Result<(), ApiError> {
+        self.must(
+            self.role == Role::Admin,
+            "changing the catalog needs an admin token",
+        )
+    }
+
+    /// 403 naming the token, its role and what `need`s more, unless `allowed`.
+    fn must(&self, allowed: bool, need: &str) -> Result<(), ApiError> {
+        if allowed {
+            return Ok(());
         }
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "token `{}` has role {}; {need}",
+                self.name,
+                self.role.as_str()
+            ),
+        ))
     }
 }
 

@@ -17,7 +17,7 @@ use tocsin_domain::SourceType;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ingest::read_json_body;
-use crate::state::AppState;
+use crate::state::{AppState, Live};
 
 /// Add the catalog routes; `lists` are the kinds whose `GET` list another
 /// module serves (a view with computed fields), by kind.
@@ -128,7 +128,7 @@ async fn create_override(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    must_admin(&caller)?;
+    caller.must_admin()?;
     let body = body_json(&st, &headers, body).await?;
     let done =
         st.0.app
@@ -147,7 +147,7 @@ async fn delete_override(
     caller: Caller,
     Path((id, oid)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    must_admin(&caller)?;
+    caller.must_admin()?;
     st.0.app
         .delete_override(&id, &oid)
         .await
@@ -165,7 +165,7 @@ async fn upload(
     body: Body,
     apply_it: bool,
 ) -> Result<Json<Value>, ApiError> {
-    must_admin(&caller)?;
+    caller.must_admin()?;
     let body = body_json(&st, &headers, body).await?;
     let upload: tocsin_app::catalog::FileUpload = serde_json::from_value(body).map_err(|e| {
         ApiError::bad_request(format!(
@@ -283,22 +283,6 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
         })
 }
 
-fn must_admin(caller: &Caller) -> Result<(), ApiError> {
-    if caller.role == tocsin_domain::Role::Admin {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "token `{}` has role {}; changing the catalog needs an admin token",
-                caller.name,
-                caller.role.as_str()
-            ),
-        ))
-    }
-}
-
 async fn body_json(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
     let bytes = read_json_body(headers, body, st.0.body_limit).await?;
     serde_json::from_slice(&bytes)
@@ -321,8 +305,7 @@ async fn list(State(st): State<AppState>, _caller: Caller, kind: &'static str) -
 
 /// The stored object's view merged under a list entry that another module
 /// computed (its own fields win), for the kinds with a view of their own.
-pub(crate) fn with_object(st: &AppState, kind: &str, id: &str, mut entry: Value) -> Value {
-    let live = st.live();
+pub(crate) fn with_object(live: &Live, kind: &str, id: &str, mut entry: Value) -> Value {
     if let (Some(o), Value::Object(m)) = (live.loaded.object(kind, id), &mut entry)
         && let Value::Object(view) = edit::view(o)
     {
@@ -378,7 +361,7 @@ async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    must_admin(&caller)?;
+    caller.must_admin()?;
     let body = body_json(&st, &headers, body).await?;
     let done =
         st.0.app
@@ -410,7 +393,7 @@ async fn replace(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    must_admin(&caller)?;
+    caller.must_admin()?;
     let expected = if_match(&headers)?;
     let body = body_json(&st, &headers, body).await?;
     let done =
@@ -432,7 +415,7 @@ async fn remove(
     id: String,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    must_admin(&caller)?;
+    caller.must_admin()?;
     let expected = if_match(&headers)?;
     st.0.app
         .delete_object(kind, &id, expected)
@@ -447,7 +430,7 @@ async fn rotate_key(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    must_admin(&caller)?;
+    caller.must_admin()?;
     let key =
         st.0.app
             .rotate_key(&id)

@@ -100,8 +100,8 @@ pub async fn list(
             .await
             .map_err(|e| ApiError::from_store("list heartbeats", e))?;
     let now = st.now();
-    let out: Vec<serde_json::Value> = st
-        .live()
+    let live = st.live();
+    let out: Vec<serde_json::Value> = live
         .heartbeats
         .iter()
         .map(|h| {
@@ -123,7 +123,7 @@ pub async fn list(
                 "pings": row.map(|r| r.pings).unwrap_or(0),
                 "alert_id": row.and_then(|r| r.alert_id),
             });
-            crate::catalog::with_object(&st, "heartbeats", &h.id, view)
+            crate::catalog::with_object(&live, "heartbeats", &h.id, view)
         })
         .collect();
     Ok(Json(json!({ "heartbeats": out })))

@@ -90,7 +90,7 @@ pub async fn list(State(st): State<AppState>, _caller: Caller) -> Json<Value> {
                 "on_call": on_call_json(&live, s, s.model.on_call(now)),
                 "ical_url": st.feed_url(&s.feed_token),
             });
-            crate::catalog::with_object(&st, "schedules", &s.model.id, view)
+            crate::catalog::with_object(&live, "schedules", &s.model.id, view)
         })
         .collect();
     Json(json!({"schedules": out}))
@@ -156,8 +156,8 @@ pub async fn shifts(
 
 /// `GET /api/v1/users`
 pub async fn users(State(st): State<AppState>, _caller: Caller) -> Json<Value> {
-    let out: Vec<Value> = st
-        .live()
+    let live = st.live();
+    let out: Vec<Value> = live
         .users
         .iter()
         .map(|u| {
@@ -170,7 +170,7 @@ pub async fn users(State(st): State<AppState>, _caller: Caller) -> Json<Value> {
                 "teams": u.teams,
                 "ical_url": st.feed_url(&u.feed_token),
             });
-            crate::catalog::with_object(&st, "users", &u.id, view)
+            crate::catalog::with_object(&live, "users", &u.id, view)
         })
         .collect();
     Json(json!({"users": out}))
