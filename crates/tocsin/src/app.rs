@@ -63,10 +63,15 @@ async fn provision(
     let plan = tocsin_app::catalog::provision(store, file, config, refs, Utc::now())
         .await
         .map_err(|e| anyhow::anyhow!("provisioning {file}: {e}"))?;
+    log_plan(file, &plan);
+    Ok(())
+}
+
+/// One log line per change a provisioning made.
+fn log_plan(file: &str, plan: &tocsin_app::Plan) {
     for change in &plan.changes {
         tracing::info!(file, change = %change, "provisioned");
     }
-    Ok(())
 }
 
 /// What `tocsin serve` is told on its command line.
@@ -188,7 +193,14 @@ impl App {
         // workers' catalog subscribed themselves).
         {
             let dispatcher = dispatcher.clone();
+            // Channels are rebuilt only when what they are made of changed.
+            let made_of = std::sync::Mutex::new(channel_inputs(&loaded.catalog));
             catalogs.subscribe(move |loaded| {
+                let now = channel_inputs(&loaded.catalog);
+                match made_of.lock() {
+                    Ok(mut was) if *was != now => *was = now,
+                    _ => return,
+                }
                 match channels(&loaded.catalog, &public_url) {
                     Ok(c) => {
                         state.set_channels(c.clone());
@@ -430,11 +442,7 @@ async fn reprovision_on_hangup(
                 }
             };
             match application.provision(&file, &config, &refs).await {
-                Ok(plan) => {
-                    for change in &plan.changes {
-                        tracing::info!(file, change = %change, "provisioned");
-                    }
-                }
+                Ok(plan) => log_plan(&file, &plan),
                 Err(e) => {
                     tracing::error!(file, error = %e, "provisioning failed; nothing changed, the catalog in effect stays")
                 }
@@ -603,6 +611,24 @@ async fn heartbeat_loop(
         }
     }
 }
+/// What the channels are made of: the providers, and the signing secret of
+/// each webhook URL.
+fn channel_inputs(
+    catalog: &tocsin_domain::Catalog,
+) -> (
+    tocsin_domain::catalog::Providers,
+    std::collections::HashMap<String, String>,
+) {
+    let secrets = catalog
+        .users
+        .values()
+        .flat_map(|u| &u.contacts)
+        .filter(|c| c.channel == "webhook")
+        .filter_map(|c| Some((c.address.clone(), c.secret.clone()?)))
+        .collect();
+    (catalog.providers.clone(), secrets)
+}
+
 /// The notification channels the config's providers enable.
 fn channels(
     catalog: &tocsin_domain::Catalog,
@@ -658,13 +684,7 @@ fn channels(
     .map_err(|e| anyhow::anyhow!("providers.slack: {e}"))?;
     out.push(Arc::new(channel));
     // Webhooks need no provider; contacts with a `secret` get signed requests.
-    let secrets = catalog
-        .users
-        .values()
-        .flat_map(|u| &u.contacts)
-        .filter(|c| c.channel == "webhook")
-        .filter_map(|c| Some((c.address.clone(), c.secret.clone()?)))
-        .collect();
+    let (_, secrets) = channel_inputs(catalog);
     let webhook =
         tocsin_notify::webhook::Webhook::new(secrets).map_err(|e| anyhow::anyhow!("{e}"))?;
     out.push(Arc::new(webhook));
