@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tocsin_domain::catalog::SharedCatalog;
 use tocsin_domain::support_hours::SupportHours;
-use tocsin_domain::{AlertEvent, Catalog, OutsideSupportHours, SourceRouting};
+use tocsin_domain::{AlertEvent, Catalog, OutsideSupportHours, Principal, SourceRouting};
 use tocsin_store::{
     Actor, IngestResult, MaintenanceWindow, RoutedEvent, Store, StoreError, Transition,
     TransitionResult,
@@ -274,77 +274,125 @@ impl Application {
         }
     }
 
-    /// Create a managed object (see [`crate::edit::create`]).
+    /// Create a managed object (see [`crate::edit::create`]); admins only.
     pub async fn create_object(
         &self,
+        p: &Principal,
         kind: &str,
         body: serde_json::Value,
     ) -> Result<crate::edit::Edited, AppError> {
-        let done = crate::edit::create(self.store.as_ref(), kind, body, self.now()).await?;
+        Self::check_catalog(p, &format!("{kind}"))?;
+        let actor = crate::access::actor(p, "api");
+        let done = crate::edit::create(self.store.as_ref(), kind, body, &actor, self.now()).await?;
         self.changed().await;
         Ok(done)
     }
 
-    /// Replace a managed object (see [`crate::edit::replace`]).
+    /// Replace a managed object (see [`crate::edit::replace`]): admins, or
+    /// a responder changing their own contacts and notify rules.
     pub async fn replace_object(
         &self,
+        p: &Principal,
         kind: &str,
         id: &str,
         body: serde_json::Value,
         if_match: Option<i64>,
     ) -> Result<crate::edit::Edited, AppError> {
-        let done =
-            crate::edit::replace(self.store.as_ref(), kind, id, body, if_match, self.now()).await?;
+        if kind == "users" && p.role != tocsin_domain::Role::Admin {
+            self.check_own_profile(p, id, &body).await?;
+        } else {
+            Self::check_catalog(p, &format!("{} {id}", crate::edit::singular(kind)))?;
+        }
+        let actor = crate::access::actor(p, "api");
+        let done = crate::edit::replace(
+            self.store.as_ref(),
+            kind,
+            id,
+            body,
+            if_match,
+            &actor,
+            self.now(),
+        )
+        .await?;
         self.changed().await;
         Ok(done)
     }
 
-    /// Delete a managed object (see [`crate::edit::delete`]).
+    /// Delete a managed object (see [`crate::edit::delete`]); admins only.
     pub async fn delete_object(
         &self,
+        p: &Principal,
         kind: &str,
         id: &str,
         if_match: Option<i64>,
     ) -> Result<(), AppError> {
-        crate::edit::delete(self.store.as_ref(), kind, id, if_match, self.now()).await?;
+        Self::check_catalog(p, &format!("{} {id}", crate::edit::singular(kind)))?;
+        let actor = crate::access::actor(p, "api");
+        crate::edit::delete(self.store.as_ref(), kind, id, if_match, &actor, self.now()).await?;
         self.changed().await;
         Ok(())
     }
 
-    /// Give a source a new key (see [`crate::edit::rotate_key`]).
-    pub async fn rotate_key(&self, source: &str) -> Result<String, AppError> {
-        let key = crate::edit::rotate_key(self.store.as_ref(), source, self.now()).await?;
+    /// Give a source a new key (see [`crate::edit::rotate_key`]); admins only.
+    pub async fn rotate_key(&self, p: &Principal, source: &str) -> Result<String, AppError> {
+        Self::check_catalog(p, &format!("source {source}"))?;
+        let actor = crate::access::actor(p, "api");
+        let key = crate::edit::rotate_key(self.store.as_ref(), source, &actor, self.now()).await?;
         self.changed().await;
         Ok(key)
     }
 
-    /// Add an override to a schedule (see [`crate::edit::create_override`]).
+    /// Add an override to a schedule (see [`crate::edit::create_override`]):
+    /// admins, and responders of the schedule's team.
     pub async fn create_override(
         &self,
+        p: &Principal,
         schedule: &str,
         body: serde_json::Value,
     ) -> Result<crate::edit::Edited, AppError> {
+        if self.catalog.current().schedules.contains_key(schedule) {
+            self.check_overrides(p, schedule)?;
+        }
+        let actor = crate::access::actor(p, "api");
         let done =
-            crate::edit::create_override(self.store.as_ref(), schedule, body, self.now()).await?;
+            crate::edit::create_override(self.store.as_ref(), schedule, body, &actor, self.now())
+                .await?;
         self.changed().await;
         Ok(done)
     }
 
-    /// Remove an override made through the API.
-    pub async fn delete_override(&self, schedule: &str, id: &str) -> Result<(), AppError> {
-        crate::edit::delete_override(self.store.as_ref(), schedule, id, self.now()).await?;
+    /// Remove an override made through the API: admins, and responders of
+    /// the schedule's team.
+    pub async fn delete_override(
+        &self,
+        p: &Principal,
+        schedule: &str,
+        id: &str,
+    ) -> Result<(), AppError> {
+        if self.catalog.current().schedules.contains_key(schedule) {
+            self.check_overrides(p, schedule)?;
+        }
+        let actor = crate::access::actor(p, "api");
+        crate::edit::delete_override(self.store.as_ref(), schedule, id, &actor, self.now()).await?;
         self.changed().await;
         Ok(())
     }
 
-    /// Plan, or plan and apply, a file sent by `tocsin apply`.
+    /// Plan, or plan and apply, a file sent by `tocsin apply` (applying:
+    /// admins only; planning: every role).
     pub async fn upload(
         &self,
+        p: &Principal,
         upload: crate::catalog::FileUpload,
         apply: bool,
     ) -> Result<crate::Plan, AppError> {
+        if apply {
+            Self::check_catalog(p, &format!("the catalog (applying {})", upload.file))?;
+        }
+        let actor = crate::access::actor(p, "api");
         let plan =
-            crate::catalog::plan_upload(self.store.as_ref(), upload, apply, self.now()).await?;
+            crate::catalog::plan_upload(self.store.as_ref(), upload, apply, &actor, self.now())
+                .await?;
         if apply && !plan.is_empty() {
             self.changed().await;
         }
@@ -358,8 +406,10 @@ impl Application {
         config: &tocsin_config::Config,
         refs: &tocsin_config::Refs,
     ) -> Result<crate::Plan, AppError> {
+        let actor = crate::catalog::file_actor(file);
         let plan =
-            crate::catalog::provision(self.store.as_ref(), file, config, refs, self.now()).await?;
+            crate::catalog::provision(self.store.as_ref(), file, config, refs, &actor, self.now())
+                .await?;
         self.changed().await;
         Ok(plan)
     }

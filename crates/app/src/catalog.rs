@@ -12,7 +12,7 @@ use serde_json::Value;
 use tocsin_config::catalog::{self as files, Entry};
 use tocsin_config::{Config, Problem, Refs};
 use tocsin_domain::Catalog;
-use tocsin_store::{CatalogObject, CatalogWrite, Expect, Origin, Store, StoredCatalog};
+use tocsin_store::{Actor, CatalogObject, CatalogWrite, Expect, Origin, Store, StoredCatalog};
 
 use crate::AppError;
 
@@ -442,11 +442,23 @@ fn json_override(spec: &Value) -> Value {
 /// Write a plan in one transaction (every object checked against the
 /// revision the plan was made from, the keys the file sets with them).
 /// `Ok(false)`: nothing to do.
-pub async fn apply(store: &dyn Store, plan: &Plan, now: DateTime<Utc>) -> Result<bool, AppError> {
+pub async fn apply(
+    store: &dyn Store,
+    stored: &StoredCatalog,
+    plan: &Plan,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
     if plan.writes.is_empty() {
         return Ok(false);
     }
-    Ok(store.write_catalog(&plan.writes, now).await?.changed())
+    let commit = crate::audit::write(store, stored, &plan.writes, actor, now).await?;
+    Ok(commit.changed())
+}
+
+/// Who provisioning `file` is in the audit log: `config:FILE`.
+pub fn file_actor(file: &str) -> Actor {
+    Actor::new(format!("config:{file}"), "provisioning")
 }
 
 /// Provision a checked file: plan over the stored catalog and apply. A
@@ -457,13 +469,14 @@ pub async fn provision(
     file: &str,
     config: &Config,
     refs: &Refs,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Plan, AppError> {
     let mut attempt = 0;
     loop {
         let stored = store.catalog().await?;
         let plan = plan(&stored, file, config, refs)?;
-        match apply(store, &plan, now).await {
+        match apply(store, &stored, &plan, actor, now).await {
             Err(AppError::Store(tocsin_store::StoreError::Conflict { .. })) if attempt < 3 => {
                 attempt += 1;
             }
@@ -512,6 +525,7 @@ pub async fn plan_upload(
     store: &dyn Store,
     upload: FileUpload,
     apply_it: bool,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Plan, AppError> {
     if upload.file.trim().is_empty() {
@@ -522,7 +536,16 @@ pub async fn plan_upload(
     }
     let config = files::parse_document(upload.document).map_err(AppError::Invalid)?;
     if apply_it {
-        provision(store, &upload.file, &config, &upload.secret_refs, now).await
+        let actor = Actor::new(actor.name.clone(), format!("apply {}", upload.file));
+        provision(
+            store,
+            &upload.file,
+            &config,
+            &upload.secret_refs,
+            &actor,
+            now,
+        )
+        .await
     } else {
         plan(
             &store.catalog().await?,

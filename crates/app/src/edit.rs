@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tocsin_config::Problem;
 use tocsin_config::catalog::{is_secret, normalize};
-use tocsin_store::{CatalogObject, CatalogWrite, Expect, Origin, Store, StoreError, StoredCatalog};
+use tocsin_store::{
+    Actor, CatalogObject, CatalogWrite, Expect, Origin, Store, StoreError, StoredCatalog,
+};
 
 use crate::AppError;
 use crate::catalog::{check_split, generate_key, key_source};
@@ -229,6 +231,7 @@ pub async fn create(
     store: &dyn Store,
     kind: &str,
     body: Value,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Edited, AppError> {
     editable(kind)?;
@@ -266,8 +269,7 @@ pub async fn create(
         });
         key = Some(k);
     }
-    store
-        .write_catalog(&writes, now)
+    crate::audit::write(store, &stored, &writes, actor, now)
         .await
         .map_err(|e| lost_race(e.into(), kind, &id, None))?;
     Ok(Edited {
@@ -284,6 +286,7 @@ pub async fn replace(
     id: &str,
     body: Value,
     if_match: Option<i64>,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Edited, AppError> {
     editable(kind)?;
@@ -312,8 +315,7 @@ pub async fn replace(
             key: Some(k.to_owned()),
         });
     }
-    store
-        .write_catalog(&writes, now)
+    crate::audit::write(store, &stored, &writes, actor, now)
         .await
         .map_err(|e| lost_race(e.into(), kind, id, if_match))?;
     Ok(Edited {
@@ -329,6 +331,7 @@ pub async fn delete(
     kind: &str,
     id: &str,
     if_match: Option<i64>,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
     editable(kind)?;
@@ -348,8 +351,7 @@ pub async fn delete(
             key: None,
         });
     }
-    store
-        .write_catalog(&writes, now)
+    crate::audit::write(store, &stored, &writes, actor, now)
         .await
         .map_err(|e| lost_race(e.into(), kind, id, if_match))?;
     Ok(())
@@ -360,6 +362,7 @@ pub async fn delete(
 pub async fn rotate_key(
     store: &dyn Store,
     id: &str,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<String, AppError> {
     let stored = store.catalog().await?;
@@ -376,15 +379,11 @@ pub async fn rotate_key(
         )));
     }
     let key = generate_key();
-    store
-        .write_catalog(
-            &[CatalogWrite::Key {
-                source_id: id.to_owned(),
-                key: Some(key.clone()),
-            }],
-            now,
-        )
-        .await?;
+    let writes = [CatalogWrite::Key {
+        source_id: id.to_owned(),
+        key: Some(key.clone()),
+    }];
+    crate::audit::write(store, &stored, &writes, actor, now).await?;
     Ok(key)
 }
 
@@ -416,6 +415,7 @@ pub async fn create_override(
     store: &dyn Store,
     schedule: &str,
     body: Value,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Edited, AppError> {
     let stored = store.catalog().await?;
@@ -461,19 +461,15 @@ pub async fn create_override(
     let id = format!("o{}", &generate_key()[..12]);
     let spec = serde_json::json!({"schedule": schedule, "user": user, "from": from, "to": to});
     check_with(&stored, crate::catalog::OVERRIDES, &id, Some(&spec))?;
-    store
-        .write_catalog(
-            &[CatalogWrite::Put {
-                kind: crate::catalog::OVERRIDES.to_owned(),
-                id: id.clone(),
-                spec,
-                secret_refs: Default::default(),
-                origin: Origin::Managed,
-                expect: Expect::Absent,
-            }],
-            now,
-        )
-        .await?;
+    let writes = [CatalogWrite::Put {
+        kind: crate::catalog::OVERRIDES.to_owned(),
+        id: id.clone(),
+        spec,
+        secret_refs: Default::default(),
+        origin: Origin::Managed,
+        expect: Expect::Absent,
+    }];
+    crate::audit::write(store, &stored, &writes, actor, now).await?;
     Ok(Edited {
         object: reread(store, crate::catalog::OVERRIDES, &id).await?,
         key: None,
@@ -485,22 +481,19 @@ pub async fn delete_override(
     store: &dyn Store,
     schedule: &str,
     id: &str,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
     let stored = store.catalog().await?;
     let o = stored.object(crate::catalog::OVERRIDES, id)
         .filter(|o| o.spec.get("schedule").and_then(Value::as_str) == Some(schedule))
         .ok_or_else(|| AppError::NotFound(format!("schedule `{schedule}` has no override `{id}` made through the API (overrides in a file are changed there)")))?;
-    store
-        .write_catalog(
-            &[CatalogWrite::Delete {
-                kind: o.kind.clone(),
-                id: o.id.clone(),
-                expect: Expect::Revision(o.revision),
-            }],
-            now,
-        )
-        .await?;
+    let writes = [CatalogWrite::Delete {
+        kind: o.kind.clone(),
+        id: o.id.clone(),
+        expect: Expect::Revision(o.revision),
+    }];
+    crate::audit::write(store, &stored, &writes, actor, now).await?;
     Ok(())
 }
 

@@ -10,7 +10,9 @@
 //! - [`edit`]: catalog changes through the API (create, replace, delete,
 //!   rotate a key), checked like the file.
 
+pub mod access;
 mod application;
+pub mod audit;
 pub mod catalog;
 pub mod edit;
 
@@ -24,6 +26,12 @@ pub enum AppError {
     /// The input breaks a rule; every problem names its key path.
     #[error("{}", .0.iter().map(|p| if p.path.is_empty() { p.message.clone() } else { format!("{}: {}", p.path, p.message) }).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<Problem>),
+    /// The caller is not known (no token, an unknown, revoked or expired one).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller lacks a permission; the message names it.
+    #[error("{0}")]
+    Forbidden(String),
     /// No such object.
     #[error("{0}")]
     NotFound(String),

@@ -47,7 +47,7 @@ fn parse(text: &str) -> (tocsin_config::Config, tocsin_config::Refs) {
 
 async fn provision(s: &dyn Store, file: &str, text: &str) -> Result<catalog::Plan, AppError> {
     let (c, refs) = parse(text);
-    catalog::provision(s, file, &c, &refs, now()).await
+    catalog::provision(s, file, &c, &refs, &catalog::file_actor(file), now()).await
 }
 
 fn lines(plan: &catalog::Plan) -> Vec<String> {
@@ -147,6 +147,7 @@ async fn a_change_that_breaks_another_object_applies_nothing(s: Arc<dyn Store>) 
             origin: Origin::Managed,
             expect: Expect::Absent,
         }],
+        &[],
         now(),
     )
     .await
@@ -207,6 +208,7 @@ async fn a_file_cannot_drop_a_schedule_with_overrides_made_through_the_api(s: Ar
         s.as_ref(),
         "primary",
         json!({"user": "bob", "from": "2026-12-24T18:00", "to": "2026-12-25T09:00"}),
+        &tocsin_store::Actor::new("token:admin", "api"),
         now(),
     )
     .await
@@ -238,9 +240,15 @@ async fn a_file_cannot_drop_a_schedule_with_overrides_made_through_the_api(s: Ar
         ),
         e => panic!("expected a key-path error, got {e}"),
     }
-    tocsin_app::edit::delete_override(s.as_ref(), "primary", &o.object.id, now())
-        .await
-        .unwrap();
+    tocsin_app::edit::delete_override(
+        s.as_ref(),
+        "primary",
+        &o.object.id,
+        &tocsin_store::Actor::new("token:admin", "api"),
+        now(),
+    )
+    .await
+    .unwrap();
     provision(s.as_ref(), "a.yaml", V1).await.unwrap();
 }
 

@@ -409,6 +409,7 @@ pub fn build(config: &Config, version: i64) -> c::Catalog {
             s.id.clone(),
             c::ScheduleEntry {
                 name: name(&s.name, &s.id),
+                team: s.team.clone(),
                 model: s.to_domain(),
             },
         );
@@ -460,6 +461,7 @@ pub fn build(config: &Config, version: i64) -> c::Catalog {
                 id: s.id.clone(),
                 name: name(&s.name, &s.id),
                 kind: s.kind,
+                team: s.team.clone(),
                 policy_id: s.escalation_policy.clone(),
                 service_id: s.service.clone(),
                 grouping: s.grouping,
@@ -485,6 +487,7 @@ pub fn build(config: &Config, version: i64) -> c::Catalog {
                 name: name(&h.name, &h.id),
                 interval: h.interval,
                 grace: h.grace,
+                team: h.team.clone(),
                 policy_id: h.escalation_policy.clone(),
                 service_id: h.service.clone(),
                 configured_key: h.key.clone(),
@@ -499,6 +502,7 @@ pub fn build(config: &Config, version: i64) -> c::Catalog {
                 name: t.name.clone(),
                 digest: t.digest()?,
                 role: t.role,
+                user: t.user.clone(),
             })
         })
         .collect();

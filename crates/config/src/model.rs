@@ -51,6 +51,17 @@ pub struct Config {
     pub heartbeats: Vec<Heartbeat>,
     #[serde(default)]
     pub status_page: Option<StatusPage>,
+    #[serde(default)]
+    pub audit: Audit,
+}
+
+/// The audit log.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    /// Entries older than this are deleted (default: `database.retention`;
+    /// `0s` keeps them forever).
+    pub retention: Option<DurationSpec>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -158,6 +169,11 @@ pub struct ApiToken {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_sha256: Option<String>,
     pub role: Role,
+    /// The user the token acts as: it takes that user's teams, and its
+    /// role may be no higher than theirs. Without one it is a service
+    /// token with its role and no teams.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 impl ApiToken {
@@ -371,6 +387,8 @@ pub struct Schedule {
     pub id: String,
     pub name: Option<String>,
     pub timezone: String,
+    /// The owning team: its responders may add and remove overrides.
+    pub team: Option<String>,
     #[serde(default)]
     pub layers: Vec<Layer>,
     #[serde(default)]
@@ -450,6 +468,8 @@ pub struct Source {
     /// The secret key; when left out, Tocsin generates one on first start and
     /// keeps it in the database.
     pub key: Option<String>,
+    /// The owning team: its responders act on the source's alerts.
+    pub team: Option<String>,
     pub escalation_policy: String,
     pub service: Option<String>,
     #[serde(default)]
@@ -495,6 +515,8 @@ pub struct Heartbeat {
     pub interval: DurationSpec,
     #[serde(default = "default_grace")]
     pub grace: DurationSpec,
+    /// The owning team: its responders act on the heartbeat's alerts.
+    pub team: Option<String>,
     pub escalation_policy: String,
     pub service: Option<String>,
 }
@@ -536,6 +558,16 @@ impl Config {
             Some(d) if d.as_secs() == 0 => None,
             Some(d) => Some(d),
             None => Some(DurationSpec::from_secs(DEFAULT_RETENTION_DAYS * 86_400)),
+        }
+    }
+
+    /// How long audit entries are kept (`None`: forever): `audit.retention`,
+    /// else `database.retention`.
+    pub fn audit_retention(&self) -> Option<DurationSpec> {
+        match self.audit.retention {
+            Some(d) if d.as_secs() == 0 => None,
+            Some(d) => Some(d),
+            None => self.retention(),
         }
     }
 

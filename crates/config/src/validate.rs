@@ -183,6 +183,22 @@ impl Validator {
         self.ids("sources", c.sources.iter().map(|s| s.id.as_str()));
         self.ids("heartbeats", c.heartbeats.iter().map(|h| h.id.as_str()));
 
+        for (i, t) in c.api_tokens.iter().enumerate() {
+            let Some(user) = &t.user else { continue };
+            self.reference(format!("api_tokens[{i}].user"), "users", user, &users);
+            if let Some(u) = c.users.iter().find(|u| &u.id == user)
+                && !t.role.at_most(u.role)
+            {
+                self.err(
+                    format!("api_tokens[{i}].role"),
+                    format!(
+                        "the token acts as user `{user}`, whose role is {}; a token's role may be no higher than its user's",
+                        u.role.as_str()
+                    ),
+                );
+            }
+        }
+
         for (i, u) in c.users.iter().enumerate() {
             for (j, t) in u.teams.iter().enumerate() {
                 self.reference(format!("users[{i}].teams[{j}]"), "teams", t, &teams);
@@ -245,6 +261,9 @@ impl Validator {
 
         for (i, s) in c.schedules.iter().enumerate() {
             self.timezone(format!("schedules[{i}].timezone"), &s.timezone);
+            if let Some(t) = &s.team {
+                self.reference(format!("schedules[{i}].team"), "teams", t, &teams);
+            }
             for (j, l) in s.layers.iter().enumerate() {
                 let p = format!("schedules[{i}].layers[{j}]");
                 if l.users.is_empty() {
@@ -348,6 +367,9 @@ impl Validator {
         let mut keys: BTreeMap<&str, String> = BTreeMap::new();
         for (i, s) in c.sources.iter().enumerate() {
             let p = format!("sources[{i}]");
+            if let Some(t) = &s.team {
+                self.reference(format!("{p}.team"), "teams", t, &teams);
+            }
             self.reference(
                 format!("{p}.escalation_policy"),
                 "escalation_policies",
@@ -384,6 +406,9 @@ impl Validator {
         }
         for (i, h) in c.heartbeats.iter().enumerate() {
             let p = format!("heartbeats[{i}]");
+            if let Some(t) = &h.team {
+                self.reference(format!("{p}.team"), "teams", t, &teams);
+            }
             self.reference(
                 format!("{p}.escalation_policy"),
                 "escalation_policies",

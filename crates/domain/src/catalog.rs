@@ -92,6 +92,7 @@ impl User {
 #[derive(Debug, Clone)]
 pub struct ScheduleEntry {
     pub name: String,
+    pub team: Option<String>,
     pub model: Schedule,
 }
 
@@ -122,6 +123,7 @@ pub struct Source {
     pub id: String,
     pub name: String,
     pub kind: SourceType,
+    pub team: Option<String>,
     pub policy_id: String,
     pub service_id: Option<String>,
     pub grouping: Grouping,
@@ -146,6 +148,7 @@ pub struct Heartbeat {
     pub name: String,
     pub interval: DurationSpec,
     pub grace: DurationSpec,
+    pub team: Option<String>,
     pub policy_id: String,
     pub service_id: Option<String>,
     /// The key the file sets; `None`: generated once and kept in storage.
@@ -158,6 +161,8 @@ pub struct ApiToken {
     pub name: String,
     pub digest: TokenDigest,
     pub role: Role,
+    /// The user it acts as; `None` for a service token.
+    pub user: Option<String>,
 }
 
 /// How the SMTP connection is secured.

@@ -2,6 +2,7 @@
 //! not need IO. Nothing here reads a clock, a file or a socket; callers pass
 //! the current time in.
 
+pub mod access;
 pub mod alert;
 pub mod catalog;
 pub mod duration;
@@ -14,6 +15,7 @@ pub mod secret;
 pub mod support_hours;
 pub mod types;
 
+pub use access::{Denied, Permission, Principal, Scope};
 pub use alert::{AlertStatus, Link, Member, MemberStatus, TimelineKind};
 pub use catalog::{Catalog, SourceType};
 pub use duration::DurationSpec;

@@ -158,6 +158,35 @@ impl Role {
     pub fn may_act(self) -> bool {
         matches!(self, Role::Admin | Role::Responder)
     }
+
+    /// 2 for admin, 1 for responder, 0 for observer.
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::Admin => 2,
+            Role::Responder => 1,
+            Role::Observer => 0,
+        }
+    }
+
+    /// Whether this role grants nothing `other` does not.
+    pub fn at_most(self, other: Role) -> bool {
+        self.rank() <= other.rank()
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "responder" => Ok(Role::Responder),
+            "observer" => Ok(Role::Observer),
+            other => Err(ParseError(format!(
+                "unknown role `{other}`; expected admin, responder or observer"
+            ))),
+        }
+    }
 }
 
 /// How a Prometheus source turns Alertmanager notifications into alerts.

@@ -53,9 +53,16 @@ struct Env {
 async fn application(store: &Arc<dyn Store>, text: &str) -> Arc<tocsin_app::Application> {
     let (config, refs) =
         tocsin_config::from_str_with_refs(text, Path::new("."), &|_| None).unwrap();
-    tocsin_app::catalog::provision(store.as_ref(), "test.yaml", &config, &refs, t(0))
-        .await
-        .unwrap();
+    tocsin_app::catalog::provision(
+        store.as_ref(),
+        "test.yaml",
+        &config,
+        &refs,
+        &tocsin_app::catalog::file_actor("test.yaml"),
+        t(0),
+    )
+    .await
+    .unwrap();
     let catalogs = tocsin_app::Catalogs::open(store.clone(), t(0))
         .await
         .unwrap();
@@ -435,7 +442,7 @@ async fn heartbeat_falls_due_once_and_pages(e: Env) {
             t(7000),
             t(9000),
             "upgrade",
-            "token:t",
+            &tocsin_store::Actor::new("token:t", "api"),
             t(7000),
         )
         .await

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use crate::db::{Backend, Conn, DbError, Row, Tx, args};
 use crate::imp::{ms, spec_hash};
 use crate::{
-    CatalogCommit, CatalogObject, CatalogWrite, Expect, Origin, StoreError, StoredCatalog,
+    AuditRecord, CatalogCommit, CatalogObject, CatalogWrite, Expect, Origin, StoreError,
+    StoredCatalog,
 };
 
 const COLUMNS: &str =
@@ -113,9 +114,10 @@ fn check(
 pub(crate) async fn write<B: Backend>(
     b: &B,
     writes: &[CatalogWrite],
-    now: DateTime<Utc>,
+    audit: &[AuditRecord],
+    at: DateTime<Utc>,
 ) -> Result<CatalogCommit, StoreError> {
-    let now = ms(now);
+    let now = ms(at);
     let mut tx = b.begin().await?;
     // Taking the version row first serialises catalog writers (PostgreSQL
     // holds its row lock until commit); the version is used only if
@@ -226,6 +228,7 @@ pub(crate) async fn write<B: Backend>(
         }
     }
     if commit.changed() {
+        crate::audit::append(&mut tx, audit, at).await?;
         tx.commit().await?;
     } else {
         // Nothing changed: the version stays where it was.

@@ -13,10 +13,11 @@ use crate::db::{Backend, Conn, DbError, Row, Tx, Value, args};
 use crate::dialect::{Bulk, Dialect, KeyLookup, ReserveIds};
 use crate::plan::{JobRef, Key, Newest, Stored, TimelineRow};
 use crate::{
-    Actor, Alert, AlertFilter, AlertPage, CatalogCommit, CatalogWrite, ChangeEvent, ClaimedBundle,
-    ClaimedStep, Delivery, DeliveryOutcome, DueHeartbeat, EscalationStep, HeartbeatRow,
-    IngestResult, MaintenanceWindow, NewChange, PingResult, RoutedEvent, StepDone, StepPlanner,
-    Store, StoreError, StoredCatalog, TimelineEntry, Transition, TransitionResult, Wake, WakeTopic,
+    Actor, Alert, AlertFilter, AlertPage, AuditFilter, AuditPage, AuditRecord, CatalogCommit,
+    CatalogWrite, ChangeEvent, ClaimedBundle, ClaimedStep, Delivery, DeliveryOutcome, DueHeartbeat,
+    EscalationStep, HeartbeatRow, IngestResult, MaintenanceWindow, NewChange, NewToken,
+    PersonalToken, PingResult, RoutedEvent, StepDone, StepPlanner, Store, StoreError,
+    StoredCatalog, TimelineEntry, Transition, TransitionResult, Wake, WakeTopic,
 };
 
 pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
@@ -672,9 +673,10 @@ impl<B: Backend> Store for B {
     async fn write_catalog(
         &self,
         writes: &[CatalogWrite],
+        audit: &[AuditRecord],
         now: DateTime<Utc>,
     ) -> Result<CatalogCommit, StoreError> {
-        crate::catalog::write(self, writes, now).await
+        crate::catalog::write(self, writes, audit, now).await
     }
 
     async fn source_key(
@@ -878,6 +880,19 @@ impl<B: Backend> Store for B {
                 message: msg,
             };
             insert_timeline(B::SQL, &mut tx, std::slice::from_ref(&row)).await?;
+            let after = match action {
+                Transition::Accept => AlertStatus::Accepted,
+                Transition::Resolve => AlertStatus::Resolved,
+                Transition::Unaccept => AlertStatus::Pending,
+            };
+            let audit = AuditRecord::new(
+                actor,
+                "alert",
+                alert_id.to_string(),
+                action.as_str(),
+                serde_json::json!({"status": {"before": status, "after": after}}),
+            );
+            crate::audit::append(&mut tx, std::slice::from_ref(&audit), now).await?;
             stop_escalation(&mut tx, alert_id).await?;
             if action == Transition::Unaccept {
                 restart_escalation(&mut tx, alert_id, None, now).await?;
@@ -905,13 +920,14 @@ impl<B: Backend> Store for B {
         let vanished = || StoreError::Internal("alert vanished".into());
         let mut tx = self.begin().await?;
         let sql = format!(
-            "SELECT status FROM alerts WHERE id = $1{}",
+            "SELECT status, policy_id FROM alerts WHERE id = $1{}",
             B::SQL.for_update
         );
         let Some(row) = tx.fetch_optional(&sql, args![alert_id]).await? else {
             return Ok(TransitionResult::NotFound);
         };
         let status: AlertStatus = row.parse("status")?;
+        let before: Option<String> = row.get("policy_id")?;
         if status == AlertStatus::Resolved {
             drop(tx);
             let a = self.get_alert(alert_id).await?.ok_or_else(vanished)?;
@@ -937,6 +953,17 @@ impl<B: Backend> Store for B {
             ),
         };
         insert_timeline(B::SQL, &mut tx, std::slice::from_ref(&row)).await?;
+        let audit = AuditRecord::new(
+            actor,
+            "alert",
+            alert_id.to_string(),
+            "reassign",
+            serde_json::json!({
+                "escalation_policy": {"before": before, "after": policy_id},
+                "status": {"before": status, "after": AlertStatus::Pending},
+            }),
+        );
+        crate::audit::append(&mut tx, std::slice::from_ref(&audit), now).await?;
         tx.commit().await?;
         let a = self.get_alert(alert_id).await?.ok_or_else(vanished)?;
         Ok(TransitionResult::Done(Box::new(a)))
@@ -963,6 +990,14 @@ impl<B: Backend> Store for B {
             )
             .await?;
         let entry = entry_from_row(&row)?;
+        let audit = AuditRecord::new(
+            actor,
+            "alert",
+            alert_id.to_string(),
+            "comment",
+            serde_json::json!({"comment": {"after": text}}),
+        );
+        crate::audit::append(&mut tx, std::slice::from_ref(&audit), now).await?;
         tx.commit().await?;
         Ok(Some(entry))
     }
@@ -1482,34 +1517,73 @@ impl<B: Backend> Store for B {
         starts_at: DateTime<Utc>,
         ends_at: DateTime<Utc>,
         reason: &str,
-        created_by: &str,
+        actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<MaintenanceWindow, StoreError> {
-        let row = self
-            .writer()
-            .await?
+        let mut tx = self.begin().await?;
+        let row = tx
             .fetch_one(
                 &format!("INSERT INTO maintenance_windows (target_kind, target_id, starts_at, ends_at, reason, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {WINDOW_COLUMNS}"),
-                args![target_kind, target_id, ms(starts_at), ms(ends_at), reason, created_by, ms(now)],
+                args![target_kind, target_id, ms(starts_at), ms(ends_at), reason, &actor.name, ms(now)],
             )
             .await?;
-        Ok(window_from_row(&row)?)
+        let w = window_from_row(&row)?;
+        let audit = AuditRecord::new(
+            actor,
+            "maintenance",
+            w.id.to_string(),
+            "create",
+            serde_json::json!({
+                "target": {"after": format!("{target_kind}:{target_id}")},
+                "starts_at": {"after": w.starts_at},
+                "ends_at": {"after": w.ends_at},
+                "reason": {"after": w.reason},
+            }),
+        );
+        crate::audit::append(&mut tx, std::slice::from_ref(&audit), now).await?;
+        tx.commit().await?;
+        Ok(w)
     }
 
     async fn end_maintenance(
         &self,
         id: i64,
+        actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<Option<MaintenanceWindow>, StoreError> {
-        let row = self
-            .writer()
-            .await?
+        let mut tx = self.begin().await?;
+        let row = tx
             .fetch_optional(
-                &format!("UPDATE maintenance_windows SET ended_at = COALESCE(ended_at, $1) WHERE id = $2 RETURNING {WINDOW_COLUMNS}"),
+                &format!("UPDATE maintenance_windows SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL RETURNING {WINDOW_COLUMNS}"),
                 args![ms(now), id],
             )
             .await?;
-        Ok(row.as_ref().map(window_from_row).transpose()?)
+        let Some(row) = row else {
+            drop(tx);
+            return self.maintenance_window(id).await;
+        };
+        let w = window_from_row(&row)?;
+        let audit = AuditRecord::new(
+            actor,
+            "maintenance",
+            id.to_string(),
+            "end",
+            serde_json::json!({"ended_at": {"before": null, "after": w.ended_at}}),
+        );
+        crate::audit::append(&mut tx, std::slice::from_ref(&audit), now).await?;
+        tx.commit().await?;
+        Ok(Some(w))
+    }
+
+    async fn maintenance_window(&self, id: i64) -> Result<Option<MaintenanceWindow>, StoreError> {
+        let rows = read_all(
+            self,
+            &format!("SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE id = $1"),
+            args![id],
+            window_from_row,
+        )
+        .await?;
+        Ok(rows.into_iter().next())
     }
 
     async fn maintenance_windows(
@@ -1672,6 +1746,51 @@ impl<B: Backend> Store for B {
             },
         )
         .await
+    }
+
+    async fn audit(&self, filter: &AuditFilter) -> Result<AuditPage, StoreError> {
+        crate::audit::read(self, filter).await
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+        crate::audit::prune(self, before, limit).await
+    }
+
+    async fn create_token(
+        &self,
+        token: &NewToken,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<PersonalToken, StoreError> {
+        crate::audit::create_token(self, token, actor, now).await
+    }
+
+    async fn token_by_digest(
+        &self,
+        digest: &tocsin_domain::TokenDigest,
+    ) -> Result<Option<PersonalToken>, StoreError> {
+        crate::audit::token_by_digest(self, digest).await
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<PersonalToken>, StoreError> {
+        crate::audit::token_by_id(self, id).await
+    }
+
+    async fn tokens(&self, user: Option<&str>) -> Result<Vec<PersonalToken>, StoreError> {
+        crate::audit::tokens(self, user).await
+    }
+
+    async fn revoke_token(
+        &self,
+        id: &str,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PersonalToken>, StoreError> {
+        crate::audit::revoke_token(self, id, actor, now).await
+    }
+
+    async fn touch_token(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        crate::audit::touch_token(self, id, now).await
     }
 
     async fn changes(

@@ -7,6 +7,7 @@
 //! Times are stored as milliseconds since the Unix epoch and structured
 //! fields as JSON text, so both backends share one schema shape.
 
+mod audit;
 mod catalog;
 mod db;
 mod dialect;
@@ -47,9 +48,11 @@ pub trait Store: Send + Sync + 'static {
     /// there, and one that fails ([`StoreError::Conflict`]) applies
     /// nothing. A write that changes something bumps the version once and
     /// stamps the changed objects with it.
+    /// `audit` is appended in the same transaction when something changed.
     async fn write_catalog(
         &self,
         writes: &[CatalogWrite],
+        audit: &[AuditRecord],
         now: DateTime<Utc>,
     ) -> Result<CatalogCommit, StoreError>;
 
@@ -232,7 +235,7 @@ pub trait Store: Send + Sync + 'static {
         starts_at: DateTime<Utc>,
         ends_at: DateTime<Utc>,
         reason: &str,
-        created_by: &str,
+        actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<MaintenanceWindow, StoreError>;
 
@@ -240,6 +243,7 @@ pub trait Store: Send + Sync + 'static {
     async fn end_maintenance(
         &self,
         id: i64,
+        actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<Option<MaintenanceWindow>, StoreError>;
 
@@ -288,6 +292,49 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every armed heartbeat.
     async fn heartbeat_rows(&self) -> Result<Vec<HeartbeatRow>, StoreError>;
+
+    /// Audit entries matching `filter`, newest first. Every change the
+    /// store makes for a person or a file (catalog writes, alert actions,
+    /// maintenance windows, tokens) appended its entry in its own
+    /// transaction; nothing edits them.
+    async fn audit(&self, filter: &AuditFilter) -> Result<AuditPage, StoreError>;
+
+    /// Delete up to `limit` audit entries older than `before` (retention).
+    async fn prune_audit(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
+
+    /// Store a personal API token (and its audit entry).
+    async fn create_token(
+        &self,
+        token: &NewToken,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<PersonalToken, StoreError>;
+
+    /// The personal token with this digest, revoked or not.
+    async fn token_by_digest(
+        &self,
+        digest: &tocsin_domain::TokenDigest,
+    ) -> Result<Option<PersonalToken>, StoreError>;
+
+    /// One personal token by id, revoked or not.
+    async fn token(&self, id: &str) -> Result<Option<PersonalToken>, StoreError>;
+
+    /// Personal tokens not revoked, of one user or of all.
+    async fn tokens(&self, user: Option<&str>) -> Result<Vec<PersonalToken>, StoreError>;
+
+    /// Revoke a token at once (its audit entry in the same transaction).
+    async fn revoke_token(
+        &self,
+        id: &str,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PersonalToken>, StoreError>;
+
+    /// Record that a token was used (at most one write a minute a token).
+    async fn touch_token(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// One maintenance window by id.
+    async fn maintenance_window(&self, id: i64) -> Result<Option<MaintenanceWindow>, StoreError>;
 
     /// Change events, newest first: of one service, or all.
     async fn changes(

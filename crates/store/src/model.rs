@@ -253,6 +253,17 @@ pub enum Transition {
     Unaccept,
 }
 
+impl Transition {
+    /// `accept`, `resolve` or `unaccept` (the audit log's action).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transition::Accept => "accept",
+            Transition::Resolve => "resolve",
+            Transition::Unaccept => "unaccept",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum TransitionResult {
     /// The alert changed.
@@ -531,4 +542,97 @@ pub struct DueHeartbeat {
     pub last_ping_at: DateTime<Utc>,
     pub due_at: DateTime<Utc>,
     pub claim: String,
+}
+
+/// One change for the audit log, as the writer of the change describes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    /// `user:ID`, `token:NAME`, `config:FILE`, `source:ID`, `system`.
+    pub actor: String,
+    /// `api`, `cli`, `slack`, `link`, `provisioning`, …
+    pub channel: String,
+    /// What kind of object changed: a catalog kind (`sources`, …),
+    /// `alert`, `maintenance` or `token`.
+    pub kind: String,
+    pub object_id: String,
+    /// `create`, `update`, `delete`, `accept`, `resolve`, `revoke`, …
+    pub action: String,
+    /// `{"field": {"before": …, "after": …}}`, secrets redacted.
+    pub diff: serde_json::Value,
+}
+
+impl AuditRecord {
+    pub fn new(
+        actor: &Actor,
+        kind: &str,
+        object_id: impl Into<String>,
+        action: &str,
+        diff: serde_json::Value,
+    ) -> Self {
+        AuditRecord {
+            actor: actor.name.clone(),
+            channel: actor.channel.clone(),
+            kind: kind.to_owned(),
+            object_id: object_id.into(),
+            action: action.to_owned(),
+            diff,
+        }
+    }
+}
+
+/// A stored audit entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub record: AuditRecord,
+}
+
+/// Which audit entries to read, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub kind: Option<String>,
+    pub object_id: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Entries older than this id (the previous page's cursor).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// One page of audit entries.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    pub next_before_id: Option<i64>,
+}
+
+/// A personal API token (never its secret: only its digest is stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PersonalToken {
+    pub id: String,
+    pub name: String,
+    pub role: tocsin_domain::Role,
+    pub user: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_by: Option<String>,
+}
+
+/// A personal token to store.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub id: String,
+    pub name: String,
+    pub role: tocsin_domain::Role,
+    pub user: String,
+    pub digest: tocsin_domain::TokenDigest,
+    pub expires_at: Option<DateTime<Utc>>,
 }

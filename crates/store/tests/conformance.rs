@@ -539,6 +539,7 @@ async fn catalog_writes_are_versioned_and_atomic(s: &dyn Store) {
                 put("users", "b", 1, file("t.yaml"), Expect::Any),
                 put("teams", "sre", 1, Origin::Managed, Expect::Any),
             ],
+            &[],
             t(0),
         )
         .await
@@ -563,7 +564,11 @@ async fn catalog_writes_are_versioned_and_atomic(s: &dyn Store) {
 
     // The same specs again change nothing: neither revisions nor version.
     let c = s
-        .write_catalog(&[put("users", "a", 1, file("t.yaml"), Expect::Any)], t(1))
+        .write_catalog(
+            &[put("users", "a", 1, file("t.yaml"), Expect::Any)],
+            &[],
+            t(1),
+        )
         .await
         .unwrap();
     assert_eq!((c.version, c.unchanged, c.changed()), (1, 1, false));
@@ -576,6 +581,7 @@ async fn catalog_writes_are_versioned_and_atomic(s: &dyn Store) {
                 put("users", "a", 2, file("t.yaml"), Expect::Revision(1)),
                 put("users", "b", 1, file("t.yaml"), Expect::Revision(1)),
             ],
+            &[],
             t(2),
         )
         .await
@@ -586,7 +592,11 @@ async fn catalog_writes_are_versioned_and_atomic(s: &dyn Store) {
     assert_eq!((a.revision, a.updated_at, a.created_at), (2, t(2), t(0)));
     // So does a change of origin alone (a managed object taken over by a file).
     let c = s
-        .write_catalog(&[put("users", "b", 1, Origin::Managed, Expect::Any)], t(3))
+        .write_catalog(
+            &[put("users", "b", 1, Origin::Managed, Expect::Any)],
+            &[],
+            t(3),
+        )
         .await
         .unwrap();
     assert_eq!((c.version, c.updated), (3, 1));
@@ -598,6 +608,7 @@ async fn catalog_writes_are_versioned_and_atomic(s: &dyn Store) {
                 put("users", "z", 1, Origin::Managed, Expect::Absent),
                 put("users", "a", 3, file("t.yaml"), Expect::Revision(1)),
             ],
+            &[],
             t(4),
         )
         .await
@@ -617,6 +628,7 @@ async fn catalog_writes_are_versioned_and_atomic(s: &dyn Store) {
     let e = s
         .write_catalog(
             &[put("users", "a", 9, Origin::Managed, Expect::Absent)],
+            &[],
             t(4),
         )
         .await
@@ -635,6 +647,7 @@ async fn catalog_writes_are_versioned_and_atomic(s: &dyn Store) {
                 id: "nobody".into(),
                 expect: Expect::Revision(1),
             }],
+            &[],
             t(4),
         )
         .await
@@ -656,6 +669,7 @@ async fn catalog_writes_are_versioned_and_atomic(s: &dyn Store) {
                     expect: Expect::Any,
                 },
             ],
+            &[],
             t(5),
         )
         .await
@@ -667,8 +681,8 @@ async fn catalog_writes_are_versioned_and_atomic(s: &dyn Store) {
     let first = [put("users", "a", 10, Origin::Managed, Expect::Revision(2))];
     let second = [put("users", "a", 11, Origin::Managed, Expect::Revision(2))];
     let (x, y) = tokio::join!(
-        s.write_catalog(&first, t(6)),
-        s.write_catalog(&second, t(6)),
+        s.write_catalog(&first, &[], t(6)),
+        s.write_catalog(&second, &[], t(6)),
     );
     assert_eq!(
         [x.is_ok(), y.is_ok()].iter().filter(|ok| **ok).count(),
@@ -683,7 +697,7 @@ async fn catalog_writes_are_versioned_and_atomic(s: &dyn Store) {
         key: k.map(str::to_owned),
     };
     let c = s
-        .write_catalog(&[key(Some("rotated-0123456789abcdef"))], t(7))
+        .write_catalog(&[key(Some("rotated-0123456789abcdef"))], &[], t(7))
         .await
         .unwrap();
     assert_eq!((c.version, c.updated), (6, 1));
@@ -691,7 +705,7 @@ async fn catalog_writes_are_versioned_and_atomic(s: &dyn Store) {
         .source_key("prom", None, "generated-0123456789", t(7))
         .await;
     assert_eq!(stored.unwrap(), "rotated-0123456789abcdef");
-    s.write_catalog(&[key(None)], t(8)).await.unwrap();
+    s.write_catalog(&[key(None)], &[], t(8)).await.unwrap();
     let fresh = s
         .source_key("prom", None, "generated-0123456789", t(8))
         .await;
@@ -1485,6 +1499,10 @@ async fn unaccept_and_reassign_restart_escalation(s: &dyn Store) {
     ));
 }
 
+fn actor() -> Actor {
+    Actor::new("token:x", "api")
+}
+
 async fn maintenance_windows_open_list_and_end(s: &dyn Store) {
     let w = s
         .create_maintenance(
@@ -1493,7 +1511,7 @@ async fn maintenance_windows_open_list_and_end(s: &dyn Store) {
             t(10),
             t(100),
             "db upgrade",
-            "token:x",
+            &actor(),
             t(0),
         )
         .await
@@ -1507,7 +1525,7 @@ async fn maintenance_windows_open_list_and_end(s: &dyn Store) {
         ("source", "prom", "db upgrade")
     );
     assert!(!w.is_active(t(5)) && w.is_active(t(10)) && !w.is_active(t(100)));
-    s.create_maintenance("service", "checkout", t(0), t(20), "", "token:x", t(0))
+    s.create_maintenance("service", "checkout", t(0), t(20), "", &actor(), t(0))
         .await
         .unwrap();
     assert_eq!(
@@ -1520,11 +1538,20 @@ async fn maintenance_windows_open_list_and_end(s: &dyn Store) {
         1,
         "over ones are left out"
     );
-    let ended = s.end_maintenance(w.id, t(40)).await.unwrap().unwrap();
+    let ended = s
+        .end_maintenance(w.id, &actor(), t(40))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ended.ended_at, Some(t(40)));
     assert!(!ended.is_active(t(50)));
     assert!(s.maintenance_windows(t(41)).await.unwrap().is_empty());
-    assert!(s.end_maintenance(999_999, t(41)).await.unwrap().is_none());
+    assert!(
+        s.end_maintenance(999_999, &actor(), t(41))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn unpaged_alerts_get_no_escalation(s: &dyn Store) {

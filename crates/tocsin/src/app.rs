@@ -60,7 +60,8 @@ async fn provision(
     config: &Config,
     refs: &tocsin_config::Refs,
 ) -> Result<()> {
-    let plan = tocsin_app::catalog::provision(store, file, config, refs, Utc::now())
+    let actor = tocsin_app::catalog::file_actor(file);
+    let plan = tocsin_app::catalog::provision(store, file, config, refs, &actor, Utc::now())
         .await
         .map_err(|e| anyhow::anyhow!("provisioning {file}: {e}"))?;
     log_plan(file, &plan);
@@ -95,7 +96,7 @@ pub struct App {
     escalation: tocsin_engine::EscalationWorker,
     heartbeats: tocsin_engine::HeartbeatWorker,
     dispatcher: Arc<tocsin_engine::Dispatcher>,
-    retention: Option<chrono::TimeDelta>,
+    retention: Retention,
     shutdown_grace: Duration,
     sources: usize,
     banner: Vec<String>,
@@ -225,7 +226,10 @@ impl App {
             escalation,
             heartbeats,
             dispatcher,
-            retention: config.retention().map(|k| k.as_chrono()),
+            retention: Retention {
+                alerts: config.retention().map(|k| k.as_chrono()),
+                audit: config.audit_retention().map(|k| k.as_chrono()),
+            },
             shutdown_grace,
             sources: loaded.catalog.sources.len(),
             banner,
@@ -279,8 +283,8 @@ impl App {
         let (stop_tx, stop_rx) = watch::channel(false);
         let send_timeout = dispatcher.send_timeout;
         let mut workers = tokio::task::JoinSet::new();
-        if let Some(keep) = retention {
-            workers.spawn(prune_loop(store.clone(), keep, stop_rx.clone()));
+        if retention.alerts.is_some() || retention.audit.is_some() {
+            workers.spawn(prune_loop(store.clone(), retention, stop_rx.clone()));
         }
         let escalate_wake = escalate_now.clone();
         let dispatch_wake = dispatch_now.clone();
@@ -691,13 +695,16 @@ fn channels(
     Ok(out)
 }
 
-/// Delete resolved alerts older than `keep`: a minute after start, then
-/// hourly, until stopped.
-async fn prune_loop(
-    store: Arc<dyn Store>,
-    keep: chrono::TimeDelta,
-    mut stop: watch::Receiver<bool>,
-) {
+/// How long resolved alerts and audit entries are kept (`None`: forever).
+#[derive(Debug, Clone, Copy)]
+struct Retention {
+    alerts: Option<chrono::TimeDelta>,
+    audit: Option<chrono::TimeDelta>,
+}
+
+/// Delete resolved alerts and audit entries older than their retention:
+/// a minute after start, then hourly, until stopped.
+async fn prune_loop(store: Arc<dyn Store>, keep: Retention, mut stop: watch::Receiver<bool>) {
     const BATCH: u32 = 1000;
     tokio::select! {
         _ = stop.wait_for(|s| *s) => return,
@@ -709,24 +716,34 @@ async fn prune_loop(
             _ = stop.wait_for(|s| *s) => return,
             _ = every.tick() => {}
         }
-        let before = Utc::now() - keep;
-        let mut total = 0u64;
-        loop {
-            match store.prune_resolved(before, BATCH).await {
-                Ok(n) => {
-                    total += n;
-                    if n < u64::from(BATCH) || *stop.borrow() {
+        for (what, keep) in [
+            ("resolved alerts", keep.alerts),
+            ("audit entries", keep.audit),
+        ] {
+            let Some(keep) = keep else { continue };
+            let before = Utc::now() - keep;
+            let mut total = 0u64;
+            loop {
+                let pruned = match what {
+                    "audit entries" => store.prune_audit(before, BATCH).await,
+                    _ => store.prune_resolved(before, BATCH).await,
+                };
+                match pruned {
+                    Ok(n) => {
+                        total += n;
+                        if n < u64::from(BATCH) || *stop.borrow() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "retention: pruning {what} failed; will try again");
                         break;
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "retention: pruning resolved alerts failed; will try again");
-                    break;
-                }
             }
-        }
-        if total > 0 {
-            tracing::info!(deleted = total, %before, "retention: pruned resolved alerts");
+            if total > 0 {
+                tracing::info!(deleted = total, %before, "retention: pruned {what}");
+            }
         }
     }
 }

@@ -189,11 +189,10 @@ async fn transition(
     id: String,
     action: Transition,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.must_act()?;
     let id = parse_id(&id)?;
     let r =
         st.0.app
-            .transition(id, action, &caller.actor())
+            .transition_as(&caller, "api", id, action)
             .await
             .map_err(|e| crate::catalog::app_error("alert transition", e))?;
     respond(r, id, "accepted or un-accepted")
@@ -259,7 +258,6 @@ pub async fn reassign(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.must_act()?;
     let id = parse_id(&id)?;
     let b: ReassignBody = tocsin_wire::WireError::parse_json(&body)
         .map_err(|e| ApiError::bad_request(format!("reassign: {e}")))?;
@@ -272,7 +270,7 @@ pub async fn reassign(
             ));
         }
     };
-    let r = match st.0.app.reassign(id, to, &caller.actor()).await {
+    let r = match st.0.app.reassign_as(&caller, "api", id, to).await {
         Ok(r) => r,
         // An unknown user or policy is a bad request, as it always was.
         Err(tocsin_app::AppError::Invalid(p)) => {
@@ -292,7 +290,6 @@ pub async fn comment(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    caller.must_act()?;
     let id = parse_id(&id)?;
     let bytes = axum::body::to_bytes(body, MAX_COMMENT_BYTES)
         .await
@@ -327,7 +324,7 @@ pub async fn comment(
     }
     let entry =
         st.0.app
-            .comment(id, &caller.actor(), text)
+            .comment_as(&caller, "api", id, text)
             .await
             .map_err(|e| crate::catalog::app_error("comment", e))?
             .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))?;
@@ -341,17 +338,18 @@ pub async fn test_notification(
     caller: Caller,
     Path(user): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.must_act()?;
     let live = st.live();
     let Some(u) = live.users.iter().find(|u| u.id == user) else {
         return Err(ApiError::not_found(format!("no user `{user}`")));
     };
+    tocsin_app::Application::check_profile(&caller, &user)
+        .map_err(|e| ApiError::from_app("test notification", e))?;
     let msg = tocsin_notify::Message {
         alert_id: 0,
         summary: format!("Test notification for {} from Tocsin", u.name),
         details: format!(
             "Sent on request of {}. Nothing needs doing.",
-            caller.actor().name
+            caller.actor_name()
         ),
         severity: Severity::Sev4,
         priority: tocsin_domain::Priority::Low,

@@ -128,11 +128,10 @@ async fn create_override(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    caller.must_admin()?;
     let body = body_json(&st, &headers, body).await?;
     let done =
         st.0.app
-            .create_override(&id, body)
+            .create_override(&caller, &id, body)
             .await
             .map_err(|e| app_error("create override", e))?;
     let mut res = (StatusCode::CREATED, Json(edit::view(&done.object))).into_response();
@@ -147,9 +146,8 @@ async fn delete_override(
     caller: Caller,
     Path((id, oid)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    caller.must_admin()?;
     st.0.app
-        .delete_override(&id, &oid)
+        .delete_override(&caller, &id, &oid)
         .await
         .map_err(|e| app_error("delete override", e))?;
     Ok(StatusCode::NO_CONTENT)
@@ -165,7 +163,6 @@ async fn upload(
     body: Body,
     apply_it: bool,
 ) -> Result<Json<Value>, ApiError> {
-    caller.must_admin()?;
     let body = body_json(&st, &headers, body).await?;
     let upload: tocsin_app::catalog::FileUpload = serde_json::from_value(body).map_err(|e| {
         ApiError::bad_request(format!(
@@ -174,7 +171,7 @@ async fn upload(
     })?;
     let plan =
         st.0.app
-            .upload(upload, apply_it)
+            .upload(&caller, upload, apply_it)
             .await
             .map_err(|e| app_error("catalog plan", e))?;
     Ok(Json(json!({
@@ -223,37 +220,7 @@ pub(crate) fn heartbeat_object_routes() -> MethodRouter<AppState> {
 
 /// An application error as the API's answer.
 pub(crate) fn app_error(context: &str, e: AppError) -> ApiError {
-    match e {
-        AppError::Invalid(problems) => {
-            let mut e = ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                problems
-                    .iter()
-                    .map(|p| {
-                        if p.path.is_empty() {
-                            p.message.clone()
-                        } else {
-                            format!("{}: {}", p.path, p.message)
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            );
-            e.problems = problems.into_iter().map(|p| (p.path, p.message)).collect();
-            e
-        }
-        AppError::NotFound(m) => ApiError::not_found(m),
-        AppError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-        AppError::Stale(m) => ApiError::new(StatusCode::PRECONDITION_FAILED, "stale", m),
-        AppError::Store(tocsin_store::StoreError::Conflict { kind, id, .. }) => ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!("{kind} `{id}` was changed by someone else at the same moment; try again"),
-        ),
-        AppError::Store(e) => ApiError::from_store(context, e),
-        AppError::Internal(m) => ApiError::internal(context, &m),
-    }
+    ApiError::from_app(context, e)
 }
 
 fn etag(revision: i64) -> HeaderValue {
@@ -361,11 +328,10 @@ async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    caller.must_admin()?;
     let body = body_json(&st, &headers, body).await?;
     let done =
         st.0.app
-            .create_object(kind, body)
+            .create_object(&caller, kind, body)
             .await
             .map_err(|e| app_error("catalog create", e))?;
     let mut view = edit::view(&done.object);
@@ -393,12 +359,11 @@ async fn replace(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    caller.must_admin()?;
     let expected = if_match(&headers)?;
     let body = body_json(&st, &headers, body).await?;
     let done =
         st.0.app
-            .replace_object(kind, &id, body, expected)
+            .replace_object(&caller, kind, &id, body, expected)
             .await
             .map_err(|e| app_error("catalog replace", e))?;
     let mut res = Json(edit::view(&done.object)).into_response();
@@ -415,10 +380,9 @@ async fn remove(
     id: String,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    caller.must_admin()?;
     let expected = if_match(&headers)?;
     st.0.app
-        .delete_object(kind, &id, expected)
+        .delete_object(&caller, kind, &id, expected)
         .await
         .map_err(|e| app_error("catalog delete", e))?;
     Ok(StatusCode::NO_CONTENT)
@@ -430,10 +394,9 @@ async fn rotate_key(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.must_admin()?;
     let key =
         st.0.app
-            .rotate_key(&id)
+            .rotate_key(&caller, &id)
             .await
             .map_err(|e| app_error("rotate key", e))?;
     let spec = st

@@ -5,6 +5,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tocsin_app::AppError;
 use tocsin_store::StoreError;
 
 #[derive(Debug)]
@@ -62,6 +63,43 @@ impl ApiError {
             "internal",
             "internal error; see the server log",
         )
+    }
+
+    /// A use-case's refusal or failure as a response.
+    pub fn from_app(context: &str, e: AppError) -> Self {
+        match e {
+            AppError::Invalid(problems) => {
+                let mut e = Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    problems
+                        .iter()
+                        .map(|p| {
+                            if p.path.is_empty() {
+                                p.message.clone()
+                            } else {
+                                format!("{}: {}", p.path, p.message)
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                );
+                e.problems = problems.into_iter().map(|p| (p.path, p.message)).collect();
+                e
+            }
+            AppError::Unauthorized(m) => Self::new(StatusCode::UNAUTHORIZED, "unauthorized", m),
+            AppError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "forbidden", m),
+            AppError::NotFound(m) => Self::not_found(m),
+            AppError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            AppError::Stale(m) => Self::new(StatusCode::PRECONDITION_FAILED, "stale", m),
+            AppError::Store(tocsin_store::StoreError::Conflict { kind, id, .. }) => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("{kind} `{id}` was changed by someone else at the same moment; try again"),
+            ),
+            AppError::Store(e) => Self::from_store(context, e),
+            AppError::Internal(m) => Self::internal(context, &m),
+        }
     }
 
     pub fn from_store(context: &str, e: StoreError) -> Self {

@@ -34,7 +34,7 @@ pub async fn ping_or_object(
         && headers.contains_key(axum::http::header::AUTHORIZATION)
         && live.loaded.object("heartbeats", &x).is_some()
     {
-        let caller = Caller::from_headers(&st, &headers)?;
+        let caller = Caller::from_headers(&st, &headers).await?;
         return crate::catalog::show(State(st.clone()), caller, "heartbeats", x).await;
     }
     drop(live);

@@ -18,6 +18,7 @@ mod schedules;
 mod senders;
 mod slack;
 mod state;
+mod tokens;
 mod twilio;
 
 use std::time::Duration;
@@ -71,6 +72,10 @@ pub fn app(state: AppState) -> Router {
                 .get(heartbeats::ping_or_object)
                 .post(heartbeats::ping),
         )
+        .route("/api/v1/me", get(tokens::me))
+        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/api/v1/audit", get(tokens::audit))
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/{id}", get(alerts::show))
         .route("/api/v1/alerts/{id}/accept", post(alerts::accept))

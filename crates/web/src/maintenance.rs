@@ -20,10 +20,6 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-async fn forget(st: &AppState) {
-    st.0.app.windows_changed().await;
-}
-
 pub async fn list(State(st): State<AppState>, _caller: Caller) -> Result<Json<Value>, ApiError> {
     let now = st.now();
     let w =
@@ -59,22 +55,11 @@ pub async fn create(
     caller: Caller,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.must_act()?;
     let b: NewWindow = tocsin_wire::WireError::parse_json(&body)
         .map_err(|e| ApiError::bad_request(format!("maintenance window: {e}")))?;
     let (kind, id) = match (b.source, b.service) {
-        (Some(s), None) if st.live().source_ids.contains(&s) => ("source", s),
-        (None, Some(s)) if st.live().service_ids.contains(&s) => ("service", s),
-        (Some(s), None) => {
-            return Err(ApiError::bad_request(format!(
-                "maintenance window: no source `{s}`"
-            )));
-        }
-        (None, Some(s)) => {
-            return Err(ApiError::bad_request(format!(
-                "maintenance window: no service `{s}`"
-            )));
-        }
+        (Some(s), None) => ("source", s),
+        (None, Some(s)) => ("service", s),
         _ => {
             return Err(ApiError::bad_request(
                 "maintenance window: name exactly one of `source` or `service`",
@@ -97,25 +82,26 @@ pub async fn create(
             ));
         }
     };
-    if ends_at <= starts_at || ends_at <= now {
-        return Err(ApiError::bad_request(
-            "maintenance window: it must end after it starts, in the future",
-        ));
-    }
     let w =
-        st.0.store
-            .create_maintenance(
+        st.0.app
+            .start_maintenance(
+                &caller,
+                "api",
                 kind,
                 &id,
                 starts_at,
                 ends_at,
                 b.reason.as_deref().unwrap_or(""),
-                &caller.actor().name,
-                now,
             )
             .await
-            .map_err(|e| ApiError::from_store("create maintenance window", e))?;
-    forget(&st).await;
+            .map_err(|e| match e {
+                // Bad input here has always been a 400 naming the field.
+                tocsin_app::AppError::Invalid(p) => ApiError::bad_request(format!(
+                    "maintenance window: {}",
+                    p.first().map(|p| p.message.clone()).unwrap_or_default()
+                )),
+                e => ApiError::from_app("create maintenance window", e),
+            })?;
     Ok((StatusCode::CREATED, Json(json!(w))))
 }
 
@@ -124,16 +110,13 @@ pub async fn end(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.must_act()?;
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::bad_request(format!("`{id}` is not a window id")))?;
     let w =
-        st.0.store
-            .end_maintenance(id, st.now())
+        st.0.app
+            .end_maintenance(&caller, "api", id)
             .await
-            .map_err(|e| ApiError::from_store("end maintenance window", e))?
-            .ok_or_else(|| ApiError::not_found(format!("no maintenance window {id}")))?;
-    forget(&st).await;
+            .map_err(|e| ApiError::from_app("end maintenance window", e))?;
     Ok(Json(json!(w)))
 }

@@ -31,12 +31,6 @@ pub struct SourceRuntime {
     pub limit: Arc<crate::ratelimit::Bucket>,
 }
 
-pub(crate) struct ApiTokenRuntime {
-    pub name: String,
-    pub digest: TokenDigest,
-    pub role: Role,
-}
-
 /// A schedule with what the API shows of it.
 pub(crate) struct ScheduleRuntime {
     pub model: tocsin_domain::schedule::Schedule,
@@ -75,7 +69,6 @@ pub(crate) struct Live {
     /// The stored objects, for the catalog API.
     pub loaded: Arc<Loaded>,
     pub sources: Vec<SourceRuntime>,
-    pub tokens: Vec<ApiTokenRuntime>,
     pub schedules: Vec<ScheduleRuntime>,
     pub users: Vec<UserRuntime>,
     /// Slack's signing secret, when Slack interactivity is configured.
@@ -86,8 +79,6 @@ pub(crate) struct Live {
     pub twilio_auth_token: Option<String>,
     /// Phone number → Tocsin user (from `sms` and `voice` contacts).
     pub phone_users: HashMap<String, String>,
-    pub source_ids: std::collections::HashSet<String>,
-    pub service_ids: std::collections::HashSet<String>,
     pub heartbeats: Vec<HeartbeatRuntime>,
 }
 
@@ -236,15 +227,6 @@ impl Live {
                 },
             });
         }
-        let tokens = c
-            .api_tokens
-            .iter()
-            .map(|t| ApiTokenRuntime {
-                name: t.name.clone(),
-                digest: t.digest,
-                role: t.role,
-            })
-            .collect();
         let schedules = c
             .schedules
             .iter()
@@ -290,7 +272,6 @@ impl Live {
             catalog: c.clone(),
             loaded: loaded.clone(),
             sources,
-            tokens,
             schedules,
             users,
             slack_signing_secret: c
@@ -318,18 +299,6 @@ impl Live {
                         .map(|ct| (normalize_number(&ct.address), u.id.clone()))
                 })
                 .collect(),
-            // Heartbeats are sources too (`heartbeat:ID`), for maintenance windows.
-            source_ids: c
-                .sources
-                .keys()
-                .cloned()
-                .chain(
-                    c.heartbeats
-                        .keys()
-                        .map(|h| tocsin_wire::heartbeat::source_id(h)),
-                )
-                .collect(),
-            service_ids: c.services.keys().cloned().collect(),
             heartbeats,
         })
     }

@@ -46,9 +46,16 @@ pub async fn serve(
         .await
         .unwrap();
     // The server's own path: provision the file, load the stored catalog.
-    tocsin_app::catalog::provision(store.as_ref(), "test.yaml", &config, &refs, now)
-        .await
-        .unwrap();
+    tocsin_app::catalog::provision(
+        store.as_ref(),
+        "test.yaml",
+        &config,
+        &refs,
+        &tocsin_app::catalog::file_actor("test.yaml"),
+        now,
+    )
+    .await
+    .unwrap();
     let catalogs = tocsin_app::Catalogs::open(store.clone(), now)
         .await
         .unwrap();

@@ -1,0 +1,163 @@
+//! Who am I, personal API tokens, and the audit log.
+//!
+//! - `GET /api/v1/me`: the caller's token, user, role and teams.
+//! - `GET /api/v1/tokens[?user=ID]`, `POST /api/v1/tokens` with `{name,
+//!   role?, expires_at?, user?}` (the secret is in the answer, once),
+//!   `DELETE /api/v1/tokens/{id}` (revoked at once on every node).
+//! - `GET /api/v1/audit[?actor&kind&object&since&until&limit&cursor]`,
+//!   newest first.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tocsin_app::access::TokenRequest;
+use tocsin_store::AuditFilter;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `GET /api/v1/me`
+pub async fn me(State(st): State<AppState>, caller: Caller) -> Json<Value> {
+    let catalog = st.0.app.catalog.current();
+    let user = caller.user.as_ref().and_then(|u| catalog.users.get(u));
+    Json(json!({
+        "token": {"name": caller.token, "id": caller.token_id},
+        "kind": if caller.user.is_some() { "user" } else { "service" },
+        "role": caller.role,
+        "user": user.map(|u| json!({"id": u.id, "name": u.name, "email": u.email})),
+        "teams": caller.teams,
+    }))
+}
+
+/// `GET /api/v1/tokens`
+pub async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let pairs = query(raw.as_deref())?;
+    let mut user = None;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "user" => user = Some(v),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{other}`; expected user"
+                )));
+            }
+        }
+    }
+    let tokens =
+        st.0.app
+            .list_tokens(&caller, user.as_deref())
+            .await
+            .map_err(|e| ApiError::from_app("list tokens", e))?;
+    Ok(Json(json!({"tokens": tokens})))
+}
+
+/// `POST /api/v1/tokens`: 201 with the token and its secret (`token`).
+pub async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let req: TokenRequest = tocsin_wire::WireError::parse_json(&body)
+        .map_err(|e| ApiError::bad_request(format!("token: {e}")))?;
+    let issued =
+        st.0.app
+            .create_token(&caller, "api", req)
+            .await
+            .map_err(|e| ApiError::from_app("create token", e))?;
+    let mut out = json!(issued.token);
+    out["token"] = Value::String(issued.token_secret);
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// `DELETE /api/v1/tokens/{id}`: the revoked token.
+pub async fn revoke(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let t =
+        st.0.app
+            .revoke_token(&caller, "api", &id)
+            .await
+            .map_err(|e| ApiError::from_app("revoke token", e))?;
+    Ok(Json(json!(t)))
+}
+
+const AUDIT_LIMIT: u32 = 100;
+const AUDIT_MAX: u32 = 1000;
+
+fn query(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("query string: {e}")))
+}
+
+fn time(name: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "query parameter `{name}`: `{v}` is not an RFC 3339 time such as 2026-12-01T09:00:00Z"
+            ))
+        })
+}
+
+/// `GET /api/v1/audit`
+pub async fn audit(
+    State(st): State<AppState>,
+    _caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let mut f = AuditFilter {
+        limit: AUDIT_LIMIT,
+        ..Default::default()
+    };
+    for (k, v) in query(raw.as_deref())? {
+        match k.as_str() {
+            "actor" => f.actor = Some(v),
+            "kind" => f.kind = Some(v),
+            "object" => f.object_id = Some(v),
+            "since" => f.since = Some(time("since", &v)?),
+            "until" => f.until = Some(time("until", &v)?),
+            "limit" => {
+                f.limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=AUDIT_MAX).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "query parameter `limit`: must be a number from 1 to {AUDIT_MAX}"
+                        ))
+                    })?
+            }
+            "cursor" => {
+                f.before_id = Some(v.parse().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "query parameter `cursor`: `{v}` is not a cursor; pass next_cursor from the previous page"
+                    ))
+                })?)
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{other}`; expected actor, kind, object, since, until, limit or cursor"
+                )));
+            }
+        }
+    }
+    let page =
+        st.0.app
+            .audit(&f)
+            .await
+            .map_err(|e| ApiError::from_app("audit log", e))?;
+    Ok(Json(json!({
+        "entries": page.entries,
+        "next_cursor": page.next_before_id.map(|id| id.to_string()),
+    })))
+}
