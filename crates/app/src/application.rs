@@ -281,7 +281,7 @@ impl Application {
         kind: &str,
         body: serde_json::Value,
     ) -> Result<crate::edit::Edited, AppError> {
-        Self::check_catalog(p, &format!("{kind}"))?;
+        Self::check_catalog(p, kind)?;
         let actor = crate::access::actor(p, "api");
         let done = crate::edit::create(self.store.as_ref(), kind, body, &actor, self.now()).await?;
         self.changed().await;

@@ -630,6 +630,9 @@ pub(crate) async fn ingest_batch(
     };
     out.steps.extend(pending);
     out.write(d, tx).await?;
+    for c in &plan.audit {
+        crate::audit::append(tx, std::slice::from_ref(&c.record()), c.at).await?;
+    }
     let mut results = plan.results;
     if !queued.is_empty() {
         for r in results.iter_mut().flatten() {

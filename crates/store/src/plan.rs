@@ -101,6 +101,31 @@ pub(crate) struct Plan {
     pub drafts: Vec<Draft>,
     pub timeline: Vec<TimelineRow>,
     pub results: Vec<Vec<IngestResult>>,
+    /// Alert actions a sender commanded (a resolve by dedup key), for the
+    /// audit log; state a monitoring system reports is on the timeline only.
+    pub audit: Vec<Commanded>,
+}
+
+/// An alert action a sender commanded, for the audit log.
+pub(crate) struct Commanded {
+    pub alert_id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    pub action: &'static str,
+    pub before: AlertStatus,
+    pub after: AlertStatus,
+}
+
+impl Commanded {
+    pub fn record(&self) -> crate::AuditRecord {
+        crate::AuditRecord::new(
+            &self.actor,
+            "alert",
+            self.alert_id.to_string(),
+            self.action,
+            serde_json::json!({"status": {"before": self.before, "after": self.after}}),
+        )
+    }
 }
 
 impl Plan {
@@ -129,6 +154,9 @@ impl Plan {
         }
         for r in self.results.iter_mut().flatten() {
             r.alert_id = r.alert_id.map(real);
+        }
+        for a in &mut self.audit {
+            a.alert_id = real(a.alert_id);
         }
     }
 }
@@ -238,6 +266,7 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
     // Key → index in `drafts` of its newest alert, once the batch touched it.
     let mut by_key: HashMap<Key, usize> = HashMap::new();
     let mut timeline = Vec::new();
+    let mut audit = Vec::new();
     let mut results = Vec::with_capacity(jobs.len());
     let mut next_temp = -1;
 
@@ -359,6 +388,7 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                         continue;
                     };
                     let d = &mut drafts[i];
+                    let before = d.status;
                     d.members = merge.members;
                     if !ev.stateless {
                         d.content = Some(content(ev));
@@ -378,6 +408,16 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                         d.status = AlertStatus::Resolved;
                         d.resolved_at = Some(at);
                         d.resolved_by = Some(job.actor.name.clone());
+                        if ev.stateless {
+                            audit.push(Commanded {
+                                alert_id,
+                                at: now,
+                                actor: job.actor.clone(),
+                                action: "resolve",
+                                before,
+                                after: AlertStatus::Resolved,
+                            });
+                        }
                         note(
                             alert_id,
                             TimelineKind::Resolved,
@@ -466,5 +506,6 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
         drafts,
         timeline,
         results,
+        audit,
     }
 }

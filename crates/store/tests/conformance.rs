@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use serde_json::json;
 use tocsin_domain::{
-    AlertEvent, AlertStatus, DedupKey, Member, MemberStatus, Priority, RoutingHint, Severity,
+    AlertEvent, AlertStatus, DedupKey, Member, MemberStatus, Priority, Role, RoutingHint, Severity,
+    TokenDigest,
 };
 use tocsin_store::*;
 
@@ -1499,6 +1500,257 @@ async fn unaccept_and_reassign_restart_escalation(s: &dyn Store) {
     ));
 }
 
+async fn audit_log_appends_filters_pages_and_prunes(s: &dyn Store) {
+    let id = ingest(s, &[routed("g", vec![member("a", true, 0, None)])], 1).await[0]
+        .alert_id
+        .unwrap();
+    let alice = Actor::new("user:alice", "api (token laptop)");
+    let ci = Actor::new("token:ci", "api");
+    s.transition(id, Transition::Accept, &alice, t(2))
+        .await
+        .unwrap();
+    // Nothing changes: nothing is audited.
+    s.transition(id, Transition::Accept, &alice, t(3))
+        .await
+        .unwrap();
+    s.comment(id, &ci, "looking", t(4)).await.unwrap();
+    let w = s
+        .create_maintenance("service", "checkout", t(5), t(50), "upgrade", &ci, t(5))
+        .await
+        .unwrap();
+    s.end_maintenance(w.id, &alice, t(6)).await.unwrap();
+    s.end_maintenance(w.id, &alice, t(7)).await.unwrap();
+    let put = CatalogWrite::Put {
+        kind: "teams".into(),
+        id: "sre".into(),
+        spec: json!({"id": "sre"}),
+        secret_refs: BTreeMap::new(),
+        origin: Origin::Managed,
+        expect: Expect::Any,
+    };
+    let record = AuditRecord::new(
+        &ci,
+        "teams",
+        "sre",
+        "create",
+        json!({"id": {"after": "sre"}}),
+    );
+    s.write_catalog(
+        std::slice::from_ref(&put),
+        std::slice::from_ref(&record),
+        t(8),
+    )
+    .await
+    .unwrap();
+    // The same write again changes nothing, so its record is not written.
+    s.write_catalog(&[put], &[record], t(9)).await.unwrap();
+
+    let all =
+        |f: AuditFilter| async move { s.audit(&AuditFilter { limit: 100, ..f }).await.unwrap() };
+    let every = all(AuditFilter::default()).await;
+    let seen: Vec<(&str, &str, &str)> = every
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.record.kind.as_str(),
+                e.record.action.as_str(),
+                e.record.actor.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("teams", "create", "token:ci"),
+            ("maintenance", "end", "user:alice"),
+            ("maintenance", "create", "token:ci"),
+            ("alert", "comment", "token:ci"),
+            ("alert", "accept", "user:alice"),
+        ],
+        "newest first, one entry per change"
+    );
+    let accept = every.entries.last().unwrap();
+    assert_eq!(accept.at, t(2));
+    assert_eq!(accept.record.object_id, id.to_string());
+    assert_eq!(accept.record.channel, "api (token laptop)");
+    assert_eq!(
+        accept.record.diff,
+        json!({"status": {"before": "pending", "after": "accepted"}})
+    );
+    let by_actor = all(AuditFilter {
+        actor: Some("user:alice".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_actor.entries.len(), 2);
+    let by_object = all(AuditFilter {
+        kind: Some("maintenance".into()),
+        object_id: Some(w.id.to_string()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_object.entries.len(), 2);
+    let window = all(AuditFilter {
+        since: Some(t(4)),
+        until: Some(t(6)),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        window.entries.iter().map(|e| e.at).collect::<Vec<_>>(),
+        vec![t(5), t(4)],
+        "since is inclusive, until exclusive"
+    );
+    // Pages of two, each continuing where the last ended.
+    let mut cursor = None;
+    let mut paged = Vec::new();
+    loop {
+        let page = s
+            .audit(&AuditFilter {
+                limit: 2,
+                before_id: cursor,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(page.entries.len() <= 2);
+        paged.extend(page.entries.iter().map(|e| e.id));
+        match page.next_before_id {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(
+        paged,
+        every.entries.iter().map(|e| e.id).collect::<Vec<_>>()
+    );
+    // Retention deletes the oldest.
+    assert_eq!(s.prune_audit(t(5), 100).await.unwrap(), 2);
+    assert_eq!(all(AuditFilter::default()).await.entries.len(), 3);
+}
+
+async fn personal_tokens_are_digests_revoked_once(s: &dyn Store) {
+    let admin = Actor::new("token:ci", "api");
+    let digest = TokenDigest::of("tcn_secret-one");
+    let new = NewToken {
+        id: "tok_1".into(),
+        name: "laptop".into(),
+        role: Role::Responder,
+        user: "alice".into(),
+        digest,
+        expires_at: Some(t(1000)),
+    };
+    let made = s.create_token(&new, &admin, t(1)).await.unwrap();
+    assert_eq!(
+        (
+            made.name.as_str(),
+            made.user.as_str(),
+            made.role,
+            made.created_by.as_str()
+        ),
+        ("laptop", "alice", Role::Responder, "token:ci")
+    );
+    assert_eq!(made.expires_at, Some(t(1000)));
+    // The same secret cannot be stored twice.
+    let again = NewToken {
+        id: "tok_2".into(),
+        ..new.clone()
+    };
+    assert!(s.create_token(&again, &admin, t(1)).await.is_err());
+    let other = NewToken {
+        id: "tok_3".into(),
+        name: "ci".into(),
+        user: "bob".into(),
+        digest: TokenDigest::of("tcn_secret-two"),
+        expires_at: None,
+        ..new.clone()
+    };
+    s.create_token(&other, &admin, t(2)).await.unwrap();
+
+    let found = s.token_by_digest(&digest).await.unwrap().unwrap();
+    assert_eq!(found.id, "tok_1");
+    assert!(
+        s.token_by_digest(&TokenDigest::of("tcn_nope"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(s.tokens(Some("alice")).await.unwrap().len(), 1);
+    assert_eq!(s.tokens(None).await.unwrap().len(), 2);
+
+    s.touch_token("tok_1", t(10)).await.unwrap();
+    s.touch_token("tok_1", t(20)).await.unwrap();
+    assert_eq!(
+        s.token("tok_1").await.unwrap().unwrap().last_used_at,
+        Some(t(10)),
+        "written at most once a minute"
+    );
+    s.touch_token("tok_1", t(80)).await.unwrap();
+    assert_eq!(
+        s.token("tok_1").await.unwrap().unwrap().last_used_at,
+        Some(t(80))
+    );
+
+    let alice = Actor::new("user:alice", "api");
+    let revoked = s
+        .revoke_token("tok_1", &alice, t(90))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(t(90)));
+    assert_eq!(revoked.revoked_by.as_deref(), Some("user:alice"));
+    let twice = s
+        .revoke_token("tok_1", &admin, t(95))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        twice.revoked_at,
+        Some(t(90)),
+        "a second revoke changes nothing"
+    );
+    assert!(
+        s.revoke_token("tok_nope", &admin, t(95))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Found by digest still (so a request says "revoked"), listed no more.
+    let gone = s.token_by_digest(&digest).await.unwrap().unwrap();
+    assert_eq!(gone.revoked_at, Some(t(90)));
+    assert!(s.tokens(Some("alice")).await.unwrap().is_empty());
+
+    let audit = s
+        .audit(&AuditFilter {
+            kind: Some("token".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<(&str, &str)> = audit
+        .entries
+        .iter()
+        .map(|e| (e.record.object_id.as_str(), e.record.action.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("tok_1", "revoke"),
+            ("tok_3", "create"),
+            ("tok_1", "create")
+        ]
+    );
+    assert!(
+        !audit
+            .entries
+            .iter()
+            .any(|e| e.record.diff.to_string().contains("secret")),
+        "no secret in the log"
+    );
+}
+
 fn actor() -> Actor {
     Actor::new("token:x", "api")
 }
@@ -1710,6 +1962,8 @@ macro_rules! suite {
             case!(outbox_deliveries_retry_fail_and_stop);
             case!(unaccept_and_reassign_restart_escalation);
             case!(maintenance_windows_open_list_and_end);
+            case!(audit_log_appends_filters_pages_and_prunes);
+            case!(personal_tokens_are_digests_revoked_once);
             case!(unpaged_alerts_get_no_escalation);
             case!(a_storm_on_one_policy_does_not_hold_back_another);
         }

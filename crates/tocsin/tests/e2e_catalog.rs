@@ -97,6 +97,16 @@ async fn sighup_reprovisions_the_file_and_a_broken_file_changes_nothing() {
         "the new source takes alerts"
     );
     assert_eq!(post_status(&base, KEY1).await, 202);
+    // The audit log names the file as the actor of the change.
+    let audit = api_get(&base, TOKEN, "/api/v1/audit?kind=sources&object=two").await;
+    let entry = &audit["entries"][0];
+    let file = cfg.canonicalize().unwrap().display().to_string();
+    assert_eq!(entry["actor"], format!("config:{file}"), "{audit}");
+    assert_eq!(entry["action"], "create");
+    assert!(
+        !audit.to_string().contains(KEY2),
+        "no key in the log: {audit}"
+    );
 
     // A file with an error: logged with its key path, and nothing changes.
     let broken = config(&db, port, true, &["alice"]).replace("user:alice", "user:nobody");
@@ -203,6 +213,48 @@ async fn a_change_through_one_node_is_in_effect_on_the_other_within_two_seconds(
     let id = answer["alerts"][0]["id"].as_i64().unwrap();
     let alert = api_get(&base_b, TOKEN, &format!("/api/v1/alerts/{id}")).await;
     assert_eq!(alert["policy_id"], "db", "{alert}");
+
+    // A personal token made on node A works on node B; revoked on node A,
+    // node B refuses it within 2 s.
+    let made: serde_json::Value = http()
+        .post(format!("{base_a}/api/v1/tokens"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"name": "laptop", "user": "alice"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = made["token"].as_str().unwrap().to_owned();
+    let me = |base: String, secret: String| async move {
+        http()
+            .get(format!("{base}/api/v1/me"))
+            .bearer_auth(secret)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    assert_eq!(me(base_b.clone(), secret.clone()).await, 200);
+    let revoked = http()
+        .delete(format!(
+            "{base_a}/api/v1/tokens/{}",
+            made["id"].as_str().unwrap()
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let changed = Instant::now();
+    let took = wait_for("the revocation on node B", Duration::from_secs(10), || {
+        let (base_b, secret) = (base_b.clone(), secret.clone());
+        async move { (me(base_b, secret).await == 401).then(|| changed.elapsed()) }
+    })
+    .await;
+    assert!(took < Duration::from_secs(2), "node B took {took:?}");
+
     a.terminate();
     b.terminate();
     pg.stop();
