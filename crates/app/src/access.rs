@@ -289,6 +289,22 @@ impl Application {
         .map_err(denied)
     }
 
+    /// Fail unless `p` may send a test alert through `source` (whose
+    /// teams own the alert it makes).
+    pub fn check_test_alert(&self, p: &Principal, source: &str) -> Result<(), AppError> {
+        let catalog = self.catalog.current();
+        if !catalog.sources.contains_key(source) {
+            return Err(AppError::NotFound(format!("no source `{source}`")));
+        }
+        let scope = Scope::Teams(catalog.target_teams("source", source));
+        p.check(
+            Permission::SendTestAlert,
+            &scope,
+            &format!("source {source}"),
+        )
+        .map_err(denied)
+    }
+
     /// Fail unless `p` may change the catalog.
     pub(crate) fn check_catalog(p: &Principal, what: &str) -> Result<(), AppError> {
         p.check(Permission::EditCatalog, &Scope::Global, what)

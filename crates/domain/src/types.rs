@@ -282,6 +282,15 @@ impl SeverityMap {
     pub fn default_severity(&self) -> Severity {
         self.default
     }
+
+    /// A label value this map turns into `severity` (the first in order),
+    /// if any does.
+    pub fn value_for(&self, severity: Severity) -> Option<&str> {
+        self.map
+            .iter()
+            .find(|(_, s)| **s == severity)
+            .map(|(v, _)| v.as_str())
+    }
 }
 
 impl Default for SeverityMap {

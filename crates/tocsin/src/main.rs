@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use tocsin::app::{self, ServeOptions};
-use tocsin::client;
+use tocsin::{client, commands};
 
 /// mimalloc instead of the system allocator: under ingest load, glibc's
 /// malloc and free were about a fifth of the server's CPU (bench/README.md).
@@ -25,7 +25,15 @@ default, or PostgreSQL for several nodes.";
 const AFTER_HELP: &str = "Quick start:
   tocsin serve --config examples/tocsin.yaml   # prints each source's and heartbeat's URL
   tocsin check-config tocsin.yaml              # validate a config file
-  tocsin oncall --token $TOKEN                 # who is on call now, per schedule
+  export TOCSIN_SERVER=http://127.0.0.1:8080 TOCSIN_TOKEN=...
+  tocsin alerts list --status pending          # open alerts, newest first
+  tocsin oncall                                # who is on call now, per schedule
+  tocsin send-test-alert --source prometheus   # page through a source, end to end
+
+Client commands read --server/--token/-o from flags, TOCSIN_SERVER and
+TOCSIN_TOKEN, or ~/.config/tocsin/client.yaml (server:, token: or
+token_file:, output:). Exit codes: 0 ok, 1 error, 2 nothing matched (or
+apply --dry-run has changes), 3 the server refused the token.
 
 Every flag can also be set with the TOCSIN_* environment variable shown.";
 
@@ -44,6 +52,136 @@ struct Cli {
 enum LogFormat {
     Text,
     Json,
+}
+
+/// Where a client command connects and how it prints.
+#[derive(Args, Clone, Debug)]
+struct ClientArgs {
+    /// The server's base URL [default: server: in the client config, else
+    /// http://127.0.0.1:8080].
+    #[arg(long, env = "TOCSIN_SERVER", global = true)]
+    server: Option<String>,
+    /// An API token (one from api_tokens, or `tocsin tokens create`)
+    /// [default: token: or token_file: in the client config].
+    #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Output: a table, a wider table, or the server's JSON [default:
+    /// output: in the client config, else table].
+    #[arg(long, short = 'o', value_enum, global = true)]
+    output: Option<client::Output>,
+    /// The client config file [default: ~/.config/tocsin/client.yaml].
+    #[arg(long, env = "TOCSIN_CLIENT_CONFIG", global = true)]
+    client_config: Option<PathBuf>,
+}
+
+impl ClientArgs {
+    fn connect(&self) -> Result<(client::Client, client::Output)> {
+        client::ClientOptions {
+            server: self.server.clone(),
+            token: self.token.clone(),
+            output: self.output,
+            client_config: self.client_config.clone(),
+        }
+        .connect()
+    }
+}
+
+#[derive(Subcommand)]
+enum AlertsCommand {
+    /// Alerts, newest first (exit 2 when none match).
+    List {
+        /// pending, accepted or resolved.
+        #[arg(long)]
+        status: Option<String>,
+        /// A source id.
+        #[arg(long)]
+        source: Option<String>,
+        /// A service id.
+        #[arg(long)]
+        service: Option<String>,
+        /// SEV0 … SEV4.
+        #[arg(long)]
+        severity: Option<String>,
+        /// name=value, matching the alert's labels or any of its members'
+        /// (repeat for several).
+        #[arg(long = "label", value_name = "NAME=VALUE")]
+        labels: Vec<String>,
+        /// At most this many (1–500, default 100).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// One alert with its timeline.
+    Show { id: String },
+    /// Accept alerts: their escalation stops.
+    Accept {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Un-accept alerts: back to pending, escalation restarts at level 1.
+    Unaccept {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Resolve alerts.
+    Resolve {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Add a comment to an alert's timeline.
+    Comment { id: String, text: String },
+}
+
+#[derive(Subcommand)]
+enum MaintenanceCommand {
+    /// Start a window now: alerts of the source or service are stored and
+    /// shown, but nobody is paged.
+    Start {
+        /// A service id.
+        #[arg(long, conflicts_with = "source", required_unless_present = "source")]
+        service: Option<String>,
+        /// A source id (or heartbeat:ID).
+        #[arg(long)]
+        source: Option<String>,
+        /// How long (30m, 2h, 1d).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// Why, for the timeline and the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Active and upcoming windows (exit 2 when there are none).
+    List,
+    /// End a window now.
+    End { id: String },
+}
+
+#[derive(Subcommand)]
+enum TokensCommand {
+    /// Make a personal API token; prints the secret once, on stdout.
+    Create {
+        /// What it is for (laptop, ci, grafana).
+        name: String,
+        /// admin, responder or observer; at most yours and the user's
+        /// [default: the highest allowed].
+        #[arg(long)]
+        role: Option<String>,
+        /// The user it acts as (admins only) [default: your user].
+        #[arg(long)]
+        user: Option<String>,
+        /// It stops working after this long (30d, 12h).
+        #[arg(long, value_name = "DURATION", conflicts_with = "expires_at")]
+        expires_in: Option<String>,
+        /// It stops working at this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        expires_at: Option<String>,
+    },
+    /// Your tokens (an admin's: everybody's, or --user's); exit 2 when none.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a token: it stops working at once on every node.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -81,12 +219,73 @@ enum Command {
         /// An instant (RFC 3339, e.g. 2026-12-24T20:00:00+01:00); now when left out.
         #[arg(long)]
         at: Option<String>,
-        /// The server's base URL.
-        #[arg(long, env = "TOCSIN_SERVER", default_value = "http://127.0.0.1:8080")]
-        server: String,
-        /// An API token from api_tokens (any role).
-        #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true)]
-        token: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Alerts: list, show, accept, unaccept, resolve, comment.
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Send a test alert through a source's own ingest path (its format,
+    /// routing, maintenance and paging, as a real one) and print the alert.
+    SendTestAlert {
+        /// The source [default: the only one there is].
+        #[arg(long)]
+        source: Option<String>,
+        /// SEV0 … SEV4 [default: what the source makes of a plain event].
+        #[arg(long)]
+        severity: Option<String>,
+        /// name=value labels to add (repeat for several).
+        #[arg(long = "label", value_name = "NAME=VALUE")]
+        labels: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Maintenance windows: start, list, end.
+    Maintenance {
+        #[command(subcommand)]
+        command: MaintenanceCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Personal API tokens: create, list, revoke.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The audit log, newest first (exit 2 when nothing matches).
+    Audit {
+        /// `user:ID`, `token:NAME`, `config:FILE`, `source:ID`.
+        #[arg(long)]
+        actor: Option<String>,
+        /// alert, maintenance, token, or a catalog kind (sources, users, …).
+        #[arg(long)]
+        kind: Option<String>,
+        /// An object id (an alert's number, a source's id, …).
+        #[arg(long)]
+        object: Option<String>,
+        /// From this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many (1–1000, default 50).
+        #[arg(long)]
+        limit: Option<u32>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print a shell completion script: `tocsin completions bash >
+    /// /etc/bash_completion.d/tocsin`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// Provision a config file into a running server's catalog: print the
     /// plan (`+ create`, `~ update` with the changed keys, `- delete`) and
@@ -100,24 +299,16 @@ enum Command {
         /// Print the plan only; exit 2 when it has changes, 0 when none.
         #[arg(long)]
         dry_run: bool,
-        /// The server's base URL.
-        #[arg(long, env = "TOCSIN_SERVER", default_value = "http://127.0.0.1:8080")]
-        server: String,
-        /// An admin API token.
-        #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true)]
-        token: String,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Print a running server's catalog as tocsin.yaml. Secrets are
     /// written as the `${ENV}` or `*_file` references they came from (or a
     /// `${TOCSIN_…}` variable, listed on stderr, for ones set through the
     /// API), never in clear.
     Export {
-        /// The server's base URL.
-        #[arg(long, env = "TOCSIN_SERVER", default_value = "http://127.0.0.1:8080")]
-        server: String,
-        /// An API token (any role).
-        #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true)]
-        token: String,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Apply database migrations and exit (serve also does this at start).
     Migrate {
@@ -149,9 +340,19 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            let auth = e.downcast_ref::<client::AuthError>().is_some();
+            std::process::ExitCode::from(if auth {
+                client::EXIT_AUTH
+            } else {
+                client::EXIT_ERROR
+            })
         }
     }
+}
+
+/// A client command's result as the process's exit code.
+fn code(r: Result<u8>) -> Result<std::process::ExitCode> {
+    r.map(std::process::ExitCode::from)
 }
 
 fn init_logging(format: LogFormat) {
@@ -172,10 +373,9 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
         Command::Apply {
             file,
             dry_run,
-            server,
-            token,
+            client,
         } => {
-            let c = client::Client::new(&server, &token)?;
+            let (c, _) = client.connect()?;
             let applied = client::apply(&c, &file, dry_run).await?;
             if applied.lines.is_empty() {
                 println!("{}: no changes", file.display());
@@ -194,8 +394,8 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
         }
-        Command::Export { server, token } => {
-            let c = client::Client::new(&server, &token)?;
+        Command::Export { client } => {
+            let (c, _) = client.connect()?;
             let (text, made_up) = client::export(&c).await?;
             print!("{text}");
             if !made_up.is_empty() {
@@ -210,15 +410,154 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
         Command::Oncall {
             schedule,
             at,
-            server,
-            token,
+            client,
         } => {
-            let c = client::Client::new(&server, &token)?;
-            println!(
-                "{}",
-                client::oncall(&c, schedule.as_deref(), at.as_deref()).await?
-            );
-            Ok(ExitCode::SUCCESS)
+            let (c, out) = client.connect()?;
+            code(commands::oncall(&c, out, schedule.as_deref(), at.as_deref()).await)
+        }
+        Command::Alerts { command, client } => {
+            let (c, out) = client.connect()?;
+            code(match command {
+                AlertsCommand::List {
+                    status,
+                    source,
+                    service,
+                    severity,
+                    labels,
+                    limit,
+                } => {
+                    let f = commands::AlertFilter {
+                        status,
+                        source,
+                        service,
+                        severity,
+                        labels,
+                        limit,
+                    };
+                    commands::alerts_list(&c, out, &f).await
+                }
+                AlertsCommand::Show { id } => commands::alerts_show(&c, out, &id).await,
+                AlertsCommand::Accept { ids } => {
+                    commands::alerts_act(&c, out, "accept", &ids).await
+                }
+                AlertsCommand::Unaccept { ids } => {
+                    commands::alerts_act(&c, out, "unaccept", &ids).await
+                }
+                AlertsCommand::Resolve { ids } => {
+                    commands::alerts_act(&c, out, "resolve", &ids).await
+                }
+                AlertsCommand::Comment { id, text } => {
+                    commands::alerts_comment(&c, out, &id, &text).await
+                }
+            })
+        }
+        Command::SendTestAlert {
+            source,
+            severity,
+            labels,
+            client,
+        } => {
+            let (c, out) = client.connect()?;
+            code(
+                commands::send_test_alert(&c, out, source.as_deref(), severity.as_deref(), &labels)
+                    .await,
+            )
+        }
+        Command::Maintenance { command, client } => {
+            let (c, out) = client.connect()?;
+            code(match command {
+                MaintenanceCommand::Start {
+                    service,
+                    source,
+                    duration,
+                    reason,
+                } => {
+                    let target = match (&service, &source) {
+                        (Some(s), _) => ("service", s.as_str()),
+                        (None, Some(s)) => ("source", s.as_str()),
+                        (None, None) => anyhow::bail!("name --service or --source"),
+                    };
+                    commands::maintenance_start(&c, out, target, &duration, reason.as_deref()).await
+                }
+                MaintenanceCommand::List => commands::maintenance_list(&c, out).await,
+                MaintenanceCommand::End { id } => commands::maintenance_end(&c, out, &id).await,
+            })
+        }
+        Command::Tokens { command, client } => {
+            let (c, out) = client.connect()?;
+            code(match command {
+                TokensCommand::Create {
+                    name,
+                    role,
+                    user,
+                    expires_in,
+                    expires_at,
+                } => {
+                    let expires_at = match (expires_in, expires_at) {
+                        (Some(d), _) => {
+                            let d: tocsin_domain::DurationSpec = d
+                                .parse()
+                                .map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?;
+                            Some(chrono::Utc::now() + d.as_chrono())
+                        }
+                        (None, Some(t)) => Some(
+                            chrono::DateTime::parse_from_rfc3339(&t)
+                                .map_err(|e| {
+                                    anyhow::anyhow!(
+                                        "--expires-at `{t}`: {e}; expected RFC 3339 such as 2027-01-01T00:00:00Z"
+                                    )
+                                })?
+                                .with_timezone(&chrono::Utc),
+                        ),
+                        (None, None) => None,
+                    };
+                    commands::tokens_create(
+                        &c,
+                        out,
+                        &name,
+                        role.as_deref(),
+                        user.as_deref(),
+                        expires_at,
+                    )
+                    .await
+                }
+                TokensCommand::List { user } => {
+                    commands::tokens_list(&c, out, user.as_deref()).await
+                }
+                TokensCommand::Revoke { id } => commands::tokens_revoke(&c, out, &id).await,
+            })
+        }
+        Command::Audit {
+            actor,
+            kind,
+            object,
+            since,
+            until,
+            limit,
+            client,
+        } => {
+            let (c, out) = client.connect()?;
+            let f = commands::AuditFilter {
+                actor,
+                kind,
+                object,
+                since,
+                until,
+                limit,
+            };
+            code(commands::audit(&c, out, &f).await)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "tocsin", &mut script);
+            use std::io::Write;
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(anyhow::anyhow!("writing the completion script: {e}"))
+                }
+                _ => Ok(ExitCode::SUCCESS),
+            }
         }
         Command::Migrate {
             config,

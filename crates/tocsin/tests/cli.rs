@@ -249,16 +249,23 @@ async fn oncall_asks_a_running_server() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("SCHEDULE"), "{text}");
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(row[..3], ["sre-primary", "alice", "Alice"], "{text}");
+    assert!(lines[1].ends_with("layer 1"), "{text}");
+    let text = String::from_utf8(oncall(&["--at", "2026-01-12T08:00:00Z"]).stdout).unwrap();
     assert!(
-        text.starts_with("sre-primary: Alice Example (alice), from layer 1"),
+        text.lines().nth(1).unwrap().starts_with("sre-primary  bob"),
         "{text}"
     );
-    let text = String::from_utf8(oncall(&["--at", "2026-01-12T08:00:00Z"]).stdout).unwrap();
-    assert!(text.starts_with("sre-primary: Bob Example (bob)"), "{text}");
-    assert!(text.contains("(at 2026-01-12T08:00:00Z)"), "{text}");
+    assert!(text.contains("(at 2026-01-12 08:00:00Z)"), "{text}");
+    let json = oncall(&["-o", "json", "--at", "2026-01-12T08:00:00Z"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v[0]["on_call"]["user"], "bob", "{v}");
 
     let out = oncall(&["nope"]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no schedule `nope`"));
     let out = tocsin()
         .args([
@@ -270,11 +277,16 @@ async fn oncall_asks_a_running_server() {
         ])
         .output()
         .unwrap();
+    assert_eq!(out.status.code(), Some(3), "a refused token is exit 3");
     assert!(String::from_utf8_lossy(&out.stderr).contains("set --token or TOCSIN_TOKEN"));
     let out = tocsin()
         .args(["oncall", "--server", "http://127.0.0.1:1", "--token", "x"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the Tocsin server"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach http://127.0.0.1:1: Connection refused"),
+        "{err}"
+    );
     server.terminate();
 }

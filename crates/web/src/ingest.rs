@@ -108,14 +108,8 @@ async fn receive(
     body: Body,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let bytes = read_json_body(headers, body, st.0.body_limit).await?;
-    let now = st.now();
-    let hook = alertmanager::parse(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid Alertmanager webhook: {e}")))?;
-    let events = alertmanager::map(&hook, &source.prometheus, now)
-        .map_err(|e| ApiError::bad_request(format!("invalid Alertmanager webhook: {e}")))?;
-    let routed = route_events(st, source, events, now).await;
     let actor = Actor::new(format!("source:{}", source.id), "prometheus webhook");
-    let results = store_events(st, &source.id, &actor, routed, now).await?;
+    let results = webhook(st, source, &bytes, &actor).await?;
     let mut alerts = Vec::with_capacity(results.len());
     for r in &results {
         st.0.metrics.ingested(&source.id, r.outcome.as_str(), 1);
@@ -127,6 +121,23 @@ async fn receive(
         StatusCode::ACCEPTED,
         Json(json!({"status": "accepted", "alerts": alerts})),
     ))
+}
+
+/// An Alertmanager webhook body through the whole ingest path: parse, map,
+/// route, store (a test alert of a Prometheus source takes it too).
+pub(crate) async fn webhook(
+    st: &AppState,
+    source: &LiveSource,
+    bytes: &[u8],
+    actor: &Actor,
+) -> Result<Vec<tocsin_store::IngestResult>, ApiError> {
+    let now = st.now();
+    let hook = alertmanager::parse(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid Alertmanager webhook: {e}")))?;
+    let events = alertmanager::map(&hook, &source.prometheus, now)
+        .map_err(|e| ApiError::bad_request(format!("invalid Alertmanager webhook: {e}")))?;
+    let routed = route_events(st, source, events, now).await;
+    store_events(st, &source.id, actor, routed, now).await
 }
 
 /// Apply support hours, routing and maintenance windows to mapped events

@@ -18,6 +18,7 @@ mod schedules;
 mod senders;
 mod slack;
 mod state;
+mod testalert;
 mod tokens;
 mod twilio;
 
@@ -73,6 +74,7 @@ pub fn app(state: AppState) -> Router {
                 .post(heartbeats::ping),
         )
         .route("/api/v1/me", get(tokens::me))
+        .route("/api/v1/sources/{id}/test-alert", post(testalert::send))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/api/v1/audit", get(tokens::audit))

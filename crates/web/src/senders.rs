@@ -24,13 +24,13 @@ use crate::ingest::{read_json_body, route_events, store_events};
 use crate::state::{AppState, LiveSource};
 
 /// What applying a command did.
-struct Applied {
-    alert_id: Option<i64>,
-    outcome: &'static str,
+pub(crate) struct Applied {
+    pub alert_id: Option<i64>,
+    pub outcome: &'static str,
 }
 
 /// A fresh dedup key for an event that brings none (128 random bits).
-fn generated_key() -> String {
+pub(crate) fn generated_key() -> String {
     let bytes: [u8; 16] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -57,7 +57,7 @@ fn keyed_source(st: &AppState, key: &str, kind: SourceType) -> Result<LiveSource
     Ok(source)
 }
 
-/// Apply one command through the common ingest path.
+/// Apply one command through the common ingest path, as the source.
 async fn apply(
     st: &AppState,
     source: &LiveSource,
@@ -66,6 +66,18 @@ async fn apply(
     now: DateTime<Utc>,
 ) -> Result<Applied, ApiError> {
     let actor = Actor::new(format!("source:{}", source.id), channel);
+    apply_as(st, source, cmd, &actor, now).await
+}
+
+/// Apply one command through the common ingest path, as `actor`.
+pub(crate) async fn apply_as(
+    st: &AppState,
+    source: &LiveSource,
+    cmd: Command,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Applied, ApiError> {
+    let actor = actor.clone();
     let event = match cmd {
         Command::Trigger(e) | Command::Resolve(e) => e,
         Command::Accept(key) => {

@@ -402,6 +402,13 @@ impl AppState {
         Some(LiveSource { live, index })
     }
 
+    /// The source of the catalog in effect with this id.
+    pub(crate) fn source_by_id(&self, id: &str) -> Option<LiveSource> {
+        let live = self.live();
+        let index = live.sources.iter().position(|s| s.id == id)?;
+        Some(LiveSource { live, index })
+    }
+
     /// Send test notifications through `channels` from now on.
     pub fn set_channels(&self, channels: Vec<Arc<dyn tocsin_notify::Channel>>) {
         let channels = Arc::new(by_name(channels));

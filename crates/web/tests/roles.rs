@@ -77,6 +77,10 @@ const TABLE: &[(&str, [bool; 4])] = &[
         [true, true, false, false],
     ),
     (
+        "send a test alert through a source",
+        [true, true, false, false],
+    ),
+    (
         "create and revoke own API tokens",
         [true, true, false, false],
     ),
@@ -367,6 +371,14 @@ async fn perform(w: &World, row: &str, who: Who) -> Vec<(String, StatusCode)> {
             let path = "/api/v1/users/alice/test-notification";
             note(path, w.call(Method::POST, path, t, None).await);
         }
+        "send a test alert through a source" => {
+            let path = "/api/v1/sources/sre-events/test-alert";
+            note(
+                path,
+                w.call(Method::POST, path, t, Some(json!({"severity": "SEV1"})))
+                    .await,
+            );
+        }
         "create and revoke own API tokens" => {
             // The owner is the user the tokens are for: alice for admin,
             // owner and the responder of another team (who may not), olga
@@ -516,6 +528,7 @@ row!(maintenance, "start and end maintenance windows");
 row!(overrides, "create and delete schedule overrides");
 row!(own_profile, "change own contact methods and notify rules");
 row!(test_notification, "send a test notification to a user");
+row!(test_alert, "send a test alert through a source");
 row!(own_tokens, "create and revoke own API tokens");
 row!(catalog_edits, "create, replace and delete catalog objects");
 row!(rotate_key, "rotate a source key");
