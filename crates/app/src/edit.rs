@@ -19,6 +19,9 @@ use crate::catalog::{check_split, generate_key, key_source};
 /// provision).
 pub const EDITABLE: &[&str] = tocsin_config::catalog::KINDS.split_at(2).1;
 
+/// The OpenAPI schema of an editable kind (see `tocsin_config::catalog::schemas`).
+pub use tocsin_config::catalog::schemas as kind_schemas;
+
 /// Read-only members of an object as the API shows it; ignored on write.
 pub const READ_ONLY: &[&str] = &["origin", "revision"];
 
@@ -94,7 +97,15 @@ fn body_spec(kind: &str, id: Option<&str>, body: Value) -> Result<(String, Value
                 ),
             )]));
         }
-        (Some(path), _) => path.to_owned(),
+        (Some(path), Some(_)) => path.to_owned(),
+        (Some(path), None) => {
+            return Err(AppError::Invalid(vec![Problem::new(
+                "id",
+                format!(
+                    "missing; a replacement is the whole object, with its id (`{path}`), as GET shows it"
+                ),
+            )]));
+        }
         (None, Some(body)) => body,
         (None, None) => {
             return Err(AppError::Invalid(vec![Problem::new(

@@ -540,6 +540,35 @@ pub fn build(config: &Config, version: i64) -> c::Catalog {
     out
 }
 
+/// Named OpenAPI schemas: (component name, schema).
+pub type Schemas = Vec<(
+    String,
+    utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+)>;
+
+/// The OpenAPI schema of an editable kind's objects: the name of its
+/// component and every component it needs (itself included), from the
+/// same types the file is read with.
+pub fn schemas(kind: &str) -> Option<(String, Schemas)> {
+    fn of<T: utoipa::ToSchema>() -> (String, Schemas) {
+        let name = T::name().into_owned();
+        let mut all = vec![(name.clone(), T::schema())];
+        T::schemas(&mut all);
+        (name, all)
+    }
+    Some(match kind {
+        "teams" => of::<crate::Team>(),
+        "users" => of::<crate::User>(),
+        "support_hours" => of::<crate::SupportHours>(),
+        "schedules" => of::<crate::Schedule>(),
+        "escalation_policies" => of::<crate::EscalationPolicy>(),
+        "services" => of::<crate::Service>(),
+        "sources" => of::<crate::Source>(),
+        "heartbeats" => of::<crate::Heartbeat>(),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -20,7 +20,7 @@ pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 120;
 /// Default request body limit (5 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 5 * 1024 * 1024;
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -56,7 +56,7 @@ pub struct Config {
 }
 
 /// The audit log.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Audit {
     /// Entries older than this are deleted (default: `database.retention`;
@@ -64,7 +64,7 @@ pub struct Audit {
     pub retention: Option<DurationSpec>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Server {
     /// `host:port` to listen on (default 127.0.0.1:8080).
@@ -81,7 +81,7 @@ pub struct Server {
 }
 
 /// `server.tls`: the certificate chain and its private key, as PEM.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
     /// The certificate chain (read from `cert_file`).
@@ -91,7 +91,7 @@ pub struct Tls {
 }
 
 /// How notifications go out.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Notifications {
     /// Pages to one contact within this long of a message are merged into
@@ -111,7 +111,7 @@ pub struct Notifications {
 /// `backoff`, doubling each time up to `max_backoff`, until `attempts`
 /// attempts were made; then it is marked failed and the escalation goes on.
 /// A permanent error (a 4xx, a bad address) is not retried.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     /// Attempts in all, the first included (default 8).
@@ -145,7 +145,7 @@ impl RetryConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Database {
     /// `sqlite://path` (default `sqlite://tocsin.db`) or `postgres://…`.
@@ -157,7 +157,7 @@ pub struct Database {
     pub retention: Option<DurationSpec>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiToken {
     pub name: String,
@@ -187,7 +187,7 @@ impl ApiToken {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Providers {
     pub smtp: Option<Smtp>,
@@ -196,7 +196,7 @@ pub struct Providers {
     pub ntfy: Option<Ntfy>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SmtpTls {
     #[default]
@@ -205,7 +205,7 @@ pub enum SmtpTls {
     Tls,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Smtp {
     pub host: String,
@@ -222,7 +222,7 @@ fn default_smtp_port() -> u16 {
     25
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Twilio {
     pub account_sid: String,
@@ -236,7 +236,7 @@ fn default_twilio_base() -> String {
     "https://api.twilio.com".to_owned()
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Slack {
     pub bot_token: Option<String>,
@@ -250,7 +250,7 @@ fn default_slack_base() -> String {
     "https://slack.com/api".to_owned()
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ntfy {
     #[serde(default = "default_ntfy_base")]
@@ -262,14 +262,14 @@ fn default_ntfy_base() -> String {
     "https://ntfy.sh".to_owned()
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Team {
     pub id: String,
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     pub id: String,
@@ -290,7 +290,7 @@ fn default_user_role() -> Role {
     Role::Responder
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ContactType {
     Email,
@@ -327,7 +327,7 @@ impl ContactType {
 }
 
 /// One way to reach a user. Which field is required depends on `type`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
     pub id: String,
@@ -356,7 +356,7 @@ impl Contact {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyRules {
     #[serde(default)]
@@ -365,14 +365,14 @@ pub struct NotifyRules {
     pub low: Vec<NotifyRule>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyRule {
     pub contact: String,
     pub after: DurationSpec,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SupportHours {
     pub id: String,
@@ -381,7 +381,7 @@ pub struct SupportHours {
     pub weekly: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     pub id: String,
@@ -395,7 +395,7 @@ pub struct Schedule {
     pub overrides: Vec<Override>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Layer {
     pub name: Option<String>,
@@ -407,7 +407,7 @@ pub struct Layer {
     pub restrict: Vec<Restriction>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Restriction {
     /// `mon-fri`, `sat,sun`, …; every day when left out.
@@ -416,7 +416,7 @@ pub struct Restriction {
     pub to: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Override {
     pub user: String,
@@ -424,7 +424,7 @@ pub struct Override {
     pub to: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationPolicy {
     pub id: String,
@@ -436,7 +436,7 @@ pub struct EscalationPolicy {
     pub levels: Vec<Level>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Level {
     /// `user:ID` or `schedule:ID`.
@@ -444,7 +444,7 @@ pub struct Level {
     pub escalate_after: DurationSpec,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     pub id: String,
@@ -458,7 +458,7 @@ pub struct Service {
 
 pub use tocsin_domain::SourceType;
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
     pub id: String,
@@ -499,14 +499,14 @@ fn default_high_from() -> Severity {
     Severity::Sev1
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceTemplates {
     pub summary: Option<String>,
     pub details: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     pub id: String,
@@ -525,7 +525,7 @@ fn default_grace() -> DurationSpec {
     DurationSpec::from_secs(60)
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusPage {
     pub title: Option<String>,
@@ -534,7 +534,7 @@ pub struct StatusPage {
     pub charts: Vec<Chart>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Chart {
     pub service: String,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::types::ParseError;
 
 /// `pending` escalates, `accepted` stops escalation, `resolved` is final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertStatus {
     Pending,
@@ -60,7 +60,7 @@ impl fmt::Display for AlertStatus {
 
 /// State of one sender-side alert inside a Tocsin alert (for Alertmanager, one
 /// Prometheus alert of the group).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MemberStatus {
     Firing,
@@ -68,7 +68,7 @@ pub enum MemberStatus {
 }
 
 /// One sender-side alert inside a Tocsin alert.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Member {
     pub fingerprint: String,
     pub status: MemberStatus,
@@ -90,14 +90,14 @@ impl Member {
 }
 
 /// A link shown with an alert.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Link {
     pub href: String,
     pub text: String,
 }
 
 /// What a timeline entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TimelineKind {
     Created,

@@ -9,6 +9,7 @@ pub mod duration;
 pub mod escalation;
 pub mod ingest;
 pub mod links;
+mod openapi;
 pub mod routing;
 pub mod schedule;
 pub mod secret;

@@ -137,7 +137,7 @@ impl fmt::Display for Priority {
 }
 
 /// What an API token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
@@ -190,7 +190,7 @@ impl std::str::FromStr for Role {
 }
 
 /// How a Prometheus source turns Alertmanager notifications into alerts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Grouping {
     /// One Tocsin alert per Alertmanager group (dedup key: `groupKey`).
@@ -201,7 +201,7 @@ pub enum Grouping {
 }
 
 /// Treatment of alerts that arrive outside a source's support hours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OutsideSupportHours {
     #[default]

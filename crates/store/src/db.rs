@@ -112,6 +112,23 @@ pub(crate) enum DbError {
     /// lost): the caller may try again.
     #[error("{0}")]
     Unavailable(String),
+    /// A value the database cannot store (a NUL character in text).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Refuse text with a NUL character, which PostgreSQL cannot store (and
+/// SQLite would): both backends answer the same.
+pub(crate) fn check_text(args: &[Value]) -> Result<(), DbError> {
+    if args
+        .iter()
+        .any(|v| matches!(v, Value::Text(t) if t.contains('\0')))
+    {
+        return Err(DbError::Invalid(
+            "a text value contains a NUL character (\\0); remove it".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl DbError {

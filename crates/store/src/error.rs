@@ -22,6 +22,9 @@ pub enum StoreError {
         current: Option<i64>,
         message: String,
     },
+    /// A value the database cannot store; the message says which.
+    #[error("{0}")]
+    Invalid(String),
     /// Anything else (a bug, corrupt data).
     #[error("storage error: {0}")]
     Internal(String),
@@ -37,7 +40,10 @@ impl StoreError {
                 .is_some_and(|d| d.is_unique_violation() || d.code().is_some_and(|c| c == "40P01")),
             // SQLite has one writer: a unique violation there is no race,
             // and running the request again would meet it again.
-            DbError::Sqlite(_) | DbError::Decode(_) | DbError::Unavailable(_) => false,
+            DbError::Sqlite(_)
+            | DbError::Decode(_)
+            | DbError::Unavailable(_)
+            | DbError::Invalid(_) => false,
         }
     }
 }
@@ -51,6 +57,7 @@ impl StoreError {
             DbError::Sqlite(e) => StoreError::classify_sqlite(e),
             DbError::Decode(_) => Class::Internal,
             DbError::Unavailable(_) => Class::Unavailable,
+            DbError::Invalid(m) => return StoreError::Invalid(m.clone()),
         };
         match class {
             Class::Unavailable => StoreError::Unavailable(msg.to_owned()),

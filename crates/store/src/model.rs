@@ -186,7 +186,7 @@ impl IngestResult {
 }
 
 /// A stored alert.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Alert {
     pub id: i64,
     pub source_id: String,
@@ -213,7 +213,7 @@ pub struct Alert {
 }
 
 /// One entry of an alert's timeline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
     pub id: i64,
     pub alert_id: i64,
@@ -345,7 +345,7 @@ pub struct StepDone {
 }
 
 /// A queued or finished notification.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub id: i64,
     pub alert_id: i64,
@@ -364,7 +364,7 @@ pub struct Delivery {
 }
 
 /// A stored escalation step, as shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EscalationStep {
     pub id: i64,
     pub alert_id: i64,
@@ -432,7 +432,7 @@ pub enum DeliveryOutcome {
 }
 
 /// A maintenance window on a source or a service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MaintenanceWindow {
     pub id: i64,
     /// `source` or `service`.
@@ -491,7 +491,7 @@ pub struct NewChange {
 }
 
 /// A recorded change event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ChangeEvent {
     pub id: i64,
     pub source_id: String,
@@ -545,7 +545,7 @@ pub struct DueHeartbeat {
 }
 
 /// One change for the audit log, as the writer of the change describes it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     /// `user:ID`, `token:NAME`, `config:FILE`, `source:ID`, `system`.
     pub actor: String,
@@ -581,7 +581,7 @@ impl AuditRecord {
 }
 
 /// A stored audit entry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: i64,
     pub at: DateTime<Utc>,
@@ -610,7 +610,7 @@ pub struct AuditPage {
 }
 
 /// A personal API token (never its secret: only its digest is stored).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PersonalToken {
     pub id: String,
     pub name: String,

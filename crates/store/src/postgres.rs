@@ -328,6 +328,7 @@ where
     C: std::ops::DerefMut<Target = sqlx::PgConnection> + Send,
 {
     async fn execute(&mut self, sql: &str, args: Vec<Value>) -> Result<u64, DbError> {
+        crate::db::check_text(&args)?;
         Ok(query(sql, args)
             .execute(&mut *self.0)
             .await?
@@ -335,6 +336,7 @@ where
     }
 
     async fn fetch(&mut self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, DbError> {
+        crate::db::check_text(&args)?;
         rows(query(sql, args).fetch_all(&mut *self.0).await?)
     }
 }

@@ -172,6 +172,7 @@ fn open(path: &std::path::Path, read_only: bool) -> Result<rusqlite::Connection,
 /// second argument wherever it appears (SQLite numbers parameters in the
 /// order they first appear, not by their digits).
 fn bind(st: &mut rusqlite::CachedStatement<'_>, args: &[Value]) -> Result<(), DbError> {
+    crate::db::check_text(args)?;
     for i in 1..=st.parameter_count() {
         let name = st.parameter_name(i).unwrap_or_default();
         let n: usize = name

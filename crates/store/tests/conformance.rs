@@ -1751,6 +1751,27 @@ async fn personal_tokens_are_digests_revoked_once(s: &dyn Store) {
     );
 }
 
+async fn text_with_a_nul_character_is_refused(s: &dyn Store) {
+    let id = ingest(s, &[routed("g", vec![member("a", true, 0, None)])], 1).await[0]
+        .alert_id
+        .unwrap();
+    let before = s.timeline(id).await.unwrap().len();
+    let e = s
+        .comment(id, &actor(), "bad\0text", t(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Invalid(_)), "{e:?}");
+    assert!(e.to_string().contains("NUL"), "{e}");
+    // Nothing was written, and reads with such text are refused alike.
+    assert_eq!(s.timeline(id).await.unwrap().len(), before);
+    let f = AuditFilter {
+        actor: Some("x\0".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(matches!(s.audit(&f).await, Err(StoreError::Invalid(_))));
+}
+
 fn actor() -> Actor {
     Actor::new("token:x", "api")
 }
@@ -1964,6 +1985,7 @@ macro_rules! suite {
             case!(maintenance_windows_open_list_and_end);
             case!(audit_log_appends_filters_pages_and_prunes);
             case!(personal_tokens_are_digests_revoked_once);
+            case!(text_with_a_nul_character_is_refused);
             case!(unpaged_alerts_get_no_escalation);
             case!(a_storm_on_one_policy_does_not_hold_back_another);
         }

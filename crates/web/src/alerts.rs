@@ -77,6 +77,15 @@ fn parse_filter(raw: Option<&str>) -> Result<AlertFilter, ApiError> {
 }
 
 /// `GET /api/v1/alerts`
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts",
+    operation_id = "alerts_list",
+    tag = "alerts",
+    summary = "List alerts, newest first",
+    params(("status" = Option<tocsin_domain::AlertStatus>, Query, description = "pending, accepted or resolved"), ("source" = Option<String>, Query, description = "A source id"), ("service" = Option<String>, Query, description = "A service id"), ("severity" = Option<tocsin_domain::Severity>, Query, description = "SEV0 … SEV4"), ("label" = Option<Vec<String>>, Query, description = "name=value, matching the alert's labels or any of its members' (repeatable)", explode = true), ("limit" = Option<u32>, Query, description = "1 to 500 (default 50)", minimum = 1, maximum = 500), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page", pattern = "^[0-9]+$")),
+    responses((status = 200, description = "A page of alerts", body = crate::schema::AlertList), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn list(
     State(st): State<AppState>,
     _caller: Caller,
@@ -95,6 +104,15 @@ pub async fn list(
 }
 
 /// `GET /api/v1/changes[?service=ID&limit=N]`: change events, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/changes",
+    operation_id = "alerts_changes",
+    tag = "alerts",
+    summary = "Change events, newest first",
+    params(("service" = Option<String>, Query, description = "A service id"), ("limit" = Option<u32>, Query, description = "1 to 1000 (default 100)", minimum = 1, maximum = 1000)),
+    responses((status = 200, description = "OK", body = crate::schema::ChangeList), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn changes(
     State(st): State<AppState>,
     _caller: Caller,
@@ -149,6 +167,15 @@ struct AlertWithTimeline {
 }
 
 /// `GET /api/v1/alerts/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts/{id}",
+    operation_id = "alerts_show",
+    tag = "alerts",
+    summary = "One alert with its timeline, escalation steps and notifications",
+    params(("id" = i64, Path, description = "The alert's id", minimum = 1)),
+    responses((status = 200, description = "OK", body = crate::schema::AlertDetail), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn show(
     State(st): State<AppState>,
     _caller: Caller,
@@ -216,6 +243,15 @@ fn respond(r: TransitionResult, id: i64, what: &str) -> Result<Json<serde_json::
 }
 
 /// `POST /api/v1/alerts/{id}/accept`
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/{id}/accept",
+    operation_id = "alerts_accept",
+    tag = "alerts",
+    summary = "Accept an alert: its escalation stops",
+    params(("id" = i64, Path, description = "The alert's id", minimum = 1)),
+    responses((status = 200, description = "The alert now", body = tocsin_store::Alert), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = 409, description = "The alert is resolved", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn accept(
     State(st): State<AppState>,
     caller: Caller,
@@ -225,6 +261,15 @@ pub async fn accept(
 }
 
 /// `POST /api/v1/alerts/{id}/resolve`
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/{id}/resolve",
+    operation_id = "alerts_resolve",
+    tag = "alerts",
+    summary = "Resolve an alert",
+    params(("id" = i64, Path, description = "The alert's id", minimum = 1)),
+    responses((status = 200, description = "The alert now", body = tocsin_store::Alert), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = 409, description = "The alert is resolved", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn resolve(
     State(st): State<AppState>,
     caller: Caller,
@@ -235,6 +280,15 @@ pub async fn resolve(
 
 /// `POST /api/v1/alerts/{id}/unaccept`: back to pending; escalation
 /// restarts at level 1.
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/{id}/unaccept",
+    operation_id = "alerts_unaccept",
+    tag = "alerts",
+    summary = "Un-accept an alert: back to pending, escalation restarts at level 1",
+    params(("id" = i64, Path, description = "The alert's id", minimum = 1)),
+    responses((status = 200, description = "The alert now", body = tocsin_store::Alert), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = 409, description = "The alert is resolved", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn unaccept(
     State(st): State<AppState>,
     caller: Caller,
@@ -252,6 +306,16 @@ struct ReassignBody {
 
 /// `POST /api/v1/alerts/{id}/reassign` with `{"user": ID}` or
 /// `{"escalation_policy": ID}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/{id}/reassign",
+    operation_id = "alerts_reassign",
+    tag = "alerts",
+    summary = "Hand an alert to a user or another escalation policy",
+    params(("id" = i64, Path, description = "The alert's id", minimum = 1)),
+    request_body = crate::schema::Reassign,
+    responses((status = 200, description = "The alert now", body = tocsin_store::Alert), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = 409, description = "The alert is resolved", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn reassign(
     State(st): State<AppState>,
     caller: Caller,
@@ -283,6 +347,16 @@ pub async fn reassign(
 }
 
 /// `POST /api/v1/alerts/{id}/comment` with a text body (or JSON `{"text": …}`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/{id}/comment",
+    operation_id = "alerts_comment",
+    tag = "alerts",
+    summary = "Add a comment to an alert's timeline",
+    params(("id" = i64, Path, description = "The alert's id", minimum = 1)),
+    request_body(content((String = "text/plain"), (crate::schema::Comment = "application/json"))),
+    responses((status = 201, description = "The timeline entry", body = tocsin_store::TimelineEntry), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = 413, description = "The comment is over 64 KiB", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn comment(
     State(st): State<AppState>,
     caller: Caller,
@@ -333,6 +407,15 @@ pub async fn comment(
 
 /// `POST /api/v1/users/{id}/test-notification`: send a test through each of
 /// the user's contact methods, now, and report each result.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{id}/test-notification",
+    operation_id = "alerts_test_notification",
+    tag = "users",
+    summary = "Send a test through each of a user's contact methods now",
+    params(("id" = String, Path, description = "A user id")),
+    responses((status = 200, description = "Each contact's result", body = crate::schema::TestNotification), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn test_notification(
     State(st): State<AppState>,
     caller: Caller,

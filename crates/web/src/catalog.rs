@@ -4,7 +4,6 @@
 //! in the shape of tocsin.yaml; the rules live in `tocsin_app::edit`.
 
 use axum::Json;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -13,32 +12,30 @@ use axum::routing::{MethodRouter, get, post};
 use serde_json::{Value, json};
 use tocsin_app::{AppError, edit};
 use tocsin_domain::SourceType;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ingest::read_json_body;
 use crate::state::{AppState, Live};
 
-/// Add the catalog routes; `lists` are the kinds whose `GET` list another
-/// module serves (a view with computed fields), by kind.
+/// Add the catalog routes; `views` are the kinds whose `GET` list another
+/// module serves (a view with computed fields). The kinds' operations are
+/// described by `openapi::catalog_kinds`, which walks the same list.
 pub(crate) fn routes(
-    mut router: Router<AppState>,
-    lists: Vec<(&'static str, MethodRouter<AppState>)>,
-) -> Router<AppState> {
-    let mut lists = lists;
+    mut router: OpenApiRouter<AppState>,
+    views: &[&str],
+) -> OpenApiRouter<AppState> {
     for &kind in edit::EDITABLE {
-        let list_route = match lists.iter().position(|(k, _)| *k == kind) {
-            Some(i) => lists.swap_remove(i).1,
-            None => get(move |st: State<AppState>, c: Caller| list(st, c, kind)),
-        };
-        router = router.route(
-            &format!("/api/v1/{kind}"),
-            list_route.post(
-                move |st: State<AppState>, c: Caller, h: HeaderMap, b: Body| {
-                    create(st, c, kind, h, b)
-                },
-            ),
+        let create_route = post(
+            move |st: State<AppState>, c: Caller, h: HeaderMap, b: Body| create(st, c, kind, h, b),
         );
+        let list_route = if views.contains(&kind) {
+            create_route
+        } else {
+            create_route.get(move |st: State<AppState>, c: Caller| list(st, c, kind))
+        };
+        router = router.route(&format!("/api/v1/{kind}"), list_route);
         let one =
             move |st: State<AppState>, c: Caller, Path(id): Path<String>| show(st, c, kind, id);
         let put =
@@ -58,31 +55,26 @@ pub(crate) fn routes(
         }
     }
     router
-        .route("/api/v1/sources/{id}/rotate-key", post(rotate_key))
-        .route(
-            "/api/v1/catalog/plan",
-            post(|st: State<AppState>, c: Caller, h: HeaderMap, b: Body| {
-                upload(st, c, h, b, false)
-            }),
-        )
-        .route(
-            "/api/v1/catalog/apply",
-            post(|st: State<AppState>, c: Caller, h: HeaderMap, b: Body| upload(st, c, h, b, true)),
-        )
-        .route("/api/v1/catalog/export", get(export))
-        .route(
-            "/api/v1/schedules/{id}/overrides",
-            get(list_overrides).post(create_override),
-        )
-        .route(
-            "/api/v1/schedules/{id}/overrides/{oid}",
-            axum::routing::delete(delete_override),
-        )
+        .routes(routes!(rotate_key))
+        .routes(routes!(plan))
+        .routes(routes!(apply))
+        .routes(routes!(export))
+        .routes(routes!(list_overrides, create_override))
+        .routes(routes!(delete_override))
 }
 
 /// `GET /api/v1/schedules/{id}/overrides`: the file's (no id; changed in
 /// the file) and those made through the API (with their id).
-async fn list_overrides(
+#[utoipa::path(
+    get,
+    path = "/api/v1/schedules/{id}/overrides",
+    operation_id = "catalog_list_overrides",
+    tag = "schedules",
+    summary = "A schedule's overrides: the file's and those made through the API",
+    params(("id" = String, Path, description = "A schedule id")),
+    responses((status = 200, description = "OK", body = crate::schema::OverrideList), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
+pub(crate) async fn list_overrides(
     State(st): State<AppState>,
     _caller: Caller,
     Path(id): Path<String>,
@@ -121,7 +113,17 @@ async fn list_overrides(
 }
 
 /// `POST /api/v1/schedules/{id}/overrides` with `{user, from, to}`.
-async fn create_override(
+#[utoipa::path(
+    post,
+    path = "/api/v1/schedules/{id}/overrides",
+    operation_id = "catalog_create_override",
+    tag = "schedules",
+    summary = "Someone takes the shifts of a schedule from … to …",
+    params(("id" = String, Path, description = "A schedule id")),
+    request_body = crate::schema::NewOverride,
+    responses((status = 201, description = "The override", body = crate::schema::CatalogObject), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = 422, description = "The body breaks a rule; `problems` names each key path", body = crate::schema::ErrorBody), (status = 415, description = "The body is not JSON", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
+pub(crate) async fn create_override(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -141,7 +143,16 @@ async fn create_override(
 }
 
 /// `DELETE /api/v1/schedules/{id}/overrides/{oid}`: 204.
-async fn delete_override(
+#[utoipa::path(
+    delete,
+    path = "/api/v1/schedules/{id}/overrides/{oid}",
+    operation_id = "catalog_delete_override",
+    tag = "schedules",
+    summary = "Remove an override made through the API",
+    params(("id" = String, Path, description = "A schedule id"), ("oid" = String, Path, description = "The override's id")),
+    responses((status = 204, description = "Removed"), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
+pub(crate) async fn delete_override(
     State(st): State<AppState>,
     caller: Caller,
     Path((id, oid)): Path<(String, String)>,
@@ -151,6 +162,44 @@ async fn delete_override(
         .await
         .map_err(|e| app_error("delete override", e))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/catalog/plan`
+#[utoipa::path(
+    post,
+    path = "/api/v1/catalog/plan",
+    operation_id = "catalog_plan",
+    tag = "catalog",
+    summary = "What applying a file would change (tocsin apply --dry-run)",
+    request_body = crate::schema::FileUpload,
+    responses((status = 200, description = "The plan", body = crate::schema::PlanAnswer), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 422, description = "The body breaks a rule; `problems` names each key path", body = crate::schema::ErrorBody), (status = 415, description = "The body is not JSON", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
+pub(crate) async fn plan(
+    st: State<AppState>,
+    c: Caller,
+    h: HeaderMap,
+    b: Body,
+) -> Result<Json<Value>, ApiError> {
+    upload(st, c, h, b, false).await
+}
+
+/// `POST /api/v1/catalog/apply`
+#[utoipa::path(
+    post,
+    path = "/api/v1/catalog/apply",
+    operation_id = "catalog_apply",
+    tag = "catalog",
+    summary = "Apply a file in one transaction (tocsin apply)",
+    request_body = crate::schema::FileUpload,
+    responses((status = 200, description = "The plan, applied", body = crate::schema::PlanAnswer), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 409, description = "The change cannot be made as things are", body = crate::schema::ErrorBody), (status = 422, description = "The body breaks a rule; `problems` names each key path", body = crate::schema::ErrorBody), (status = 415, description = "The body is not JSON", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
+pub(crate) async fn apply(
+    st: State<AppState>,
+    c: Caller,
+    h: HeaderMap,
+    b: Body,
+) -> Result<Json<Value>, ApiError> {
+    upload(st, c, h, b, true).await
 }
 
 /// `POST /api/v1/catalog/plan` and `/apply` (what `tocsin apply` sends):
@@ -185,7 +234,18 @@ async fn upload(
 /// `GET /api/v1/catalog/export`: the catalog as tocsin.yaml (secrets as
 /// `${ENV}` or `*_file` references); `X-Tocsin-Export-Variables` lists the
 /// variables made up for secrets set through the API.
-async fn export(State(st): State<AppState>, _caller: Caller) -> Result<Response, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/catalog/export",
+    operation_id = "catalog_export",
+    tag = "catalog",
+    summary = "The catalog as tocsin.yaml, secrets as their references",
+    responses((status = 200, description = "tocsin.yaml", body = Object, content_type = "application/yaml"), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
+pub(crate) async fn export(
+    State(st): State<AppState>,
+    _caller: Caller,
+) -> Result<Response, ApiError> {
     let stored =
         st.0.store
             .catalog()
@@ -227,8 +287,8 @@ fn etag(revision: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{revision}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
-/// `If-Match`: `None` when absent or `*`; a strong ETag we issued; any
-/// other value matches nothing (412).
+/// `If-Match`: `None` when absent or `*`; else one strong ETag of the
+/// kind this API issues (`"7"`): anything else is a 400 naming the form.
 fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let Some(v) = headers.get(header::IF_MATCH) else {
         return Ok(None);
@@ -239,14 +299,13 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     }
     v.strip_prefix('"')
         .and_then(|v| v.strip_suffix('"'))
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|v| v.parse::<i64>().ok())
         .map(Some)
         .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::PRECONDITION_FAILED,
-                "stale",
-                format!("If-Match `{v}` is not an ETag of this object; send the ETag header of your last read"),
-            )
+            ApiError::bad_request(format!(
+                "If-Match `{v}` is not an ETag this API issues; send the ETag header of your last read (such as \"7\") or *"
+            ))
         })
 }
 
@@ -359,8 +418,8 @@ async fn replace(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let expected = if_match(&headers)?;
     let body = body_json(&st, &headers, body).await?;
+    let expected = if_match(&headers)?;
     let done =
         st.0.app
             .replace_object(&caller, kind, &id, body, expected)
@@ -389,7 +448,16 @@ async fn remove(
 }
 
 /// `POST /api/v1/sources/{id}/rotate-key`: the new key and URL, once.
-async fn rotate_key(
+#[utoipa::path(
+    post,
+    path = "/api/v1/sources/{id}/rotate-key",
+    operation_id = "catalog_rotate_key",
+    tag = "sources",
+    summary = "Give a source a new key (shown once)",
+    params(("id" = String, Path, description = "A source id")),
+    responses((status = 200, description = "The new key and URL", body = crate::schema::RotatedKey), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = 409, description = "The change cannot be made as things are", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
+pub(crate) async fn rotate_key(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

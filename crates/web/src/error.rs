@@ -104,6 +104,7 @@ impl ApiError {
 
     pub fn from_store(context: &str, e: StoreError) -> Self {
         match e {
+            StoreError::Invalid(m) => Self::bad_request(m),
             StoreError::Unavailable(_) => Self::unavailable(context, &e),
             _ => Self::internal(context, &e),
         }

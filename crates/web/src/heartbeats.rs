@@ -41,6 +41,16 @@ pub async fn ping_or_object(
     Ok(ping(State(st), Path(x), body).await.into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/heartbeats/{key}",
+    operation_id = "heartbeats_ping",
+    tag = "heartbeats",
+    summary = "Ping a heartbeat (GET works too)",
+    params(("key" = String, Path, description = "The heartbeat's key")),
+    security(()),
+    responses((status = 202, description = "Recorded (or ignored: not a ping)", body = crate::schema::PingAnswer), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = 503, description = "Storage is unavailable; retry", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn ping(
     State(st): State<AppState>,
     Path(key): Path<String>,
@@ -90,6 +100,14 @@ pub async fn ping(
 }
 
 /// `GET /api/v1/heartbeats`
+#[utoipa::path(
+    get,
+    path = "/api/v1/heartbeats",
+    operation_id = "heartbeats_list",
+    tag = "heartbeats",
+    summary = "Heartbeats with their state",
+    responses((status = 200, description = "OK", body = crate::schema::HeartbeatList), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 503, description = "Storage is unavailable; retry", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn list(
     State(st): State<AppState>,
     _caller: Caller,

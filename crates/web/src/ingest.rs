@@ -19,6 +19,17 @@ use tocsin_wire::alertmanager;
 use crate::error::ApiError;
 use crate::state::{AppState, LiveSource};
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/events/prometheus/{key}",
+    operation_id = "ingest_prometheus",
+    tag = "senders",
+    summary = "Alertmanager webhook (also at /webhooks/{key})",
+    params(("key" = String, Path, description = "The source's key")),
+    request_body(content = Object, content_type = "application/json", description = "Alertmanager webhook v4"),
+    security(()),
+    responses((status = 202, description = "Committed", body = crate::schema::IngestAnswer), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = 413, description = "Over the body limit", body = crate::schema::ErrorBody), (status = 415, description = "Not JSON", body = crate::schema::ErrorBody), (status = 503, description = "Storage is unavailable; retry", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn prometheus(
     State(st): State<AppState>,
     Path(key): Path<String>,
@@ -170,6 +181,11 @@ pub(crate) async fn store_events(
     .await
     {
         Ok(Ok(r)) => r,
+        Ok(Err(tocsin_store::StoreError::Invalid(m))) => {
+            return Err(ApiError::bad_request(format!(
+                "cannot store this event: {m}"
+            )));
+        }
         Ok(Err(e)) => return Err(ApiError::unavailable("ingest", &e)),
         Err(_) => {
             return Err(ApiError::unavailable(

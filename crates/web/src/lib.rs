@@ -11,10 +11,12 @@ mod ingest;
 mod links;
 mod maintenance;
 mod metrics;
+mod openapi;
 mod ops;
 mod ratelimit;
 mod redact;
 mod schedules;
+mod schema;
 mod senders;
 mod slack;
 mod state;
@@ -27,6 +29,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use error::ApiError;
 pub use metrics::Metrics;
@@ -44,67 +47,114 @@ pub(crate) fn query_param(raw: Option<&str>, name: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
+/// The kinds whose `GET /api/v1/{kind}` list another handler serves (a
+/// view with computed fields: on call now, feed URLs, heartbeat states).
+const VIEWS: &[&str] = &["heartbeats", "schedules", "users"];
+
+/// A query string as `T`; a bad one is a 400 that says what is wrong.
+pub(crate) fn parse_query<T: serde::de::DeserializeOwned>(
+    raw: Option<&str>,
+) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(raw.unwrap_or_default())
+        .map_err(|e| ApiError::bad_request(format!("query string: {e}")))
+}
+
 pub fn app(state: AppState) -> Router {
-    let views = vec![
-        ("heartbeats", get(heartbeats::list)),
-        ("schedules", get(schedules::list)),
-        ("users", get(schedules::users)),
-    ];
-    catalog::routes(Router::new(), views)
-        .route("/api/v1/events/prometheus/{key}", post(ingest::prometheus))
+    let api = OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(heartbeats::list))
+        .routes(routes!(schedules::list))
+        .routes(routes!(schedules::users));
+    let (router, mut doc) = catalog::routes(api, VIEWS)
+        .routes(routes!(ingest::prometheus))
         .route("/webhooks/{key}", post(ingest::prometheus))
-        .route("/v2/enqueue", post(senders::pd_enqueue))
-        .route("/v2/change/enqueue", post(senders::pd_change))
-        .route("/v2/alerts", post(senders::og_create))
-        .route("/v2/alerts/{id}", get(senders::og_get))
-        .route("/v2/alerts/requests/{id}", get(senders::og_request))
-        .route("/v2/alerts/{id}/close", post(senders::og_close))
-        .route("/v2/alerts/{id}/acknowledge", post(senders::og_acknowledge))
-        .route("/api/events", post(senders::ilert_events))
+        .routes(routes!(senders::pd_enqueue))
+        .routes(routes!(senders::pd_change))
+        .routes(routes!(senders::og_create))
+        .routes(routes!(senders::og_get))
+        .routes(routes!(senders::og_request))
+        .routes(routes!(senders::og_close))
+        .routes(routes!(senders::og_acknowledge))
+        .routes(routes!(senders::ilert_events))
         .route("/api/v1/events", post(senders::ilert_events))
-        .route("/api/v1/changes", get(alerts::changes))
-        .route(
-            "/api/heartbeats/{key}",
-            get(heartbeats::ping).post(heartbeats::ping),
-        )
+        .routes(routes!(alerts::changes))
+        .routes(routes!(heartbeats::ping))
+        .route("/api/heartbeats/{key}", get(heartbeats::ping))
         .route(
             "/api/v1/heartbeats/{key}",
             catalog::heartbeat_object_routes()
                 .get(heartbeats::ping_or_object)
                 .post(heartbeats::ping),
         )
-        .route("/api/v1/me", get(tokens::me))
-        .route("/api/v1/sources/{id}/test-alert", post(testalert::send))
-        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
-        .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
-        .route("/api/v1/audit", get(tokens::audit))
-        .route("/api/v1/alerts", get(alerts::list))
-        .route("/api/v1/alerts/{id}", get(alerts::show))
-        .route("/api/v1/alerts/{id}/accept", post(alerts::accept))
-        .route("/api/v1/alerts/{id}/resolve", post(alerts::resolve))
-        .route("/api/v1/alerts/{id}/comment", post(alerts::comment))
-        .route("/api/v1/alerts/{id}/unaccept", post(alerts::unaccept))
-        .route("/api/v1/alerts/{id}/reassign", post(alerts::reassign))
-        .route("/api/v1/schedules/{id}/oncall", get(schedules::oncall))
-        .route("/api/v1/schedules/{id}/shifts", get(schedules::shifts))
+        .routes(routes!(tokens::me))
+        .routes(routes!(testalert::send))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(tokens::audit))
+        .routes(routes!(alerts::list))
+        .routes(routes!(alerts::show))
+        .routes(routes!(alerts::accept))
+        .routes(routes!(alerts::resolve))
+        .routes(routes!(alerts::comment))
+        .routes(routes!(alerts::unaccept))
+        .routes(routes!(alerts::reassign))
+        .routes(routes!(schedules::oncall))
+        .routes(routes!(schedules::shifts))
+        .routes(routes!(alerts::test_notification))
+        .routes(routes!(schedules::feed))
+        .routes(routes!(links::confirm, links::act))
+        .routes(routes!(slack::interactivity))
+        .routes(routes!(twilio::sms))
+        .routes(routes!(twilio::voice))
+        .routes(routes!(twilio::gather))
+        .routes(routes!(maintenance::list, maintenance::create))
+        .routes(routes!(maintenance::end))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .split_for_parts();
+    openapi::catalog_kinds(&mut doc, tocsin_app::edit::EDITABLE, VIEWS);
+    use utoipa::openapi::path::HttpMethod;
+    openapi::aliases(
+        &mut doc,
+        &[
+            (
+                "/api/v1/events/prometheus/{key}",
+                "/webhooks/{key}",
+                HttpMethod::Post,
+                "ingest_webhooks",
+            ),
+            (
+                "/api/events",
+                "/api/v1/events",
+                HttpMethod::Post,
+                "senders_ilert_events_v1",
+            ),
+            (
+                "/api/heartbeats/{key}",
+                "/api/heartbeats/{key}",
+                HttpMethod::Get,
+                "heartbeats_ping_get",
+            ),
+        ],
+    );
+    let (text, value) = openapi::render(&doc);
+    let text = std::sync::Arc::new(text);
+    let page = std::sync::Arc::new(openapi::docs_page(&value).0);
+    router
         .route(
-            "/api/v1/users/{id}/test-notification",
-            post(alerts::test_notification),
+            "/api/v1/openapi.json",
+            get(move || {
+                let text = text.clone();
+                async move { openapi::json_response(&text) }
+            }),
         )
-        .route("/ical/{token}", get(schedules::feed))
-        .route("/act/{action}", get(links::confirm).post(links::act))
-        .route("/api/v1/slack/interactivity", post(slack::interactivity))
-        .route("/api/v1/twilio/sms", post(twilio::sms))
-        .route("/api/v1/twilio/voice", post(twilio::voice))
-        .route("/api/v1/twilio/voice/gather", post(twilio::gather))
         .route(
-            "/api/v1/maintenance",
-            get(maintenance::list).post(maintenance::create),
+            "/api/docs",
+            get(move || {
+                let page = page.clone();
+                async move { axum::response::Html(page.as_str().to_owned()) }
+            }),
         )
-        .route("/api/v1/maintenance/{id}/end", post(maintenance::end))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(

@@ -3,7 +3,7 @@
 //! GETs); the POST from that page acts. A wrong or expired signature gets
 //! 403 and changes nothing.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
@@ -36,6 +36,17 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         t = escape(title)
     );
     (status, Html(html)).into_response()
+}
+
+/// The link's query string; a broken one is the page to show.
+fn link_query(raw: Option<&str>) -> Result<LinkQuery, Box<Response>> {
+    serde_urlencoded::from_str(raw.unwrap_or_default()).map_err(|_| {
+        Box::new(page(
+            StatusCode::BAD_REQUEST,
+            "Broken link",
+            "<p>The link's parts (alert, user, exp, sig) do not read as Tocsin writes them. Copy the whole link from the message.</p>",
+        ))
+    })
 }
 
 /// Parse and verify; the error is the page to show.
@@ -82,11 +93,25 @@ fn verify(
 }
 
 /// `GET /act/{action}`: a confirmation page; changes nothing.
+#[utoipa::path(
+    get,
+    path = "/act/{action}",
+    operation_id = "links_confirm",
+    tag = "callbacks",
+    summary = "A signed link in a message: a page that asks to confirm",
+    params(("action" = String, Path, description = "accept or resolve"), ("alert" = i64, Query), ("user" = String, Query), ("exp" = i64, Query), ("sig" = String, Query)),
+    security(()),
+    responses((status = 200, description = "Confirmation page", body = String, content_type = "text/html"), (status = 403, description = "Bad or expired link", body = String, content_type = "text/html"), (status = "default", description = "A page saying what is wrong", body = String, content_type = "text/html"))
+)]
 pub async fn confirm(
     State(st): State<AppState>,
     Path(action): Path<String>,
-    Query(q): Query<LinkQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Response {
+    let q = match link_query(raw.as_deref()) {
+        Ok(q) => q,
+        Err(page) => return *page,
+    };
     let (link, sig) = match verify(&st, &action, &q) {
         Ok(v) => v,
         Err(page) => return *page,
@@ -132,11 +157,25 @@ pub async fn confirm(
 }
 
 /// `POST /act/{action}`: act, as the user the link was sent to.
+#[utoipa::path(
+    post,
+    path = "/act/{action}",
+    operation_id = "links_act",
+    tag = "callbacks",
+    summary = "Act on a signed link",
+    params(("action" = String, Path, description = "accept or resolve"), ("alert" = i64, Query), ("user" = String, Query), ("exp" = i64, Query), ("sig" = String, Query)),
+    security(()),
+    responses((status = 200, description = "Done", body = String, content_type = "text/html"), (status = 403, description = "Bad or expired link", body = String, content_type = "text/html"), (status = "default", description = "A page saying what is wrong", body = String, content_type = "text/html"))
+)]
 pub async fn act(
     State(st): State<AppState>,
     Path(action): Path<String>,
-    Query(q): Query<LinkQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Response {
+    let q = match link_query(raw.as_deref()) {
+        Ok(q) => q,
+        Err(page) => return *page,
+    };
     let (link, _) = match verify(&st, &action, &q) {
         Ok(v) => v,
         Err(page) => return *page,

@@ -20,6 +20,14 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/maintenance",
+    operation_id = "maintenance_list",
+    tag = "maintenance",
+    summary = "Active and upcoming maintenance windows",
+    responses((status = 200, description = "OK", body = crate::schema::WindowList), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 503, description = "Storage is unavailable; retry", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn list(State(st): State<AppState>, _caller: Caller) -> Result<Json<Value>, ApiError> {
     let now = st.now();
     let w =
@@ -50,6 +58,15 @@ struct NewWindow {
     reason: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/maintenance",
+    operation_id = "maintenance_create",
+    tag = "maintenance",
+    summary = "Open a maintenance window on a source or service",
+    request_body = crate::schema::NewWindow,
+    responses((status = 201, description = "The window", body = tocsin_store::MaintenanceWindow), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
@@ -105,6 +122,15 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(json!(w))))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/maintenance/{id}/end",
+    operation_id = "maintenance_end",
+    tag = "maintenance",
+    summary = "End a maintenance window now",
+    params(("id" = i64, Path, description = "The window's id")),
+    responses((status = 200, description = "The window", body = tocsin_store::MaintenanceWindow), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn end(
     State(st): State<AppState>,
     caller: Caller,

@@ -13,11 +13,29 @@ use crate::redact::redact_path;
 use crate::state::AppState;
 
 /// The process is alive.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "ops_healthz",
+    tag = "operations",
+    summary = "The process is alive",
+    security(()),
+    responses((status = 200, description = "ok", body = crate::schema::Health), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
 /// Storage answers.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "ops_readyz",
+    tag = "operations",
+    summary = "Storage is reachable",
+    security(()),
+    responses((status = 200, description = "ready", body = crate::schema::Health), (status = 503, description = "Storage is unavailable; retry", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn readyz(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     match tokio::time::timeout(Duration::from_secs(2), st.0.store.ping()).await {
         Ok(Ok(())) => Ok(Json(
@@ -31,6 +49,15 @@ pub async fn readyz(State(st): State<AppState>) -> Result<impl IntoResponse, Api
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "ops_metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    security(()),
+    responses((status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text"), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     match st.0.store.count_by_status().await {
         Ok(counts) => {

@@ -2,7 +2,7 @@
 //! secret-token URLs (SPEC §4).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -76,6 +76,14 @@ fn parse_time(name: &str, v: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiE
 }
 
 /// `GET /api/v1/schedules`
+#[utoipa::path(
+    get,
+    path = "/api/v1/schedules",
+    operation_id = "schedules_list",
+    tag = "schedules",
+    summary = "Schedules with who is on call now",
+    responses((status = 200, description = "OK", body = crate::schema::ScheduleList), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn list(State(st): State<AppState>, _caller: Caller) -> Json<Value> {
     let now = st.now();
     let live = st.live();
@@ -97,17 +105,28 @@ pub async fn list(State(st): State<AppState>, _caller: Caller) -> Json<Value> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AtQuery {
     at: Option<String>,
 }
 
 /// `GET /api/v1/schedules/{id}/oncall?at=`
+#[utoipa::path(
+    get,
+    path = "/api/v1/schedules/{id}/oncall",
+    operation_id = "schedules_oncall",
+    tag = "schedules",
+    summary = "Who is on call at an instant",
+    params(("id" = String, Path, description = "A schedule id"), ("at" = Option<String>, Query, description = "RFC 3339 (default: now)", format = DateTime)),
+    responses((status = 200, description = "OK", body = crate::schema::OnCallAnswer), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn oncall(
     State(st): State<AppState>,
     _caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<AtQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    let q: AtQuery = crate::parse_query(raw.as_deref())?;
     let live = st.live();
     let s = schedule(&live, &id)?;
     let at = parse_time("at", q.at.as_deref())?.unwrap_or_else(|| st.now());
@@ -119,18 +138,29 @@ pub async fn oncall(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RangeQuery {
     from: Option<String>,
     to: Option<String>,
 }
 
 /// `GET /api/v1/schedules/{id}/shifts?from=&to=` (default: the next 7 days).
+#[utoipa::path(
+    get,
+    path = "/api/v1/schedules/{id}/shifts",
+    operation_id = "schedules_shifts",
+    tag = "schedules",
+    summary = "The shifts in a range (default the next 7 days, at most 366)",
+    params(("id" = String, Path, description = "A schedule id"), ("from" = Option<String>, Query, description = "RFC 3339 (default: now)", format = DateTime), ("to" = Option<String>, Query, description = "RFC 3339 (default: from + 7 days)", format = DateTime)),
+    responses((status = 200, description = "OK", body = crate::schema::ShiftList), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn shifts(
     State(st): State<AppState>,
     _caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<RangeQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    let q: RangeQuery = crate::parse_query(raw.as_deref())?;
     let live = st.live();
     let s = schedule(&live, &id)?;
     let from = parse_time("from", q.from.as_deref())?.unwrap_or_else(|| st.now());
@@ -155,6 +185,14 @@ pub async fn shifts(
 }
 
 /// `GET /api/v1/users`
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    operation_id = "schedules_users",
+    tag = "users",
+    summary = "Users, each with the iCalendar feed of their shifts",
+    responses((status = 200, description = "OK", body = crate::schema::UserList), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn users(State(st): State<AppState>, _caller: Caller) -> Json<Value> {
     let live = st.live();
     let out: Vec<Value> = live
@@ -178,6 +216,16 @@ pub async fn users(State(st): State<AppState>, _caller: Caller) -> Json<Value> {
 
 /// `GET /ical/{token}.ics`: a schedule's shifts, or one user's shifts in
 /// every schedule. The token is the credential.
+#[utoipa::path(
+    get,
+    path = "/ical/{token}",
+    operation_id = "schedules_feed",
+    tag = "schedules",
+    summary = "iCalendar feed of a schedule or of one user's shifts",
+    params(("token" = String, Path, description = "The feed token (with or without .ics): the credential")),
+    security(()),
+    responses((status = 200, description = "RFC 5545 calendar", body = String, content_type = "text/calendar"), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn feed(
     State(st): State<AppState>,
     Path(token): Path<String>,

@@ -209,6 +209,16 @@ fn pd_source(st: &AppState, key: Option<&str>) -> Result<LiveSource, Box<Respons
 }
 
 /// `POST /v2/enqueue`: PagerDuty Events API v2 alert events.
+#[utoipa::path(
+    post,
+    path = "/v2/enqueue",
+    operation_id = "senders_pd_enqueue",
+    tag = "senders",
+    summary = "PagerDuty Events API v2",
+    request_body(content = Object, content_type = "application/json", description = "PagerDuty Events API v2 event"),
+    security(()),
+    responses((status = 202, description = "Processed", body = crate::schema::PagerDutyAnswer), (status = 400, description = "Invalid event", body = crate::schema::PagerDutyAnswer), (status = 404, description = "No source has this routing key", body = crate::schema::PagerDutyAnswer), (status = 429, description = "Too many events for this key", body = crate::schema::PagerDutyAnswer), (status = 503, description = "Storage unavailable", body = crate::schema::PagerDutyAnswer), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn pd_enqueue(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let bytes = match read_json_body(&headers, body, st.0.body_limit).await {
         Ok(b) => b,
@@ -243,6 +253,16 @@ pub async fn pd_enqueue(State(st): State<AppState>, headers: HeaderMap, body: Bo
 
 /// `POST /v2/change/enqueue`: recorded on the service's change list; pages
 /// nobody.
+#[utoipa::path(
+    post,
+    path = "/v2/change/enqueue",
+    operation_id = "senders_pd_change",
+    tag = "senders",
+    summary = "PagerDuty change events",
+    request_body(content = Object, content_type = "application/json", description = "PagerDuty Events API v2 event"),
+    security(()),
+    responses((status = 202, description = "Recorded", body = crate::schema::PagerDutyAnswer), (status = 400, description = "Invalid event", body = crate::schema::PagerDutyAnswer), (status = 404, description = "No source has this routing key", body = crate::schema::PagerDutyAnswer), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn pd_change(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let bytes = match read_json_body(&headers, body, st.0.body_limit).await {
         Ok(b) => b,
@@ -363,6 +383,17 @@ fn og_source(
 }
 
 /// `POST /v2/alerts`: create (or repeat) an alert.
+#[utoipa::path(
+    post,
+    path = "/v2/alerts",
+    operation_id = "senders_og_create",
+    tag = "senders",
+    summary = "Opsgenie: create an alert",
+    params(("Authorization" = String, Header, description = "GenieKey <key>")),
+    request_body(content = Object, content_type = "application/json", description = "Opsgenie create-alert request"),
+    security(()),
+    responses((status = 202, description = "Request will be processed", body = crate::schema::OpsgenieAnswer), (status = 400, description = "Bad body", body = crate::schema::OpsgenieAnswer), (status = 401, description = "No or unknown GenieKey", body = crate::schema::OpsgenieAnswer), (status = 422, description = "Invalid request", body = crate::schema::OpsgenieAnswer), (status = 429, description = "Too many requests", body = crate::schema::OpsgenieAnswer), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn og_create(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let source = match og_source(&st, &headers, started) {
@@ -536,6 +567,16 @@ fn og_priority(s: tocsin_domain::Severity) -> &'static str {
 }
 
 /// `GET /v2/alerts/{identifier}`: the alert in Opsgenie's shape.
+#[utoipa::path(
+    get,
+    path = "/v2/alerts/{id}",
+    operation_id = "senders_og_get",
+    tag = "senders",
+    summary = "Opsgenie: one alert",
+    params(("id" = String, Path, description = "The alert's id or alias"), ("identifierType" = Option<String>, Query, description = "id, alias or tiny (default id)"), ("Authorization" = String, Header, description = "GenieKey <key>")),
+    security(()),
+    responses((status = 200, description = "The alert", body = crate::schema::OpsgenieAnswer), (status = 401, description = "No or unknown GenieKey", body = crate::schema::OpsgenieAnswer), (status = 404, description = "No such alert", body = crate::schema::OpsgenieAnswer), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn og_get(
     State(st): State<AppState>,
     Path(identifier): Path<String>,
@@ -591,6 +632,16 @@ pub async fn og_get(
 /// `GET /v2/alerts/requests/{requestId}`: what a create, close or
 /// acknowledge did, with the alert's id (Opsgenie processes requests
 /// later; Tocsin already has, so the answer is final at once).
+#[utoipa::path(
+    get,
+    path = "/v2/alerts/requests/{id}",
+    operation_id = "senders_og_request",
+    tag = "senders",
+    summary = "Opsgenie: the status of a request",
+    params(("id" = String, Path, description = "A request id"), ("Authorization" = String, Header, description = "GenieKey <key>")),
+    security(()),
+    responses((status = 200, description = "The request's result", body = crate::schema::OpsgenieAnswer), (status = 401, description = "No or unknown GenieKey", body = crate::schema::OpsgenieAnswer), (status = 404, description = "No such request", body = crate::schema::OpsgenieAnswer), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn og_request(
     State(st): State<AppState>,
     Path(request): Path<String>,
@@ -668,6 +719,17 @@ async fn og_by_id(
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/v2/alerts/{id}/close",
+    operation_id = "senders_og_close",
+    tag = "senders",
+    summary = "Opsgenie: close an alert",
+    params(("id" = String, Path, description = "The alert's id or alias"), ("identifierType" = Option<String>, Query, description = "id, alias or tiny (default id)"), ("Authorization" = String, Header, description = "GenieKey <key>")),
+    request_body(content = Object, content_type = "application/json", description = "{user, source, note}"),
+    security(()),
+    responses((status = 202, description = "Request will be processed", body = crate::schema::OpsgenieAnswer), (status = 400, description = "Bad body", body = crate::schema::OpsgenieAnswer), (status = 401, description = "No or unknown GenieKey", body = crate::schema::OpsgenieAnswer), (status = 404, description = "No such alert", body = crate::schema::OpsgenieAnswer), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn og_close(
     State(st): State<AppState>,
     Path(identifier): Path<String>,
@@ -678,6 +740,17 @@ pub async fn og_close(
     og_action(st, headers, identifier, raw, body, Transition::Resolve).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v2/alerts/{id}/acknowledge",
+    operation_id = "senders_og_acknowledge",
+    tag = "senders",
+    summary = "Opsgenie: acknowledge an alert",
+    params(("id" = String, Path, description = "The alert's id or alias"), ("identifierType" = Option<String>, Query, description = "id, alias or tiny (default id)"), ("Authorization" = String, Header, description = "GenieKey <key>")),
+    request_body(content = Object, content_type = "application/json", description = "{user, source, note}"),
+    security(()),
+    responses((status = 202, description = "Request will be processed", body = crate::schema::OpsgenieAnswer), (status = 400, description = "Bad body", body = crate::schema::OpsgenieAnswer), (status = 401, description = "No or unknown GenieKey", body = crate::schema::OpsgenieAnswer), (status = 404, description = "No such alert", body = crate::schema::OpsgenieAnswer), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn og_acknowledge(
     State(st): State<AppState>,
     Path(identifier): Path<String>,
@@ -699,6 +772,16 @@ fn il_error(status: StatusCode, message: &str) -> Response {
 }
 
 /// `POST /api/events` and `/api/v1/events`: the ilert Events API.
+#[utoipa::path(
+    post,
+    path = "/api/events",
+    operation_id = "senders_ilert_events",
+    tag = "senders",
+    summary = "ilert events API (also at /api/v1/events)",
+    request_body(content = Object, content_type = "application/json", description = "ilert event"),
+    security(()),
+    responses((status = 202, description = "Processed", body = crate::schema::IlertAnswer), (status = 400, description = "Invalid event", body = crate::schema::IlertAnswer), (status = 404, description = "No source has this key", body = crate::schema::IlertAnswer), (status = 429, description = "Too many events", body = crate::schema::IlertAnswer), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn ilert_events(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let bytes = match read_json_body(&headers, body, st.0.body_limit).await {
         Ok(b) => b,

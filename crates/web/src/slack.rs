@@ -25,6 +25,16 @@ fn unauthorized(why: &str) -> ApiError {
     )
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/slack/interactivity",
+    operation_id = "slack_interactivity",
+    tag = "callbacks",
+    summary = "Slack button clicks (signed by Slack)",
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded"),
+    security(()),
+    responses((status = 200, description = "Handled"), (status = 401, description = "Bad or missing Slack signature", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn interactivity(
     State(st): State<AppState>,
     headers: HeaderMap,

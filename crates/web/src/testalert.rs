@@ -59,6 +59,16 @@ fn severity_value(
 }
 
 /// `POST /api/v1/sources/{id}/test-alert`
+#[utoipa::path(
+    post,
+    path = "/api/v1/sources/{id}/test-alert",
+    operation_id = "testalert_send",
+    tag = "sources",
+    summary = "Send a test alert through a source's own ingest path",
+    params(("id" = String, Path, description = "A source id")),
+    request_body = crate::schema::TestAlertRequest,
+    responses((status = 201, description = "The alert it made", body = crate::schema::TestAlertAnswer), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = 422, description = "No value of the source's events maps to that severity", body = crate::schema::ErrorBody), (status = 503, description = "Storage is unavailable; retry", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn send(
     State(st): State<AppState>,
     caller: Caller,

@@ -21,6 +21,14 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// `GET /api/v1/me`
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    operation_id = "tokens_me",
+    tag = "tokens",
+    summary = "Who the token is: its user, role and teams",
+    responses((status = 200, description = "OK", body = crate::schema::Me), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn me(State(st): State<AppState>, caller: Caller) -> Json<Value> {
     let catalog = st.0.app.catalog.current();
     let user = caller.user.as_ref().and_then(|u| catalog.users.get(u));
@@ -34,6 +42,15 @@ pub async fn me(State(st): State<AppState>, caller: Caller) -> Json<Value> {
 }
 
 /// `GET /api/v1/tokens`
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    operation_id = "tokens_list",
+    tag = "tokens",
+    summary = "Personal API tokens (an admin's view: everybody's)",
+    params(("user" = Option<String>, Query, description = "Only this user's (admins)")),
+    responses((status = 200, description = "OK", body = crate::schema::TokenList), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn list(
     State(st): State<AppState>,
     caller: Caller,
@@ -60,6 +77,15 @@ pub async fn list(
 }
 
 /// `POST /api/v1/tokens`: 201 with the token and its secret (`token`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    operation_id = "tokens_create",
+    tag = "tokens",
+    summary = "Make a personal API token; the secret is in the answer, once",
+    request_body = crate::schema::TokenRequest,
+    responses((status = 201, description = "The token and its secret", body = crate::schema::IssuedToken), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 422, description = "The body breaks a rule; `problems` names each key path", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
@@ -78,6 +104,15 @@ pub async fn create(
 }
 
 /// `DELETE /api/v1/tokens/{id}`: the revoked token.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    operation_id = "tokens_revoke",
+    tag = "tokens",
+    summary = "Revoke a token, at once on every node",
+    params(("id" = String, Path, description = "The token's id")),
+    responses((status = 200, description = "The revoked token", body = tocsin_store::PersonalToken), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn revoke(
     State(st): State<AppState>,
     caller: Caller,
@@ -110,6 +145,15 @@ fn time(name: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
 }
 
 /// `GET /api/v1/audit`
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    operation_id = "tokens_audit",
+    tag = "audit",
+    summary = "The audit log, newest first",
+    params(("actor" = Option<String>, Query, description = "user:ID, token:NAME, config:FILE, source:ID"), ("kind" = Option<String>, Query, description = "alert, maintenance, token, or a catalog kind"), ("object" = Option<String>, Query, description = "An object id"), ("since" = Option<String>, Query, description = "RFC 3339, inclusive", format = DateTime), ("until" = Option<String>, Query, description = "RFC 3339, exclusive", format = DateTime), ("limit" = Option<u32>, Query, description = "1 to 1000 (default 100)", minimum = 1, maximum = 1000), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page", pattern = "^[0-9]+$")),
+    responses((status = 200, description = "A page of entries", body = crate::schema::AuditList), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn audit(
     State(st): State<AppState>,
     _caller: Caller,

@@ -124,6 +124,16 @@ async fn act(
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/twilio/sms",
+    operation_id = "twilio_sms",
+    tag = "callbacks",
+    summary = "Twilio: SMS replies (ACK/RES id)",
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded"),
+    security(()),
+    responses((status = 200, description = "TwiML", body = String, content_type = "application/xml"), (status = 403, description = "Bad Twilio signature", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn sms(
     State(st): State<AppState>,
     OriginalUri(uri): OriginalUri,
@@ -144,6 +154,17 @@ pub async fn sms(
     Ok(twiml(&format!("<Message>{}</Message>", xml_escape(&reply))))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/twilio/voice",
+    operation_id = "twilio_voice",
+    tag = "callbacks",
+    summary = "Twilio: the TwiML of a call",
+    params(("alert" = Option<i64>, Query, description = "The alert a call is about")),
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded"),
+    security(()),
+    responses((status = 200, description = "TwiML", body = String, content_type = "application/xml"), (status = 403, description = "Bad Twilio signature", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn voice(
     State(st): State<AppState>,
     OriginalUri(uri): OriginalUri,
@@ -178,6 +199,17 @@ pub async fn voice(
     )))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/twilio/voice/gather",
+    operation_id = "twilio_gather",
+    tag = "callbacks",
+    summary = "Twilio: a keypress during a call",
+    params(("alert" = Option<i64>, Query, description = "The alert a call is about")),
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded"),
+    security(()),
+    responses((status = 200, description = "TwiML", body = String, content_type = "application/xml"), (status = 403, description = "Bad Twilio signature", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+)]
 pub async fn gather(
     State(st): State<AppState>,
     OriginalUri(uri): OriginalUri,
