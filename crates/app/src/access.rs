@@ -67,16 +67,28 @@ impl Application {
         if let Some(t) = found {
             return self.principal(&catalog, &t.name, None, t.role, t.user.as_deref());
         }
-        if !bearer.starts_with(TOKEN_PREFIX) {
+        // A personal token is `tcn_<id>_<secret>`: found by its id, its
+        // digest compared in constant time.
+        let Some(id) = bearer
+            .strip_prefix(TOKEN_PREFIX)
+            .and_then(|rest| rest.split_once('_'))
+            .map(|(id, _)| format!("tok_{id}"))
+        else {
             return Err(AppError::Unauthorized(
                 "the token is not known; send a token from api_tokens in tocsin.yaml or one made with `tocsin tokens create`".into(),
             ));
-        }
-        let Some(t) = self.store.token_by_digest(&digest).await? else {
-            return Err(AppError::Unauthorized(
-                "the token is not known (was it copied whole?); make a new one with `tocsin tokens create`".into(),
-            ));
         };
+        let unknown = || {
+            AppError::Unauthorized(
+                "the token is not known (was it copied whole?); make a new one with `tocsin tokens create`".into(),
+            )
+        };
+        let Some((t, stored)) = self.store.token_with_digest(&id).await? else {
+            return Err(unknown());
+        };
+        if !stored.ct_eq(&digest) {
+            return Err(unknown());
+        }
         let now = self.now();
         if let Some(at) = t.revoked_at {
             return Err(AppError::Unauthorized(format!(
@@ -415,12 +427,13 @@ impl Application {
                 format!("{} is in the past", at.to_rfc3339()),
             )]));
         }
+        let id = hex::encode(rand::random::<[u8; 6]>());
         let secret = SecretKey::new(format!(
-            "{TOKEN_PREFIX}{}",
+            "{TOKEN_PREFIX}{id}_{}",
             hex::encode(rand::random::<[u8; 24]>())
         ));
         let new = NewToken {
-            id: format!("tok_{}", hex::encode(rand::random::<[u8; 6]>())),
+            id: format!("tok_{id}"),
             name: name.to_owned(),
             role,
             user,

@@ -163,20 +163,25 @@ pub(crate) async fn create_token<B: Backend>(
     Ok(stored)
 }
 
-/// The personal token with this digest, revoked or not.
-pub(crate) async fn token_by_digest<B: Backend>(
+/// The personal token with this id, revoked or not, and its digest.
+pub(crate) async fn token_with_digest<B: Backend>(
     b: &B,
-    digest: &tocsin_domain::TokenDigest,
-) -> Result<Option<PersonalToken>, StoreError> {
+    id: &str,
+) -> Result<Option<(PersonalToken, tocsin_domain::TokenDigest)>, StoreError> {
     let row = b
         .reader()
         .await?
         .fetch_optional(
-            &format!("SELECT {TOKEN_COLUMNS} FROM personal_tokens WHERE digest = $1"),
-            args![digest.to_hex()],
+            &format!("SELECT {TOKEN_COLUMNS}, digest FROM personal_tokens WHERE id = $1"),
+            args![id],
         )
         .await?;
-    Ok(row.as_ref().map(token).transpose()?)
+    let Some(row) = row else { return Ok(None) };
+    let hex: String = row.get("digest").map_err(StoreError::from)?;
+    let digest = tocsin_domain::TokenDigest::from_hex(&hex).ok_or_else(|| {
+        StoreError::Internal(format!("token {id}: stored digest is not SHA-256 hex"))
+    })?;
+    Ok(Some((token(&row)?, digest)))
 }
 
 /// Tokens not revoked: of `user`, or of everybody; oldest first.

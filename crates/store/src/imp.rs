@@ -1768,11 +1768,11 @@ impl<B: Backend> Store for B {
         crate::audit::create_token(self, token, actor, now).await
     }
 
-    async fn token_by_digest(
+    async fn token_with_digest(
         &self,
-        digest: &tocsin_domain::TokenDigest,
-    ) -> Result<Option<PersonalToken>, StoreError> {
-        crate::audit::token_by_digest(self, digest).await
+        id: &str,
+    ) -> Result<Option<(PersonalToken, tocsin_domain::TokenDigest)>, StoreError> {
+        crate::audit::token_with_digest(self, id).await
     }
 
     async fn token(&self, id: &str) -> Result<Option<PersonalToken>, StoreError> {

@@ -310,11 +310,12 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<PersonalToken, StoreError>;
 
-    /// The personal token with this digest, revoked or not.
-    async fn token_by_digest(
+    /// The personal token with this id, revoked or not, with the digest
+    /// of its secret (for the caller to compare in constant time).
+    async fn token_with_digest(
         &self,
-        digest: &tocsin_domain::TokenDigest,
-    ) -> Result<Option<PersonalToken>, StoreError>;
+        id: &str,
+    ) -> Result<Option<(PersonalToken, tocsin_domain::TokenDigest)>, StoreError>;
 
     /// One personal token by id, revoked or not.
     async fn token(&self, id: &str) -> Result<Option<PersonalToken>, StoreError>;
