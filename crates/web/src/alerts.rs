@@ -27,9 +27,10 @@ fn parse_filter(raw: Option<&str>) -> Result<AlertFilter, ApiError> {
     for (k, v) in pairs {
         match k.as_str() {
             "status" => {
-                f.status = Some(v.parse::<AlertStatus>().map_err(|e| {
-                    ApiError::bad_request(format!("query parameter `status`: {e}"))
-                })?)
+                f.status =
+                    Some(v.parse::<AlertStatus>().map_err(|e| {
+                        ApiError::bad_request(format!("query parameter `status`: {e}"))
+                    })?)
             }
             "source" => f.source_id = Some(v),
             "service" => f.service_id = Some(v),
@@ -46,26 +47,8 @@ fn parse_filter(raw: Option<&str>) -> Result<AlertFilter, ApiError> {
                 })?;
                 f.labels.push((n.to_owned(), val.to_owned()));
             }
-            "limit" => {
-                let n: u32 = v.parse().map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "query parameter `limit`: `{v}` is not a number from 1 to {MAX_LIMIT}"
-                    ))
-                })?;
-                if !(1..=MAX_LIMIT).contains(&n) {
-                    return Err(ApiError::bad_request(format!(
-                        "query parameter `limit`: must be from 1 to {MAX_LIMIT}"
-                    )));
-                }
-                f.limit = n;
-            }
-            "cursor" => {
-                f.before_id = Some(v.parse().map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "query parameter `cursor`: `{v}` is not a cursor; pass next_cursor from the previous page"
-                    ))
-                })?)
-            }
+            "limit" => f.limit = crate::parse_limit(&v, MAX_LIMIT)?,
+            "cursor" => f.before_id = Some(crate::parse_cursor(&v)?),
             other => {
                 return Err(ApiError::bad_request(format!(
                     "unknown query parameter `{other}`; expected status, source, service, severity, label, limit or cursor"

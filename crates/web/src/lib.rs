@@ -51,6 +51,27 @@ pub(crate) fn query_param(raw: Option<&str>, name: &str) -> Option<String> {
 /// view with computed fields: on call now, feed URLs, heartbeat states).
 const VIEWS: &[&str] = &["heartbeats", "schedules", "users"];
 
+/// Query parameter `limit`: a number from 1 to `max`.
+pub(crate) fn parse_limit(v: &str, max: u32) -> Result<u32, ApiError> {
+    v.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "query parameter `limit`: `{v}` is not a number from 1 to {max}"
+            ))
+        })
+}
+
+/// Query parameter `cursor`: the `next_cursor` of the previous page.
+pub(crate) fn parse_cursor(v: &str) -> Result<i64, ApiError> {
+    v.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "query parameter `cursor`: `{v}` is not a cursor; pass next_cursor from the previous page"
+        ))
+    })
+}
+
 /// A query string as `T`; a bad one is a 400 that says what is wrong.
 pub(crate) fn parse_query<T: serde::de::DeserializeOwned>(
     raw: Option<&str>,

@@ -170,24 +170,8 @@ pub async fn audit(
             "object" => f.object_id = Some(v),
             "since" => f.since = Some(time("since", &v)?),
             "until" => f.until = Some(time("until", &v)?),
-            "limit" => {
-                f.limit = v
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=AUDIT_MAX).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "query parameter `limit`: must be a number from 1 to {AUDIT_MAX}"
-                        ))
-                    })?
-            }
-            "cursor" => {
-                f.before_id = Some(v.parse().map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "query parameter `cursor`: `{v}` is not a cursor; pass next_cursor from the previous page"
-                    ))
-                })?)
-            }
+            "limit" => f.limit = crate::parse_limit(&v, AUDIT_MAX)?,
+            "cursor" => f.before_id = Some(crate::parse_cursor(&v)?),
             other => {
                 return Err(ApiError::bad_request(format!(
                     "unknown query parameter `{other}`; expected actor, kind, object, since, until, limit or cursor"

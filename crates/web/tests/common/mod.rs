@@ -74,3 +74,28 @@ pub async fn serve(
     tokio::spawn(async move { axum::serve(listener, tocsin_web::app(state)).await });
     (format!("http://{addr}"), dir)
 }
+
+/// Send `method path` with a Bearer `token` and a JSON `body`; the status
+/// and the answer (JSON, or the text as a JSON string).
+pub async fn call(
+    http: &reqwest::Client,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut req = http
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
