@@ -36,30 +36,19 @@ schedules:
 const ROOT: &str = "root-token-0123456789abcdef";
 const ALICE: &str = "alice-token-0123456789abcd";
 
-struct Api {
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
+struct Api(common::Server);
+
+impl std::ops::Deref for Api {
+    type Target = common::Server;
+
+    fn deref(&self) -> &common::Server {
+        &self.0
+    }
 }
 
 impl Api {
     async fn new() -> Self {
-        let (base, dir) = common::serve(CONFIG, vec![]).await;
-        Api {
-            base,
-            http: reqwest::Client::new(),
-            _dir: dir,
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        common::call(&self.http, &self.base, method, path, token, body).await
+        Api(common::Server::start(CONFIG).await)
     }
 
     async fn ok(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Value {

@@ -111,30 +111,19 @@ impl Who {
     }
 }
 
-struct World {
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
+struct World(common::Server);
+
+impl std::ops::Deref for World {
+    type Target = common::Server;
+
+    fn deref(&self) -> &common::Server {
+        &self.0
+    }
 }
 
 impl World {
     async fn new() -> Self {
-        let (base, dir) = common::serve(CONFIG, vec![]).await;
-        World {
-            base,
-            http: reqwest::Client::new(),
-            _dir: dir,
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        common::call(&self.http, &self.base, method, path, token, body).await
+        World(common::Server::start(CONFIG).await)
     }
 
     /// Raise an alert through a source's PagerDuty endpoint; its id.

@@ -99,3 +99,33 @@ pub async fn call(
         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
     )
 }
+
+/// A test server and a client for it.
+pub struct Server {
+    pub base: String,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Serve `config_text` (no notification channels).
+    pub async fn start(config_text: &str) -> Self {
+        let (base, dir) = serve(config_text, vec![]).await;
+        Server {
+            base,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    /// See [`call`].
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        call(&self.http, &self.base, method, path, token, body).await
+    }
+}
