@@ -77,6 +77,43 @@ fn shipped_example_is_valid() {
 }
 
 #[test]
+fn audit_retention_follows_database_retention_unless_set() {
+    let days = |c: &Config| c.audit_retention().map(|d| d.as_secs() / 86_400);
+    assert_eq!(days(&parse(MINIMAL).unwrap()), Some(90));
+    let db = parse(&format!("{MINIMAL}database: {{retention: 7d}}\n")).unwrap();
+    assert_eq!(days(&db), Some(7));
+    let own = parse(&format!(
+        "{MINIMAL}database: {{retention: 7d}}\naudit: {{retention: 400d}}\n"
+    ))
+    .unwrap();
+    assert_eq!(days(&own), Some(400));
+    let forever = parse(&format!("{MINIMAL}audit: {{retention: 0s}}\n")).unwrap();
+    assert_eq!(days(&forever), None);
+}
+
+#[test]
+fn tokens_act_as_known_users_and_objects_name_known_teams() {
+    let text = format!(
+        "{MINIMAL}api_tokens:\n  - {{name: a, token: token-0123456789abcdef, role: admin, user: alice}}\n  - {{name: b, token: token-abcdef0123456789, role: observer, user: nobody}}\nschedules:\n  - {{id: s, timezone: UTC, team: nope, layers: []}}\n"
+    );
+    let p = problems(&text);
+    assert!(
+        p.iter().any(
+            |p| p.starts_with("api_tokens[0].role:") && p.contains("no higher than its user's")
+        ),
+        "{p:?}"
+    );
+    assert!(
+        p.iter().any(|p| p.starts_with("api_tokens[1].user:")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter().any(|p| p.starts_with("schedules[0].team:")),
+        "{p:?}"
+    );
+}
+
+#[test]
 fn minimal_is_valid_and_defaults_apply() {
     let c = parse(MINIMAL).unwrap();
     assert_eq!(c.listen(), DEFAULT_LISTEN);
