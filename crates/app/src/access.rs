@@ -19,9 +19,9 @@ pub const TOKEN_PREFIX: &str = "tcn_";
 
 /// The actor a principal acts as through `channel` (`api`, `cli`, …).
 pub fn actor(p: &Principal, channel: &str) -> Actor {
-    let channel = match (&p.user, &p.token_id) {
-        (Some(_), _) => format!("{channel} (token {})", p.token),
-        (None, _) => channel.to_owned(),
+    let channel = match &p.user {
+        Some(_) => format!("{channel} (token {})", p.token),
+        None => channel.to_owned(),
     };
     Actor::new(p.actor_name(), channel)
 }
@@ -31,11 +31,12 @@ fn denied(e: tocsin_domain::Denied) -> AppError {
 }
 
 /// `POST /api/v1/tokens`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
+    /// What it is for (`laptop`), 1 to 100 characters.
     pub name: String,
-    /// Defaults to the role of the user the token is for.
+    /// At most the caller's and the user's role (the default).
     pub role: Option<Role>,
     pub expires_at: Option<DateTime<Utc>>,
     /// Whom the token is for (admins only; default: the caller's user).
@@ -43,16 +44,20 @@ pub struct TokenRequest {
 }
 
 /// A token just made: its record and the secret, shown this once.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct IssuedToken {
+    #[schema(inline)]
     #[serde(flatten)]
     pub token: PersonalToken,
+    /// The secret: send it as `Authorization: Bearer …`.
+    #[serde(rename = "token")]
     pub token_secret: String,
 }
 
 impl Application {
     /// Who `bearer` is: a token of the config file (compared in constant
-    /// time against every one) or a personal token (looked up by digest).
+    /// time against every one) or a personal token (found by its id, its
+    /// digest compared in constant time).
     /// A token acting as a user has that user's teams, and never more
     /// than that user's role.
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AppError> {
@@ -138,7 +143,7 @@ impl Application {
         Ok(Principal {
             token: token.to_owned(),
             token_id: token_id.map(str::to_owned),
-            role: if role.at_most(u.role) { role } else { u.role },
+            role: role.lower(u.role),
             user: Some(u.id.clone()),
             teams: u.teams.iter().cloned().collect(),
         })
@@ -406,11 +411,7 @@ impl Application {
                 "give the token a name of 1 to 100 characters (where it is used, such as `laptop`)",
             )]));
         }
-        let cap = if p.role.at_most(u.role) {
-            p.role
-        } else {
-            u.role
-        };
+        let cap = p.role.lower(u.role);
         let role = req.role.unwrap_or(cap);
         if !role.at_most(cap) {
             return Err(AppError::Forbidden(format!(
@@ -467,19 +468,14 @@ impl Application {
                         p.token
                     ))
                 })?;
+                // Another user's tokens: only an admin's (refused here).
                 if let Some(u) = u.filter(|u| *u != own) {
-                    return Err(denied(
-                        p.check(
-                            Permission::ManageTokens,
-                            &Scope::User(u.to_owned()),
-                            &format!("the tokens of user {u}"),
-                        )
-                        .err()
-                        .unwrap_or(tocsin_domain::Denied {
-                            permission: Permission::ManageTokens,
-                            message: format!("only admins list the tokens of user {u}"),
-                        }),
-                    ));
+                    p.check(
+                        Permission::ManageTokens,
+                        &Scope::User(u.to_owned()),
+                        &format!("the tokens of user {u}"),
+                    )
+                    .map_err(denied)?;
                 }
                 Some(own)
             }

@@ -512,10 +512,13 @@ pub fn export_yaml(stored: &StoredCatalog) -> Result<(String, Vec<String>), AppE
 
 /// A file sent by `tocsin apply`: the name it is recorded by, the document
 /// as the client read and expanded it, and how its secrets were written.
-#[derive(Debug, Clone, serde::Deserialize, Serialize)]
+#[derive(Debug, Clone, serde::Deserialize, Serialize, utoipa::ToSchema)]
 pub struct FileUpload {
+    /// The name that owns the file's objects.
     pub file: String,
+    /// The file as JSON, secrets expanded.
     pub document: Value,
+    /// How each secret was written (`${ENV}`, `*_file`), by key path.
     #[serde(default)]
     pub secret_refs: Refs,
 }

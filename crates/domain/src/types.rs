@@ -172,6 +172,11 @@ impl Role {
     pub fn at_most(self, other: Role) -> bool {
         self.rank() <= other.rank()
     }
+
+    /// The lower of the two roles.
+    pub fn lower(self, other: Role) -> Role {
+        if self.at_most(other) { self } else { other }
+    }
 }
 
 impl std::str::FromStr for Role {

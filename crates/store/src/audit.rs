@@ -1,7 +1,7 @@
 //! The SQL of the audit log and of personal API tokens.
 //!
 //! Audit rows are appended by the transaction that makes the change
-//! ([`append`]); nothing updates them, and only retention deletes them.
+//! ([`record`]); nothing updates them, and only retention deletes them.
 
 use chrono::{DateTime, Utc};
 
@@ -14,27 +14,25 @@ use crate::{
 const AUDIT_COLUMNS: &str = "id, at, actor, channel, kind, object_id, action, diff";
 const TOKEN_COLUMNS: &str = "id, name, role, user_id, created_at, created_by, expires_at, last_used_at, revoked_at, revoked_by";
 
-/// Append `records` at `now` inside the caller's transaction.
-pub(crate) async fn append(
+/// Append `r` at `now` inside the caller's transaction.
+pub(crate) async fn record(
     tx: &mut impl Conn,
-    records: &[AuditRecord],
+    r: &AuditRecord,
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    for r in records {
-        tx.execute(
-            "INSERT INTO audit_log (at, actor, channel, kind, object_id, action, diff) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            args![
-                ms(now),
-                &r.actor,
-                &r.channel,
-                &r.kind,
-                &r.object_id,
-                &r.action,
-                r.diff.to_string()
-            ],
-        )
-        .await?;
-    }
+    tx.execute(
+        "INSERT INTO audit_log (at, actor, channel, kind, object_id, action, diff) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        args![
+            ms(now),
+            &r.actor,
+            &r.channel,
+            &r.kind,
+            &r.object_id,
+            &r.action,
+            r.diff.to_string()
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -157,8 +155,8 @@ pub(crate) async fn create_token<B: Backend>(
         )
         .await?;
     let stored = token(&row)?;
-    let record = AuditRecord::new(actor, "token", &t.id, "create", token_diff(&stored));
-    append(&mut tx, std::slice::from_ref(&record), now).await?;
+    let entry = AuditRecord::new(actor, "token", &t.id, "create", token_diff(&stored));
+    record(&mut tx, &entry, now).await?;
     tx.commit().await?;
     Ok(stored)
 }
@@ -237,8 +235,8 @@ pub(crate) async fn revoke_token<B: Backend>(
     };
     let revoked = token(&row)?;
     let diff = serde_json::json!({"revoked_at": {"before": null, "after": from_ms(ms(now))}});
-    let record = AuditRecord::new(actor, "token", id, "revoke", diff);
-    append(&mut tx, std::slice::from_ref(&record), now).await?;
+    let entry = AuditRecord::new(actor, "token", id, "revoke", diff);
+    record(&mut tx, &entry, now).await?;
     tx.commit().await?;
     Ok(Some(revoked))
 }

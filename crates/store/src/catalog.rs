@@ -228,7 +228,9 @@ pub(crate) async fn write<B: Backend>(
         }
     }
     if commit.changed() {
-        crate::audit::append(&mut tx, audit, at).await?;
+        for r in audit {
+            crate::audit::record(&mut tx, r, at).await?;
+        }
         tx.commit().await?;
     } else {
         // Nothing changed: the version stays where it was.

@@ -631,7 +631,7 @@ pub(crate) async fn ingest_batch(
     out.steps.extend(pending);
     out.write(d, tx).await?;
     for c in &plan.audit {
-        crate::audit::append(tx, std::slice::from_ref(&c.record()), c.at).await?;
+        crate::audit::record(tx, &c.record(), c.at).await?;
     }
     let mut results = plan.results;
     if !queued.is_empty() {
@@ -888,14 +888,8 @@ impl<B: Backend> Store for B {
                 Transition::Resolve => AlertStatus::Resolved,
                 Transition::Unaccept => AlertStatus::Pending,
             };
-            let audit = AuditRecord::new(
-                actor,
-                "alert",
-                alert_id.to_string(),
-                action.as_str(),
-                serde_json::json!({"status": {"before": status, "after": after}}),
-            );
-            crate::audit::append(&mut tx, std::slice::from_ref(&audit), now).await?;
+            let audit = AuditRecord::status_change(actor, alert_id, action.as_str(), status, after);
+            crate::audit::record(&mut tx, &audit, now).await?;
             stop_escalation(&mut tx, alert_id).await?;
             if action == Transition::Unaccept {
                 restart_escalation(&mut tx, alert_id, None, now).await?;
@@ -966,7 +960,7 @@ impl<B: Backend> Store for B {
                 "status": {"before": status, "after": AlertStatus::Pending},
             }),
         );
-        crate::audit::append(&mut tx, std::slice::from_ref(&audit), now).await?;
+        crate::audit::record(&mut tx, &audit, now).await?;
         tx.commit().await?;
         let a = self.get_alert(alert_id).await?.ok_or_else(vanished)?;
         Ok(TransitionResult::Done(Box::new(a)))
@@ -1000,7 +994,7 @@ impl<B: Backend> Store for B {
             "comment",
             serde_json::json!({"comment": {"after": text}}),
         );
-        crate::audit::append(&mut tx, std::slice::from_ref(&audit), now).await?;
+        crate::audit::record(&mut tx, &audit, now).await?;
         tx.commit().await?;
         Ok(Some(entry))
     }
@@ -1543,7 +1537,7 @@ impl<B: Backend> Store for B {
                 "reason": {"after": w.reason},
             }),
         );
-        crate::audit::append(&mut tx, std::slice::from_ref(&audit), now).await?;
+        crate::audit::record(&mut tx, &audit, now).await?;
         tx.commit().await?;
         Ok(w)
     }
@@ -1573,7 +1567,7 @@ impl<B: Backend> Store for B {
             "end",
             serde_json::json!({"ended_at": {"before": null, "after": w.ended_at}}),
         );
-        crate::audit::append(&mut tx, std::slice::from_ref(&audit), now).await?;
+        crate::audit::record(&mut tx, &audit, now).await?;
         tx.commit().await?;
         Ok(Some(w))
     }

@@ -578,6 +578,23 @@ impl AuditRecord {
             diff,
         }
     }
+
+    /// An alert's status changed from `before` to `after` by `action`.
+    pub fn status_change(
+        actor: &Actor,
+        alert_id: i64,
+        action: &str,
+        before: AlertStatus,
+        after: AlertStatus,
+    ) -> Self {
+        Self::new(
+            actor,
+            "alert",
+            alert_id.to_string(),
+            action,
+            serde_json::json!({"status": {"before": before, "after": after}}),
+        )
+    }
 }
 
 /// A stored audit entry.

@@ -101,29 +101,27 @@ pub(crate) struct Plan {
     pub drafts: Vec<Draft>,
     pub timeline: Vec<TimelineRow>,
     pub results: Vec<Vec<IngestResult>>,
-    /// Alert actions a sender commanded (a resolve by dedup key), for the
+    /// Resolves a sender commanded (by dedup key), for the
     /// audit log; state a monitoring system reports is on the timeline only.
     pub audit: Vec<Commanded>,
 }
 
-/// An alert action a sender commanded, for the audit log.
+/// A resolve a sender commanded, for the audit log.
 pub(crate) struct Commanded {
     pub alert_id: i64,
     pub at: DateTime<Utc>,
     pub actor: Actor,
-    pub action: &'static str,
     pub before: AlertStatus,
-    pub after: AlertStatus,
 }
 
 impl Commanded {
     pub fn record(&self) -> crate::AuditRecord {
-        crate::AuditRecord::new(
+        crate::AuditRecord::status_change(
             &self.actor,
-            "alert",
-            self.alert_id.to_string(),
-            self.action,
-            serde_json::json!({"status": {"before": self.before, "after": self.after}}),
+            self.alert_id,
+            "resolve",
+            self.before,
+            AlertStatus::Resolved,
         )
     }
 }
@@ -413,9 +411,7 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                                 alert_id,
                                 at: now,
                                 actor: job.actor.clone(),
-                                action: "resolve",
                                 before,
-                                after: AlertStatus::Resolved,
                             });
                         }
                         note(

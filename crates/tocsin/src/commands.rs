@@ -114,13 +114,26 @@ fn shorten(s: &str, max: usize) -> String {
 }
 
 /// What `alerts list` filters by.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, clap::Args)]
 pub struct AlertFilter {
+    /// pending, accepted or resolved.
+    #[arg(long)]
     pub status: Option<String>,
+    /// A source id.
+    #[arg(long)]
     pub source: Option<String>,
+    /// A service id.
+    #[arg(long)]
     pub service: Option<String>,
+    /// SEV0 … SEV4.
+    #[arg(long)]
     pub severity: Option<String>,
+    /// name=value, matching the alert's labels or any of its members'
+    /// (repeat for several).
+    #[arg(long = "label", value_name = "NAME=VALUE")]
     pub labels: Vec<String>,
+    /// At most this many (1–500, default 100).
+    #[arg(long)]
     pub limit: Option<u32>,
 }
 
@@ -600,13 +613,25 @@ pub async fn tokens_revoke(c: &Client, out: Output, id: &str) -> Result<u8> {
 }
 
 /// What `tocsin audit` filters by.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, clap::Args)]
 pub struct AuditFilter {
+    /// `user:ID`, `token:NAME`, `config:FILE`, `source:ID`.
+    #[arg(long)]
     pub actor: Option<String>,
+    /// alert, maintenance, token, or a catalog kind (sources, users, …).
+    #[arg(long)]
     pub kind: Option<String>,
+    /// An object id (an alert's number, a source's id, …).
+    #[arg(long)]
     pub object: Option<String>,
+    /// From this time (RFC 3339).
+    #[arg(long)]
     pub since: Option<String>,
+    /// Before this time (RFC 3339).
+    #[arg(long)]
     pub until: Option<String>,
+    /// At most this many (1–1000, default 50).
+    #[arg(long)]
     pub limit: Option<u32>,
 }
 

@@ -90,25 +90,8 @@ impl ClientArgs {
 enum AlertsCommand {
     /// Alerts, newest first (exit 2 when none match).
     List {
-        /// pending, accepted or resolved.
-        #[arg(long)]
-        status: Option<String>,
-        /// A source id.
-        #[arg(long)]
-        source: Option<String>,
-        /// A service id.
-        #[arg(long)]
-        service: Option<String>,
-        /// SEV0 … SEV4.
-        #[arg(long)]
-        severity: Option<String>,
-        /// name=value, matching the alert's labels or any of its members'
-        /// (repeat for several).
-        #[arg(long = "label", value_name = "NAME=VALUE")]
-        labels: Vec<String>,
-        /// At most this many (1–500, default 100).
-        #[arg(long)]
-        limit: Option<u32>,
+        #[command(flatten)]
+        filter: commands::AlertFilter,
     },
     /// One alert with its timeline.
     Show { id: String },
@@ -260,24 +243,8 @@ enum Command {
     },
     /// The audit log, newest first (exit 2 when nothing matches).
     Audit {
-        /// `user:ID`, `token:NAME`, `config:FILE`, `source:ID`.
-        #[arg(long)]
-        actor: Option<String>,
-        /// alert, maintenance, token, or a catalog kind (sources, users, …).
-        #[arg(long)]
-        kind: Option<String>,
-        /// An object id (an alert's number, a source's id, …).
-        #[arg(long)]
-        object: Option<String>,
-        /// From this time (RFC 3339).
-        #[arg(long)]
-        since: Option<String>,
-        /// Before this time (RFC 3339).
-        #[arg(long)]
-        until: Option<String>,
-        /// At most this many (1–1000, default 50).
-        #[arg(long)]
-        limit: Option<u32>,
+        #[command(flatten)]
+        filter: commands::AuditFilter,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -418,24 +385,7 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
         Command::Alerts { command, client } => {
             let (c, out) = client.connect()?;
             code(match command {
-                AlertsCommand::List {
-                    status,
-                    source,
-                    service,
-                    severity,
-                    labels,
-                    limit,
-                } => {
-                    let f = commands::AlertFilter {
-                        status,
-                        source,
-                        service,
-                        severity,
-                        labels,
-                        limit,
-                    };
-                    commands::alerts_list(&c, out, &f).await
-                }
+                AlertsCommand::List { filter } => commands::alerts_list(&c, out, &filter).await,
                 AlertsCommand::Show { id } => commands::alerts_show(&c, out, &id).await,
                 AlertsCommand::Accept { ids } => {
                     commands::alerts_act(&c, out, "accept", &ids).await
@@ -527,25 +477,9 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
                 TokensCommand::Revoke { id } => commands::tokens_revoke(&c, out, &id).await,
             })
         }
-        Command::Audit {
-            actor,
-            kind,
-            object,
-            since,
-            until,
-            limit,
-            client,
-        } => {
+        Command::Audit { filter, client } => {
             let (c, out) = client.connect()?;
-            let f = commands::AuditFilter {
-                actor,
-                kind,
-                object,
-                since,
-                until,
-                limit,
-            };
-            code(commands::audit(&c, out, &f).await)
+            code(commands::audit(&c, out, &filter).await)
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;

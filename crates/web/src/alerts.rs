@@ -140,8 +140,11 @@ fn parse_id(id: &str) -> Result<i64, ApiError> {
     })
 }
 
-#[derive(Serialize)]
-struct AlertWithTimeline {
+/// `GET /api/v1/alerts/{id}`: the alert, its timeline, escalation steps
+/// and notifications.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct AlertWithTimeline {
+    #[schema(inline)]
     #[serde(flatten)]
     alert: Alert,
     timeline: Vec<TimelineEntry>,
@@ -157,7 +160,7 @@ struct AlertWithTimeline {
     tag = "alerts",
     summary = "One alert with its timeline, escalation steps and notifications",
     params(("id" = i64, Path, description = "The alert's id", minimum = 1)),
-    responses((status = 200, description = "OK", body = crate::schema::AlertDetail), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+    responses((status = 200, description = "OK", body = AlertWithTimeline), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
 )]
 pub async fn show(
     State(st): State<AppState>,
@@ -280,11 +283,18 @@ pub async fn unaccept(
     transition(st, caller, id, Transition::Unaccept).await
 }
 
-#[derive(serde::Deserialize)]
+/// `POST /api/v1/alerts/{id}/reassign`: exactly one of the two.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReassignBody {
+pub(crate) struct ReassignBody {
     user: Option<String>,
     escalation_policy: Option<String>,
+}
+
+/// `POST /api/v1/alerts/{id}/comment` as JSON (or the text as `text/plain`).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+pub(crate) struct CommentBody {
+    text: String,
 }
 
 /// `POST /api/v1/alerts/{id}/reassign` with `{"user": ID}` or
@@ -296,7 +306,7 @@ struct ReassignBody {
     tag = "alerts",
     summary = "Hand an alert to a user or another escalation policy",
     params(("id" = i64, Path, description = "The alert's id", minimum = 1)),
-    request_body = crate::schema::Reassign,
+    request_body = ReassignBody,
     responses((status = 200, description = "The alert now", body = tocsin_store::Alert), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = 409, description = "The alert is resolved", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
 )]
 pub async fn reassign(
@@ -337,7 +347,7 @@ pub async fn reassign(
     tag = "alerts",
     summary = "Add a comment to an alert's timeline",
     params(("id" = i64, Path, description = "The alert's id", minimum = 1)),
-    request_body(content((String = "text/plain"), (crate::schema::Comment = "application/json"))),
+    request_body(content((String = "text/plain"), (CommentBody = "application/json"))),
     responses((status = 201, description = "The timeline entry", body = tocsin_store::TimelineEntry), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = 413, description = "The comment is over 64 KiB", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
 )]
 pub async fn comment(
@@ -362,11 +372,7 @@ pub async fn comment(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     let text = if is_json {
-        #[derive(serde::Deserialize)]
-        struct Body {
-            text: String,
-        }
-        tocsin_wire::WireError::parse_json::<Body>(&bytes)
+        tocsin_wire::WireError::parse_json::<CommentBody>(&bytes)
             .map_err(|e| ApiError::bad_request(format!("comment: {e}")))?
             .text
     } else {

@@ -171,7 +171,7 @@ pub(crate) async fn delete_override(
     operation_id = "catalog_plan",
     tag = "catalog",
     summary = "What applying a file would change (tocsin apply --dry-run)",
-    request_body = crate::schema::FileUpload,
+    request_body = tocsin_app::catalog::FileUpload,
     responses((status = 200, description = "The plan", body = crate::schema::PlanAnswer), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 422, description = "The body breaks a rule; `problems` names each key path", body = crate::schema::ErrorBody), (status = 415, description = "The body is not JSON", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
 )]
 pub(crate) async fn plan(
@@ -190,7 +190,7 @@ pub(crate) async fn plan(
     operation_id = "catalog_apply",
     tag = "catalog",
     summary = "Apply a file in one transaction (tocsin apply)",
-    request_body = crate::schema::FileUpload,
+    request_body = tocsin_app::catalog::FileUpload,
     responses((status = 200, description = "The plan, applied", body = crate::schema::PlanAnswer), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 409, description = "The change cannot be made as things are", body = crate::schema::ErrorBody), (status = 422, description = "The body breaks a rule; `problems` names each key path", body = crate::schema::ErrorBody), (status = 415, description = "The body is not JSON", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
 )]
 pub(crate) async fn apply(

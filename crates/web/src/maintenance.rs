@@ -47,11 +47,14 @@ pub async fn list(State(st): State<AppState>, _caller: Caller) -> Result<Json<Va
     Ok(Json(json!({"windows": out})))
 }
 
-#[derive(Deserialize)]
+/// `POST /api/v1/maintenance`: exactly one of `source` and `service`;
+/// exactly one of `duration` and `ends_at`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewWindow {
+pub(crate) struct NewWindow {
     source: Option<String>,
     service: Option<String>,
+    /// `2h`, `30m`, …
     duration: Option<String>,
     starts_at: Option<DateTime<Utc>>,
     ends_at: Option<DateTime<Utc>>,
@@ -64,7 +67,7 @@ struct NewWindow {
     operation_id = "maintenance_create",
     tag = "maintenance",
     summary = "Open a maintenance window on a source or service",
-    request_body = crate::schema::NewWindow,
+    request_body = NewWindow,
     responses((status = 201, description = "The window", body = tocsin_store::MaintenanceWindow), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
 )]
 pub async fn create(

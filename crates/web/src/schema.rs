@@ -6,15 +6,10 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tocsin_domain::{AlertStatus, Role, Severity};
-use tocsin_store::{
-    Alert, AuditEntry, ChangeEvent, Delivery, EscalationStep, MaintenanceWindow, PersonalToken,
-    TimelineEntry,
-};
+use tocsin_domain::{AlertStatus, Role};
+use tocsin_store::{Alert, AuditEntry, ChangeEvent, MaintenanceWindow, PersonalToken};
 use utoipa::ToSchema;
 
 /// `{"error": {"code", "message"}}`: every refusal and failure.
@@ -48,18 +43,6 @@ pub struct AlertList {
     pub alerts: Vec<Alert>,
     /// Pass as `cursor` for the next page; null on the last one.
     pub next_cursor: Option<String>,
-}
-
-/// `GET /api/v1/alerts/{id}`: the alert, its timeline, escalation steps
-/// and notifications.
-#[derive(ToSchema, serde::Serialize)]
-pub struct AlertDetail {
-    #[schema(inline)]
-    #[serde(flatten)]
-    pub alert: Alert,
-    pub timeline: Vec<TimelineEntry>,
-    pub escalation: Vec<EscalationStep>,
-    pub notifications: Vec<Delivery>,
 }
 
 /// `GET /api/v1/changes`
@@ -209,19 +192,6 @@ pub struct WindowList {
     pub windows: Vec<WindowView>,
 }
 
-/// `POST /api/v1/maintenance`: exactly one of `source` and `service`;
-/// exactly one of `duration` and `ends_at`.
-#[derive(ToSchema, serde::Serialize)]
-pub struct NewWindow {
-    pub source: Option<String>,
-    pub service: Option<String>,
-    /// `2h`, `30m`, …
-    pub duration: Option<String>,
-    pub starts_at: Option<DateTime<Utc>>,
-    pub ends_at: Option<DateTime<Utc>>,
-    pub reason: Option<String>,
-}
-
 /// `GET /api/v1/me`
 #[derive(ToSchema, serde::Serialize)]
 pub struct Me {
@@ -247,29 +217,6 @@ pub struct MeUser {
     pub email: Option<String>,
 }
 
-/// `POST /api/v1/tokens`
-#[derive(ToSchema, serde::Serialize)]
-pub struct TokenRequest {
-    /// What it is for (`laptop`), 1 to 100 characters.
-    pub name: String,
-    /// At most the caller's and the user's role (the default).
-    pub role: Option<Role>,
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Whom it is for (admins only; default: the caller's user).
-    pub user: Option<String>,
-}
-
-/// A token just made, with its secret (shown this once).
-#[derive(ToSchema, serde::Serialize)]
-pub struct IssuedToken {
-    #[schema(inline)]
-    #[serde(flatten)]
-    pub token: PersonalToken,
-    /// The secret: send it as `Authorization: Bearer …`.
-    #[serde(rename = "token")]
-    pub secret: String,
-}
-
 /// `GET /api/v1/tokens`
 #[derive(ToSchema, serde::Serialize)]
 pub struct TokenList {
@@ -283,31 +230,10 @@ pub struct AuditList {
     pub next_cursor: Option<String>,
 }
 
-/// `POST /api/v1/sources/{id}/test-alert`
-#[derive(ToSchema, serde::Serialize)]
-pub struct TestAlertRequest {
-    pub severity: Option<Severity>,
-    pub labels: Option<BTreeMap<String, String>>,
-    pub summary: Option<String>,
-}
-
 /// The alert a test event made.
 #[derive(ToSchema, serde::Serialize)]
 pub struct TestAlertAnswer {
     pub alert: Alert,
-}
-
-/// `POST /api/v1/alerts/{id}/reassign`: exactly one of the two.
-#[derive(ToSchema, serde::Serialize)]
-pub struct Reassign {
-    pub user: Option<String>,
-    pub escalation_policy: Option<String>,
-}
-
-/// `POST /api/v1/alerts/{id}/comment` as JSON (or the text as `text/plain`).
-#[derive(ToSchema, serde::Serialize)]
-pub struct Comment {
-    pub text: String,
 }
 
 /// A catalog object: its spec in the shape of tocsin.yaml (secrets left
@@ -361,17 +287,6 @@ pub struct NewOverride {
     /// Local time of the schedule (`2026-12-24T18:00`) or RFC 3339.
     pub from: String,
     pub to: String,
-}
-
-/// What `tocsin apply` sends.
-#[derive(ToSchema, serde::Serialize)]
-pub struct FileUpload {
-    /// The name that owns the file's objects.
-    pub file: String,
-    /// The file as JSON, secrets expanded.
-    pub document: Value,
-    /// How each secret was written (`${ENV}`, `*_file`), by key path.
-    pub secret_refs: Option<BTreeMap<String, Value>>,
 }
 
 /// A plan: each change as data and as a line (`+ create sources/two`).

@@ -22,9 +22,10 @@ use crate::error::ApiError;
 use crate::senders::{apply_as, generated_key};
 use crate::state::{AppState, LiveSource};
 
-#[derive(Debug, Default, Deserialize)]
+/// `POST /api/v1/sources/{id}/test-alert`
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TestAlert {
+pub(crate) struct TestAlert {
     severity: Option<Severity>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
@@ -66,7 +67,7 @@ fn severity_value(
     tag = "sources",
     summary = "Send a test alert through a source's own ingest path",
     params(("id" = String, Path, description = "A source id")),
-    request_body = crate::schema::TestAlertRequest,
+    request_body = TestAlert,
     responses((status = 201, description = "The alert it made", body = crate::schema::TestAlertAnswer), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 404, description = "No such object", body = crate::schema::ErrorBody), (status = 422, description = "No value of the source's events maps to that severity", body = crate::schema::ErrorBody), (status = 503, description = "Storage is unavailable; retry", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
 )]
 pub async fn send(

@@ -83,8 +83,8 @@ pub async fn list(
     operation_id = "tokens_create",
     tag = "tokens",
     summary = "Make a personal API token; the secret is in the answer, once",
-    request_body = crate::schema::TokenRequest,
-    responses((status = 201, description = "The token and its secret", body = crate::schema::IssuedToken), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 422, description = "The body breaks a rule; `problems` names each key path", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
+    request_body = TokenRequest,
+    responses((status = 201, description = "The token and its secret", body = tocsin_app::access::IssuedToken), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "No token, or an unknown, revoked or expired one", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 422, description = "The body breaks a rule; `problems` names each key path", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
 )]
 pub async fn create(
     State(st): State<AppState>,
@@ -98,9 +98,7 @@ pub async fn create(
             .create_token(&caller, "api", req)
             .await
             .map_err(|e| ApiError::from_app("create token", e))?;
-    let mut out = json!(issued.token);
-    out["token"] = Value::String(issued.token_secret);
-    Ok((StatusCode::CREATED, Json(out)))
+    Ok((StatusCode::CREATED, Json(json!(issued))))
 }
 
 /// `DELETE /api/v1/tokens/{id}`: the revoked token.
