@@ -41,6 +41,11 @@ impl Severity {
         }
     }
 
+    /// The number in its name: 0 for SEV0 (most severe) to 4 for SEV4.
+    pub fn level(self) -> u8 {
+        self as u8
+    }
+
     /// True when `self` is as severe as `threshold` or more (SEV0 is the most severe).
     pub fn is_at_or_above(self, threshold: Severity) -> bool {
         self <= threshold

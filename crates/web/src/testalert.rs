@@ -97,6 +97,8 @@ pub async fn send(
         .clone()
         .unwrap_or_else(|| format!("Test alert from Tocsin, sent by {}", caller.actor_name()));
     let now = st.now();
+    // What Opsgenie and ilert events say when no severity is asked for.
+    let severity = req.severity.unwrap_or(Severity::Sev2);
     let alert_id = match source.kind {
         SourceType::Prometheus => {
             let mut labels = req.labels.clone();
@@ -131,9 +133,7 @@ pub async fn send(
         }
         SourceType::Pagerduty => {
             let severity = match req.severity {
-                Some(s) => {
-                    severity_value(&source, s, Some(&["critical", "error", "warning", "info"]))?
-                }
+                Some(s) => severity_value(&source, s, Some(&pagerduty::SEVERITIES))?,
                 None => "warning".to_owned(),
             };
             let body = json!({
@@ -154,16 +154,8 @@ pub async fn send(
             apply_as(&st, &source, cmd, &actor, now).await?.alert_id
         }
         SourceType::Opsgenie => {
-            let priority = format!(
-                "P{}",
-                match req.severity.unwrap_or(Severity::Sev2) {
-                    Severity::Sev0 => 1,
-                    Severity::Sev1 => 2,
-                    Severity::Sev2 => 3,
-                    Severity::Sev3 => 4,
-                    Severity::Sev4 => 5,
-                }
-            );
+            // P1 (SEV0) … P5 (SEV4).
+            let priority = format!("P{}", 1 + severity.level());
             let body = json!({
                 "message": summary,
                 "alias": dedup,
@@ -178,19 +170,13 @@ pub async fn send(
             apply_as(&st, &source, cmd, &actor, now).await?.alert_id
         }
         SourceType::Ilert => {
-            let severity = 1 + match req.severity.unwrap_or(Severity::Sev2) {
-                Severity::Sev0 => 0,
-                Severity::Sev1 => 1,
-                Severity::Sev2 => 2,
-                Severity::Sev3 => 3,
-                Severity::Sev4 => 4,
-            };
             let body = json!({
                 "integrationKey": "test-alert",
                 "eventType": "ALERT",
                 "summary": summary,
                 "alertKey": dedup,
-                "severity": severity,
+                // 1 (SEV0) … 5 (SEV4).
+                "severity": 1 + severity.level(),
                 "labels": req.labels,
             });
             let ev = ilert::parse(body.to_string().as_bytes())

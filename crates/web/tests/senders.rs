@@ -886,3 +886,41 @@ async fn opsgenie_request_status_and_get_alert_follow_the_sdk_flow() {
     let (status, _) = get_with(&s, "/v2/alerts/999999", &auth).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// A test alert through each source type is written in that type's own
+/// format and made by its own parser and mapping: the severity asked for
+/// comes out, and the alert carries the source and the caller as actor.
+#[tokio::test]
+async fn test_alerts_take_each_sources_own_format() {
+    let s = start().await;
+    for (source, severity) in [
+        ("am", "SEV1"),
+        ("pd", "SEV0"),
+        ("og", "SEV3"),
+        ("il", "SEV4"),
+    ] {
+        let res = s
+            .http
+            .post(format!("{}/api/v1/sources/{source}/test-alert", s.base))
+            .bearer_auth(ADMIN)
+            .json(&json!({"severity": severity, "labels": {"team": "sre"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED, "{source}");
+        let alert: Value = res.json().await.unwrap();
+        let alert = &alert["alert"];
+        assert_eq!(alert["source_id"], source);
+        assert_eq!(alert["severity"], severity, "{source}: {alert}");
+        let shown = s.get(&format!("/api/v1/alerts/{}", alert["id"])).await;
+        let first = &shown["timeline"][0];
+        assert_eq!(first["actor"], "token:admin");
+        assert!(
+            first["channel"]
+                .as_str()
+                .unwrap()
+                .starts_with("test alert ("),
+            "{first}"
+        );
+    }
+}

@@ -62,6 +62,9 @@ pub struct Payload {
 
 /// A body that is not a JSON object of the right shape: one error naming
 /// the field.
+/// The values of `payload.severity`, most severe first.
+pub const SEVERITIES: [&str; 4] = ["critical", "error", "warning", "info"];
+
 pub fn parse(body: &[u8]) -> Result<Event, Vec<String>> {
     parse_object(body).map_err(|e| vec![e.to_string()])
 }
@@ -117,7 +120,7 @@ pub fn map(
             }
             match present(&p.severity) {
                 None => errors.push("'payload.severity' is missing or blank".to_owned()),
-                Some("critical" | "error" | "warning" | "info") => {}
+                Some(s) if SEVERITIES.contains(&s) => {}
                 Some(other) => errors.push(format!(
                     "'payload.severity' is invalid: '{other}' (expected critical, error, warning or info)"
                 )),
