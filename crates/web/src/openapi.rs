@@ -497,7 +497,7 @@ pub(crate) fn docs_page(doc: &Value) -> Html<String> {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{t}</title><style>\
          body{{font-family:system-ui,sans-serif;max-width:72rem;margin:0 auto;padding:1rem;line-height:1.4}}\
-         table{{border-collapse:collapse;margin:.5rem 0;width:100%}}td,th{{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}}\
+         table{{border-collapse:collapse;margin:.5rem 0;width:100%}}td,th{{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}}\
          section{{border-top:1px solid #ddd;padding:.5rem 0}}code{{background:#f4f4f4;padding:0 .2rem}}.auth{{color:#555}}\
          </style></head><body><h1>{t} {v}</h1><p>{d}</p>\
          <p>The document itself: <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a> (OpenAPI {o}).</p>\
