@@ -113,6 +113,46 @@ fn shorten(s: &str, max: usize) -> String {
     out
 }
 
+/// Print a list the server answered (`page[field]`): the server's JSON,
+/// a note on stderr when it is empty, or the table `build` makes of it.
+/// Exit 2 when it is empty.
+fn print_list(
+    out: Output,
+    page: &Value,
+    field: &str,
+    none: &str,
+    build: impl FnOnce(&[Value]) -> Table,
+) -> u8 {
+    let items = page[field]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if out == Output::Json {
+        print_json(page);
+    } else if items.is_empty() {
+        eprintln!("{none}");
+    } else {
+        print_table(&build(items));
+    }
+    if items.is_empty() {
+        EXIT_NOTHING
+    } else {
+        EXIT_OK
+    }
+}
+
+/// The query parameters of the filters that are set.
+fn query<'a>(filters: &[(&'a str, &'a Option<String>)]) -> Vec<(&'a str, String)> {
+    filters
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.clone())))
+        .collect()
+}
+
+fn as_pairs<'a>(q: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
+    q.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 /// What `alerts list` filters by.
 #[derive(Debug, Default, Clone, clap::Args)]
 pub struct AlertFilter {
@@ -139,17 +179,12 @@ pub struct AlertFilter {
 
 /// `tocsin alerts list`: exit 2 when nothing matched.
 pub async fn alerts_list(c: &Client, out: Output, f: &AlertFilter) -> Result<u8> {
-    let mut q: Vec<(&str, String)> = Vec::new();
-    for (k, v) in [
+    let mut q = query(&[
         ("status", &f.status),
         ("source", &f.source),
         ("service", &f.service),
         ("severity", &f.severity),
-    ] {
-        if let Some(v) = v {
-            q.push((k, v.clone()));
-        }
-    }
+    ]);
     for l in &f.labels {
         if !l.contains('=') {
             bail!("--label `{l}`: expected name=value");
@@ -157,52 +192,47 @@ pub async fn alerts_list(c: &Client, out: Output, f: &AlertFilter) -> Result<u8>
         q.push(("label", l.clone()));
     }
     q.push(("limit", f.limit.unwrap_or(100).to_string()));
-    let query: Vec<(&str, &str)> = q.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let page = c.get("/api/v1/alerts", &query).await?;
-    let alerts = page["alerts"].as_array().cloned().unwrap_or_default();
-    if out == Output::Json {
-        print_json(&page);
-    } else if alerts.is_empty() {
-        eprintln!("no alerts match");
-    } else {
-        let now = Utc::now();
-        let wide = out == Output::Wide;
-        let mut headers = vec!["id", "status", "severity", "source", "age", "summary"];
-        if wide {
-            headers.extend(["service", "policy", "accepted by", "labels"]);
-        }
-        let mut t = table(&headers);
-        for a in &alerts {
-            let summary = a["summary"].as_str().unwrap_or_default();
-            let mut row = vec![
-                text(&a["id"]),
-                text(&a["status"]),
-                text(&a["severity"]),
-                text(&a["source_id"]),
-                age(&a["created_at"], now),
-                if wide {
-                    summary.to_owned()
-                } else {
-                    shorten(summary, 60)
-                },
-            ];
+    let page = c.get("/api/v1/alerts", &as_pairs(&q)).await?;
+    Ok(print_list(
+        out,
+        &page,
+        "alerts",
+        "no alerts match",
+        |alerts| {
+            let now = Utc::now();
+            let wide = out == Output::Wide;
+            let mut headers = vec!["id", "status", "severity", "source", "age", "summary"];
             if wide {
-                row.extend([
-                    text(&a["service_id"]),
-                    text(&a["policy_id"]),
-                    text(&a["accepted_by"]),
-                    labels_text(&a["labels"]),
-                ]);
+                headers.extend(["service", "policy", "accepted by", "labels"]);
             }
-            t.add_row(row);
-        }
-        print_table(&t);
-    }
-    Ok(if alerts.is_empty() {
-        EXIT_NOTHING
-    } else {
-        EXIT_OK
-    })
+            let mut t = table(&headers);
+            for a in alerts {
+                let summary = a["summary"].as_str().unwrap_or_default();
+                let mut row = vec![
+                    text(&a["id"]),
+                    text(&a["status"]),
+                    text(&a["severity"]),
+                    text(&a["source_id"]),
+                    age(&a["created_at"], now),
+                    if wide {
+                        summary.to_owned()
+                    } else {
+                        shorten(summary, 60)
+                    },
+                ];
+                if wide {
+                    row.extend([
+                        text(&a["service_id"]),
+                        text(&a["policy_id"]),
+                        text(&a["accepted_by"]),
+                        labels_text(&a["labels"]),
+                    ]);
+                }
+                t.add_row(row);
+            }
+            t
+        },
+    ))
 }
 
 fn alert_id(id: &str) -> Result<&str> {
@@ -469,14 +499,10 @@ pub async fn maintenance_start(
 /// `tocsin maintenance list`
 pub async fn maintenance_list(c: &Client, out: Output) -> Result<u8> {
     let v = c.get("/api/v1/maintenance", &[]).await?;
-    let windows = v["windows"].as_array().cloned().unwrap_or_default();
-    if out == Output::Json {
-        print_json(&v);
-    } else if windows.is_empty() {
-        eprintln!("no maintenance windows are active or upcoming");
-    } else {
+    let none = "no maintenance windows are active or upcoming";
+    Ok(print_list(out, &v, "windows", none, |windows| {
         let mut t = table(&["id", "target", "active", "starts", "ends", "reason", "by"]);
-        for w in &windows {
+        for w in windows {
             t.add_row(vec![
                 text(&w["id"]),
                 format!("{} {}", text(&w["target_kind"]), text(&w["target_id"])),
@@ -487,13 +513,8 @@ pub async fn maintenance_list(c: &Client, out: Output) -> Result<u8> {
                 text(&w["created_by"]),
             ]);
         }
-        print_table(&t);
-    }
-    Ok(if windows.is_empty() {
-        EXIT_NOTHING
-    } else {
-        EXIT_OK
-    })
+        t
+    }))
 }
 
 /// `tocsin maintenance end ID`
@@ -554,12 +575,7 @@ pub async fn tokens_create(
 pub async fn tokens_list(c: &Client, out: Output, user: Option<&str>) -> Result<u8> {
     let query: Vec<(&str, &str)> = user.map(|u| vec![("user", u)]).unwrap_or_default();
     let v = c.get("/api/v1/tokens", &query).await?;
-    let tokens = v["tokens"].as_array().cloned().unwrap_or_default();
-    if out == Output::Json {
-        print_json(&v);
-    } else if tokens.is_empty() {
-        eprintln!("no tokens");
-    } else {
+    Ok(print_list(out, &v, "tokens", "no tokens", |tokens| {
         let wide = out == Output::Wide;
         let mut headers = vec![
             "id",
@@ -574,7 +590,7 @@ pub async fn tokens_list(c: &Client, out: Output, user: Option<&str>) -> Result<
             headers.push("created by");
         }
         let mut t = table(&headers);
-        for k in &tokens {
+        for k in tokens {
             let mut row = vec![
                 text(&k["id"]),
                 text(&k["name"]),
@@ -589,13 +605,8 @@ pub async fn tokens_list(c: &Client, out: Output, user: Option<&str>) -> Result<
             }
             t.add_row(row);
         }
-        print_table(&t);
-    }
-    Ok(if tokens.is_empty() {
-        EXIT_NOTHING
-    } else {
-        EXIT_OK
-    })
+        t
+    }))
 }
 
 /// `tocsin tokens revoke ID`
@@ -637,59 +648,49 @@ pub struct AuditFilter {
 
 /// `tocsin audit`: exit 2 when nothing matched.
 pub async fn audit(c: &Client, out: Output, f: &AuditFilter) -> Result<u8> {
-    let mut q: Vec<(&str, String)> = Vec::new();
-    for (k, v) in [
+    let mut q = query(&[
         ("actor", &f.actor),
         ("kind", &f.kind),
         ("object", &f.object),
         ("since", &f.since),
         ("until", &f.until),
-    ] {
-        if let Some(v) = v {
-            q.push((k, v.clone()));
-        }
-    }
+    ]);
     q.push(("limit", f.limit.unwrap_or(50).to_string()));
-    let query: Vec<(&str, &str)> = q.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let page = c.get("/api/v1/audit", &query).await?;
-    let entries = page["entries"].as_array().cloned().unwrap_or_default();
-    if out == Output::Json {
-        print_json(&page);
-    } else if entries.is_empty() {
-        eprintln!("no audit entries match");
-    } else {
-        let wide = out == Output::Wide;
-        let mut headers = vec!["at", "actor", "action", "kind", "object"];
-        if wide {
-            headers.extend(["channel", "diff"]);
-        } else {
-            headers.push("changed");
-        }
-        let mut t = table(&headers);
-        for e in &entries {
-            let mut row = vec![
-                when(&e["at"]),
-                text(&e["actor"]),
-                text(&e["action"]),
-                text(&e["kind"]),
-                text(&e["object_id"]),
-            ];
+    let page = c.get("/api/v1/audit", &as_pairs(&q)).await?;
+    Ok(print_list(
+        out,
+        &page,
+        "entries",
+        "no audit entries match",
+        |entries| {
+            let wide = out == Output::Wide;
+            let mut headers = vec!["at", "actor", "action", "kind", "object"];
             if wide {
-                row.extend([text(&e["channel"]), e["diff"].to_string()]);
+                headers.extend(["channel", "diff"]);
             } else {
-                let keys: Vec<String> = e["diff"]
-                    .as_object()
-                    .map(|m| m.keys().cloned().collect())
-                    .unwrap_or_default();
-                row.push(shorten(&keys.join(","), 50));
+                headers.push("changed");
             }
-            t.add_row(row);
-        }
-        print_table(&t);
-    }
-    Ok(if entries.is_empty() {
-        EXIT_NOTHING
-    } else {
-        EXIT_OK
-    })
+            let mut t = table(&headers);
+            for e in entries {
+                let mut row = vec![
+                    when(&e["at"]),
+                    text(&e["actor"]),
+                    text(&e["action"]),
+                    text(&e["kind"]),
+                    text(&e["object_id"]),
+                ];
+                if wide {
+                    row.extend([text(&e["channel"]), e["diff"].to_string()]);
+                } else {
+                    let keys: Vec<String> = e["diff"]
+                        .as_object()
+                        .map(|m| m.keys().cloned().collect())
+                        .unwrap_or_default();
+                    row.push(shorten(&keys.join(","), 50));
+                }
+                t.add_row(row);
+            }
+            t
+        },
+    ))
 }
