@@ -304,10 +304,12 @@ pub async fn replace(
     let stored = store.catalog().await?;
     let old = stored.object(kind, id).ok_or_else(|| not_found(kind, id))?;
     read_only_check(old)?;
-    revision_check(old, if_match)?;
+    // The body is checked before the precondition (RFC 9110 §13.2.2): a
+    // broken body is 422 whatever `If-Match` says.
     let (_, mut spec) = body_spec(kind, Some(id), body)?;
     keep_secrets(kind, id, &old.spec, &mut spec);
     check_with(&stored, kind, id, Some(&spec))?;
+    revision_check(old, if_match)?;
     let mut writes = vec![CatalogWrite::Put {
         kind: kind.to_owned(),
         id: id.to_owned(),

@@ -242,6 +242,20 @@ async fn managed_objects_are_created_checked_replaced_and_deleted() {
         )
         .await;
     assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
+    // A broken body is 422 whatever If-Match says: the body is checked
+    // before the precondition.
+    let mut broken = q2.clone();
+    broken["levels"][0]["escalate_after"] = json!("soon");
+    let (status, _, body) = api
+        .call(
+            Method::PUT,
+            "/api/v1/escalation_policies/q",
+            ADMIN,
+            Some(broken),
+            Some(&etag),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     // What a GET shows can be PUT back as it is.
     let (_, tag, shown) = api.get("/api/v1/escalation_policies/q").await;
     let (status, _, body) = api
