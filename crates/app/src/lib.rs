@@ -15,6 +15,7 @@ mod application;
 pub mod audit;
 pub mod catalog;
 pub mod edit;
+pub mod signin;
 
 pub use application::{Application, Assignee, Clock, FixedClock, Origin, SystemClock};
 pub use catalog::{Catalogs, Change, Loaded, Op, Plan, Secrets};
@@ -45,6 +46,9 @@ pub enum AppError {
     /// Storage failed (or a write lost to a concurrent one: `Conflict`).
     #[error(transparent)]
     Store(#[from] tocsin_store::StoreError),
+    /// Too many attempts lately; the message says how long to wait.
+    #[error("{0}")]
+    Limited(String),
     /// A bug.
     #[error("internal error: {0}")]
     Internal(String),

@@ -53,6 +53,41 @@ pub struct Config {
     pub status_page: Option<StatusPage>,
     #[serde(default)]
     pub audit: Audit,
+    #[serde(default)]
+    pub auth: Auth,
+}
+
+/// Signing in to the web UI.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// A session unused this long ends (default 12h).
+    pub session_idle: Option<DurationSpec>,
+    /// A session ends this long after sign-in, however busy (default 7d).
+    pub session_lifetime: Option<DurationSpec>,
+    /// Sign-in through an OpenID Connect provider.
+    pub oidc: Option<Oidc>,
+}
+
+/// `auth.oidc`: an OpenID Connect provider (authorization code with PKCE).
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Oidc {
+    /// The issuer URL; `{issuer}/.well-known/openid-configuration` is read.
+    pub issuer: String,
+    pub client_id: String,
+    /// The client secret (read from `client_secret_file`, or `${ENV}`).
+    #[serde(skip_serializing)]
+    pub client_secret: Option<String>,
+    /// Scopes asked for besides `openid` (default `[email, profile]`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Make an observer account for an email no user has (default false:
+    /// refused).
+    #[serde(default)]
+    pub allow_unknown_users: bool,
+    /// The button's text (default "Sign in with single sign-on").
+    pub label: Option<String>,
 }
 
 /// The audit log.
@@ -569,6 +604,21 @@ impl Config {
             Some(d) => Some(d),
             None => self.retention(),
         }
+    }
+
+    /// A session unused this long ends (`auth.session_idle`, default 12 h).
+    pub fn session_idle(&self) -> DurationSpec {
+        self.auth
+            .session_idle
+            .unwrap_or(DurationSpec::from_secs(12 * 3600))
+    }
+
+    /// A session ends this long after sign-in (`auth.session_lifetime`,
+    /// default 7 days).
+    pub fn session_lifetime(&self) -> DurationSpec {
+        self.auth
+            .session_lifetime
+            .unwrap_or(DurationSpec::from_secs(7 * 86_400))
     }
 
     /// The bundle window (default 10 s; zero turns bundling off).

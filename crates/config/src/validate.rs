@@ -123,6 +123,37 @@ impl Validator {
                 );
             }
         }
+        if let Some(o) = &c.auth.oidc {
+            if !(o.issuer.starts_with("https://") || o.issuer.starts_with("http://")) {
+                self.err(
+                    "auth.oidc.issuer",
+                    format!(
+                        "`{}` is not an http(s) URL; expected the provider's issuer, e.g. https://login.example.com",
+                        o.issuer
+                    ),
+                );
+            }
+            if o.client_id.trim().is_empty() {
+                self.err("auth.oidc.client_id", "must not be empty");
+            }
+            if o.client_secret
+                .as_deref()
+                .is_none_or(|s| s.trim().is_empty())
+            {
+                self.err(
+                    "auth.oidc.client_secret_file",
+                    "missing; give the client secret the provider issued, in a file (client_secret_file) or as client_secret: ${ENV}",
+                );
+            }
+        }
+        for (key, d) in [
+            ("auth.session_idle", c.auth.session_idle),
+            ("auth.session_lifetime", c.auth.session_lifetime),
+        ] {
+            if d.is_some_and(|d| d.as_secs() < 60) {
+                self.err(key, "must be at least 1m");
+            }
+        }
         if let Some(u) = &c.database.url
             && !(u.starts_with("sqlite:")
                 || u.starts_with("postgres:")

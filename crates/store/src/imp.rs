@@ -1790,6 +1790,125 @@ impl<B: Backend> Store for B {
         crate::audit::touch_token(self, id, now).await
     }
 
+    async fn alerts_changed_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Alert>, StoreError> {
+        read_all(
+            self,
+            &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE updated_at >= $1 ORDER BY updated_at, id LIMIT $2"),
+            args![ms(since), i64::from(limit)],
+            alert_from_row,
+        )
+        .await
+    }
+
+    async fn set_password(
+        &self,
+        user: &str,
+        hash: &str,
+        keep: Option<&str>,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        crate::session::set_password(self, user, hash, keep, actor, now).await
+    }
+
+    async fn password_hash(&self, user: &str) -> Result<Option<String>, StoreError> {
+        crate::session::password_hash(self, user).await
+    }
+
+    async fn users_with_password(&self) -> Result<Vec<String>, StoreError> {
+        crate::session::users_with_password(self).await
+    }
+
+    async fn create_session(
+        &self,
+        session: &crate::NewSession,
+        now: DateTime<Utc>,
+    ) -> Result<crate::Session, StoreError> {
+        crate::session::create_session(self, session, now).await
+    }
+
+    async fn session_by_digest(
+        &self,
+        digest: &tocsin_domain::TokenDigest,
+    ) -> Result<Option<crate::Session>, StoreError> {
+        crate::session::session_by_digest(self, digest).await
+    }
+
+    async fn touch_session(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        crate::session::touch_session(self, id, now).await
+    }
+
+    async fn end_session(
+        &self,
+        user: &str,
+        id: &str,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::Session>, StoreError> {
+        crate::session::end_session(self, user, id, actor, now).await
+    }
+
+    async fn sessions(
+        &self,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<crate::Session>, StoreError> {
+        crate::session::sessions(self, user, now).await
+    }
+
+    async fn record_sign_in_failure(
+        &self,
+        subjects: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        crate::session::record_sign_in_failure(self, subjects, now).await
+    }
+
+    async fn sign_in_failures(
+        &self,
+        subject: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        crate::session::sign_in_failures(self, subject, since).await
+    }
+
+    async fn clear_sign_in_failures(&self, subject: &str) -> Result<(), StoreError> {
+        crate::session::clear_sign_in_failures(self, subject).await
+    }
+
+    async fn prune_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        crate::session::prune_sessions(self, before).await
+    }
+
+    async fn create_setup_link(
+        &self,
+        digest: &tocsin_domain::TokenDigest,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        crate::session::create_setup_link(self, digest, now).await
+    }
+
+    async fn setup_link_open(
+        &self,
+        digest: &tocsin_domain::TokenDigest,
+    ) -> Result<bool, StoreError> {
+        crate::session::setup_link_open(self, digest).await
+    }
+
+    async fn use_setup_link(
+        &self,
+        digest: &tocsin_domain::TokenDigest,
+        user: &str,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        crate::session::use_setup_link(self, digest, user, hash, now).await
+    }
+
     async fn changes(
         &self,
         service_id: Option<&str>,

@@ -17,6 +17,7 @@ mod imp;
 mod model;
 mod plan;
 mod postgres;
+mod session;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -343,6 +344,102 @@ pub trait Store: Send + Sync + 'static {
         service_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ChangeEvent>, StoreError>;
+    /// Alerts whose `updated_at` is at or after `since`, oldest change
+    /// first, at most `limit` (the live alert list's poll).
+    async fn alerts_changed_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Alert>, StoreError>;
+
+    /// Set `user`'s password hash (an argon2 PHC string), audited. Every
+    /// other session of the user ends; `keep` is the one that stays.
+    async fn set_password(
+        &self,
+        user: &str,
+        hash: &str,
+        keep: Option<&str>,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// `user`'s password hash, if they have one.
+    async fn password_hash(&self, user: &str) -> Result<Option<String>, StoreError>;
+
+    /// The users who have a password.
+    async fn users_with_password(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Store a browser session (its sign-in audited in the same transaction).
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        now: DateTime<Utc>,
+    ) -> Result<Session, StoreError>;
+
+    /// The session whose secret has this digest, ended or not.
+    async fn session_by_digest(
+        &self,
+        digest: &tocsin_domain::TokenDigest,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Record that a session was used (at most one write a minute).
+    async fn touch_session(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// End one of `user`'s sessions (audited). `None` when it is not theirs.
+    async fn end_session(
+        &self,
+        user: &str,
+        id: &str,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// `user`'s live sessions, newest first.
+    async fn sessions(&self, user: &str, now: DateTime<Utc>) -> Result<Vec<Session>, StoreError>;
+
+    /// Note one failed sign-in against each subject (`user:ID`, `address:IP`).
+    async fn record_sign_in_failure(
+        &self,
+        subjects: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Failed sign-ins against `subject` since `since`.
+    async fn sign_in_failures(
+        &self,
+        subject: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
+
+    /// Forget `subject`'s failed sign-ins.
+    async fn clear_sign_in_failures(&self, subject: &str) -> Result<(), StoreError>;
+
+    /// Delete sessions that ended or expired before `before`, and older
+    /// failed sign-ins.
+    async fn prune_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Store a one-time setup link (its digest).
+    async fn create_setup_link(
+        &self,
+        digest: &tocsin_domain::TokenDigest,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Whether this setup link exists and is unused.
+    async fn setup_link_open(
+        &self,
+        digest: &tocsin_domain::TokenDigest,
+    ) -> Result<bool, StoreError>;
+
+    /// Spend a setup link on `user`'s password (and every other open link
+    /// with it), in one transaction. `false` when it was unknown or used.
+    async fn use_setup_link(
+        &self,
+        digest: &tocsin_domain::TokenDigest,
+        user: &str,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Open the store a database URL names (`sqlite://…` or `postgres://…`) and

@@ -653,3 +653,35 @@ pub struct NewToken {
     pub digest: tocsin_domain::TokenDigest,
     pub expires_at: Option<DateTime<Utc>>,
 }
+
+/// A browser session of the web UI (never its secret: only its digest is
+/// stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Session {
+    pub id: String,
+    pub user: String,
+    /// How the user signed in: `password`, `oidc` or `setup`.
+    pub method: String,
+    pub created_at: DateTime<Utc>,
+    /// Written at most once a minute.
+    pub last_seen_at: DateTime<Utc>,
+    /// The absolute end, whatever the activity.
+    pub expires_at: DateTime<Utc>,
+    /// The client's address when it signed in.
+    pub address: String,
+    pub user_agent: String,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub ended_by: Option<String>,
+}
+
+/// A session to store.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: String,
+    pub digest: tocsin_domain::TokenDigest,
+    pub user: String,
+    pub method: String,
+    pub expires_at: DateTime<Utc>,
+    pub address: String,
+    pub user_agent: String,
+}

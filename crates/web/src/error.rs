@@ -98,6 +98,7 @@ impl ApiError {
                 format!("{kind} `{id}` was changed by someone else at the same moment; try again"),
             ),
             AppError::Store(e) => Self::from_store(context, e),
+            AppError::Limited(m) => Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", m),
             AppError::Internal(m) => Self::internal(context, &m),
         }
     }
