@@ -20,8 +20,10 @@ pub const TOKEN_PREFIX: &str = "tcn_";
 /// The actor a principal acts as through `channel` (`api`, `cli`, …).
 pub fn actor(p: &Principal, channel: &str) -> Actor {
     let channel = match &p.user {
-        Some(_) => format!("{channel} (token {})", p.token),
-        None => channel.to_owned(),
+        Some(_) if p.token != crate::signin::SESSION_TOKEN => {
+            format!("{channel} (token {})", p.token)
+        }
+        _ => channel.to_owned(),
     };
     Actor::new(p.actor_name(), channel)
 }

@@ -10,6 +10,8 @@ use tocsin_store::{Actor, NewSession, Session};
 
 use crate::{AppError, Application};
 
+/// The token name of a browser session's principal.
+pub const SESSION_TOKEN: &str = "web session";
 /// The prefix of session ids (shown in the session list).
 const SESSION_PREFIX: &str = "ses_";
 /// Failed sign-ins counted over this window…
@@ -261,7 +263,7 @@ impl Application {
             )));
         };
         let principal = Principal {
-            token: "session".into(),
+            token: SESSION_TOKEN.into(),
             token_id: None,
             role: u.role,
             user: Some(u.id.clone()),

@@ -238,6 +238,23 @@ pub struct AlertFilter {
     pub limit: u32,
 }
 
+impl AlertFilter {
+    /// Whether `a` passes the filters (not the page: `before_id`, `limit`),
+    /// as `list_alerts` would decide it.
+    pub fn matches(&self, a: &Alert) -> bool {
+        self.status.is_none_or(|s| s == a.status)
+            && self.source_id.as_ref().is_none_or(|s| *s == a.source_id)
+            && self
+                .service_id
+                .as_ref()
+                .is_none_or(|s| a.service_id.as_ref() == Some(s))
+            && self.severity.is_none_or(|s| s == a.severity)
+            && self.labels.iter().all(|(n, v)| {
+                a.labels.get(n) == Some(v) || a.members.iter().any(|m| m.labels.get(n) == Some(v))
+            })
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertPage {
     pub alerts: Vec<Alert>,

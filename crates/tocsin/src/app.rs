@@ -155,10 +155,13 @@ impl App {
             catalogs.clone(),
             Arc::new(tocsin_app::SystemClock),
         );
+        let ui = ui_settings(&config, tls.is_some(), &public_url);
+        let oidc = ui.oidc.is_some();
         let state = tocsin_web::AppState::new(
             tocsin_web::WebSettings {
                 body_limit: config.body_limit(),
                 public_url: public_url.clone(),
+                ui,
             },
             &application,
             channels_now.clone(),
@@ -167,7 +170,15 @@ impl App {
         let escalate_now = state.escalation_wakeup();
         let dispatch_now = state.dispatch_wakeup();
         let router = tocsin_web::app(state.clone());
-        let banner = banner(&loaded, &url, store.backend(), addr, scheme, &public_url);
+        let mut banner = banner(&loaded, &url, store.backend(), addr, scheme, &public_url);
+        banner.push(format!("web UI: {public_url}/"));
+        match application.setup_link(oidc).await {
+            Ok(Some(secret)) => banner.push(format!(
+                "no admin can sign in yet: open {public_url}/setup/{secret} to give one a password (the link works once), or run `tocsin users set-password USER`"
+            )),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not make a setup link"),
+        }
 
         let mut escalation =
             tocsin_engine::EscalationWorker::new(store.clone(), application.catalog.clone());
@@ -283,9 +294,7 @@ impl App {
         let (stop_tx, stop_rx) = watch::channel(false);
         let send_timeout = dispatcher.send_timeout;
         let mut workers = tokio::task::JoinSet::new();
-        if retention.alerts.is_some() || retention.audit.is_some() {
-            workers.spawn(prune_loop(store.clone(), retention, stop_rx.clone()));
-        }
+        workers.spawn(prune_loop(store.clone(), retention, stop_rx.clone()));
         let escalate_wake = escalate_now.clone();
         let dispatch_wake = dispatch_now.clone();
         workers.spawn(escalate_loop(
@@ -352,12 +361,15 @@ impl App {
         });
         let server = async move {
             match tls {
-                None => axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = http_stop.wait_for(|s| *s).await;
-                    })
-                    .await
-                    .context("the HTTP server failed"),
+                None => axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = http_stop.wait_for(|s| *s).await;
+                })
+                .await
+                .context("the HTTP server failed"),
                 Some(tls) => {
                     let handle = axum_server::Handle::new();
                     let stopper = handle.clone();
@@ -367,7 +379,7 @@ impl App {
                     });
                     axum_server::from_tcp_rustls(listener.into_std()?, tls)?
                         .handle(handle)
-                        .serve(router.into_make_service())
+                        .serve(router.into_make_service_with_connect_info::<std::net::SocketAddr>())
                         .await
                         .context("the HTTPS server failed")
                 }
@@ -462,6 +474,67 @@ async fn reprovision_on_hangup(
 
 /// The start-up lines: the one place keys are printed, because the operator
 /// needs to paste them.
+/// The web UI's sign-in settings from the file.
+fn ui_settings(
+    config: &tocsin_config::Config,
+    tls: bool,
+    public_url: &str,
+) -> tocsin_web::ui::UiSettings {
+    tocsin_web::ui::UiSettings {
+        sessions: tocsin_app::signin::SessionPolicy {
+            idle: config.session_idle().as_chrono(),
+            lifetime: config.session_lifetime().as_chrono(),
+        },
+        secure_cookies: tls || public_url.starts_with("https://"),
+        oidc: config
+            .auth
+            .oidc
+            .as_ref()
+            .map(|o| tocsin_web::ui::OidcSettings {
+                issuer: o.issuer.trim_end_matches('/').to_owned(),
+                client_id: o.client_id.clone(),
+                client_secret: o.client_secret.clone().unwrap_or_default(),
+                scopes: if o.scopes.is_empty() {
+                    vec!["email".into(), "profile".into()]
+                } else {
+                    o.scopes.clone()
+                },
+                allow_unknown_users: o.allow_unknown_users,
+                label: o
+                    .label
+                    .clone()
+                    .unwrap_or_else(|| "Sign in with single sign-on".into()),
+            }),
+    }
+}
+
+/// `tocsin users set-password USER`: set a user's web UI password on the
+/// server's own storage. Their other sessions end.
+pub async fn set_password(
+    config: Option<&std::path::Path>,
+    database_url: Option<String>,
+    user: &str,
+    password: &str,
+) -> Result<()> {
+    let config = match config {
+        Some(path) => Some(load_config(path)?),
+        None => None,
+    };
+    let url = database_url
+        .or_else(|| config.as_ref().map(|c| c.database_url().to_owned()))
+        .unwrap_or_else(|| tocsin_config::DEFAULT_DATABASE_URL.to_owned());
+    let store: Arc<dyn Store> = Arc::from(open_store(&url, config.as_ref()).await?);
+    let catalogs = tocsin_app::Catalogs::open(store.clone(), Utc::now())
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the stored catalog: {e}"))?;
+    let app = tocsin_app::Application::new(store, catalogs, Arc::new(tocsin_app::SystemClock));
+    let actor = tocsin_store::Actor::new("operator", "cli (tocsin users set-password)");
+    app.set_password(user, password, None, &actor)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
 fn banner(
     loaded: &tocsin_app::Loaded,
     url: &str,
@@ -715,6 +788,18 @@ async fn prune_loop(store: Arc<dyn Store>, keep: Retention, mut stop: watch::Rec
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             _ = every.tick() => {}
+        }
+        // Ended and expired sessions are kept a day (a stale cookie is
+        // told it signed out), then go.
+        match store
+            .prune_sessions(Utc::now() - chrono::TimeDelta::days(1))
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(deleted = n, "retention: pruned ended sessions"),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "retention: pruning sessions failed; will try again")
+            }
         }
         for (what, keep) in [
             ("resolved alerts", keep.alerts),

@@ -278,7 +278,30 @@ enum Command {
         client: ClientArgs,
     },
     /// Apply database migrations and exit (serve also does this at start).
+    /// Web UI accounts: `set-password USER` (run on the server; reads the
+    /// password from stdin).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     Migrate {
+        /// Take database.url from this config file.
+        #[arg(long, short, env = "TOCSIN_CONFIG")]
+        config: Option<PathBuf>,
+        /// Database URL; overrides the config file.
+        #[arg(long, env = "TOCSIN_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Set USER's web UI password, read from stdin (one line), on this
+    /// server's storage. Their other sessions end. Example:
+    /// `printf '%s\n' "$PW" | tocsin users set-password alice --config tocsin.yaml`
+    SetPassword {
+        /// The user's id in the catalog.
+        user: String,
         /// Take database.url from this config file.
         #[arg(long, short, env = "TOCSIN_CONFIG")]
         config: Option<PathBuf>,
@@ -492,6 +515,28 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
                 }
                 _ => Ok(ExitCode::SUCCESS),
             }
+        }
+        Command::Users {
+            command:
+                UsersCommand::SetPassword {
+                    user,
+                    config,
+                    database_url,
+                },
+        } => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| anyhow::anyhow!("reading the password from stdin: {e}"))?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                anyhow::bail!(
+                    "no password on stdin; pipe it in, e.g. printf '%s\\n' \"$PW\" | tocsin users set-password {user}"
+                );
+            }
+            app::set_password(config.as_deref(), database_url, &user, password).await?;
+            println!("password set for {user}; their other sessions were ended");
+            Ok(ExitCode::SUCCESS)
         }
         Command::Migrate {
             config,

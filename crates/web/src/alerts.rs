@@ -17,7 +17,7 @@ const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
 const MAX_COMMENT_BYTES: usize = 64 * 1024;
 
-fn parse_filter(raw: Option<&str>) -> Result<AlertFilter, ApiError> {
+pub(crate) fn parse_filter(raw: Option<&str>) -> Result<AlertFilter, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("query string: {e}")))?;
     let mut f = AlertFilter {
@@ -134,7 +134,7 @@ pub async fn changes(
     Ok(Json(json!({ "changes": changes })))
 }
 
-fn parse_id(id: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_id(id: &str) -> Result<i64, ApiError> {
     id.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
         ApiError::bad_request(format!("`{id}` is not an alert id (a positive number)"))
     })

@@ -23,6 +23,7 @@ mod state;
 mod testalert;
 mod tokens;
 mod twilio;
+pub mod ui;
 
 use std::time::Duration;
 
@@ -176,6 +177,7 @@ pub fn app(state: AppState) -> Router {
                 async move { axum::response::Html(page.as_str().to_owned()) }
             }),
         )
+        .merge(ui::routes())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(

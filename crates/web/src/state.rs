@@ -102,6 +102,10 @@ pub(crate) struct Inner {
     /// The notification channels, for test notifications (replaced when
     /// the providers change).
     pub channels: std::sync::RwLock<Arc<HashMap<String, Arc<dyn tocsin_notify::Channel>>>>,
+    /// Sign-in to the web UI.
+    pub ui: crate::ui::UiSettings,
+    /// The live alert list's poller, started by its first viewer.
+    pub live_alerts: crate::ui::live::Hub,
 }
 
 /// The item whose key digest matches `key`. Every digest is compared, in
@@ -345,6 +349,8 @@ pub struct WebSettings {
     pub body_limit: usize,
     /// The base of links (no trailing slash).
     pub public_url: String,
+    /// Sign-in to the web UI.
+    pub ui: crate::ui::UiSettings,
 }
 
 impl AppState {
@@ -366,6 +372,8 @@ impl AppState {
             body_limit: settings.body_limit,
             store_timeout: Duration::from_secs(8),
             public_url: settings.public_url.trim_end_matches('/').to_owned(),
+            ui: settings.ui,
+            live_alerts: crate::ui::live::Hub::default(),
             links: tocsin_domain::links::LinkSigner::new(&loaded.secrets.link_secret),
             channels: std::sync::RwLock::new(Arc::new(by_name(channels))),
             wake: Arc::new(tokio::sync::Notify::new()),

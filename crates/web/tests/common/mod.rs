@@ -64,6 +64,7 @@ pub async fn serve(
         tocsin_web::WebSettings {
             body_limit: config.body_limit(),
             public_url: "http://tocsin.test".into(),
+            ui: Default::default(),
         },
         &app,
         channels,
