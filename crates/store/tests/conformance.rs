@@ -1630,6 +1630,253 @@ async fn audit_log_appends_filters_pages_and_prunes(s: &dyn Store) {
     assert_eq!(all(AuditFilter::default()).await.entries.len(), 3);
 }
 
+async fn passwords_sessions_failures_and_setup_links(s: &dyn Store) {
+    let op = Actor::new("operator", "cli");
+    assert!(s.password_hash("alice").await.unwrap().is_none());
+    s.set_password("alice", "$argon2id$one", None, &op, t(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.password_hash("alice").await.unwrap().as_deref(),
+        Some("$argon2id$one")
+    );
+    assert_eq!(s.users_with_password().await.unwrap(), vec!["alice"]);
+
+    let new = |id: &str, secret: &str| NewSession {
+        id: id.into(),
+        digest: TokenDigest::of(secret),
+        user: "alice".into(),
+        method: "password".into(),
+        expires_at: t(1000),
+        address: "127.0.0.1".into(),
+        user_agent: "test".into(),
+    };
+    let one = s
+        .create_session(&new("ses_1", "secret-1"), t(10))
+        .await
+        .unwrap();
+    assert_eq!((one.last_seen_at, one.expires_at), (t(10), t(1000)));
+    s.create_session(&new("ses_2", "secret-2"), t(11))
+        .await
+        .unwrap();
+    // The same secret cannot open two sessions.
+    assert!(
+        s.create_session(&new("ses_3", "secret-1"), t(12))
+            .await
+            .is_err()
+    );
+    let found = s
+        .session_by_digest(&TokenDigest::of("secret-1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, "ses_1");
+    assert!(
+        s.session_by_digest(&TokenDigest::of("nope"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let live: Vec<String> = s
+        .sessions("alice", t(20))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(live, vec!["ses_2", "ses_1"], "newest first");
+    assert!(
+        s.sessions("alice", t(1000)).await.unwrap().is_empty(),
+        "expired"
+    );
+
+    s.touch_session("ses_1", t(30)).await.unwrap();
+    assert_eq!(
+        s.session_by_digest(&TokenDigest::of("secret-1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seen_at,
+        t(10),
+        "written at most once a minute"
+    );
+    s.touch_session("ses_1", t(80)).await.unwrap();
+    assert_eq!(
+        s.session_by_digest(&TokenDigest::of("secret-1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seen_at,
+        t(80)
+    );
+
+    // Ending is the owner's, once.
+    let me = Actor::new("user:alice", "web");
+    assert!(
+        s.end_session("bob", "ses_1", &me, t(90))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let ended = s
+        .end_session("alice", "ses_1", &me, t(90))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.ended_at, Some(t(90)));
+    let again = s
+        .end_session("alice", "ses_1", &me, t(95))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.ended_at, Some(t(90)), "a second end changes nothing");
+
+    // A new password ends every other session.
+    s.create_session(&new("ses_4", "secret-4"), t(100))
+        .await
+        .unwrap();
+    s.set_password("alice", "$argon2id$two", Some("ses_4"), &op, t(110))
+        .await
+        .unwrap();
+    let live: Vec<String> = s
+        .sessions("alice", t(120))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(live, vec!["ses_4"]);
+    let audit = s
+        .audit(&AuditFilter {
+            object_id: Some("alice".into()),
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit
+        .entries
+        .iter()
+        .map(|e| e.record.action.as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            "set-password",
+            "sign-in",
+            "sign-out",
+            "sign-in",
+            "sign-in",
+            "set-password"
+        ],
+        "newest first"
+    );
+    assert!(
+        !audit
+            .entries
+            .iter()
+            .any(|e| e.record.diff.to_string().contains("argon2")),
+        "no hash in the audit log"
+    );
+
+    // Failed sign-ins count per subject within the window.
+    let subjects = vec!["user:alice".to_owned(), "address:10.0.0.1".to_owned()];
+    s.record_sign_in_failure(&subjects, t(200)).await.unwrap();
+    s.record_sign_in_failure(&subjects[1..], t(210))
+        .await
+        .unwrap();
+    assert_eq!(s.sign_in_failures("user:alice", t(0)).await.unwrap(), 1);
+    assert_eq!(
+        s.sign_in_failures("address:10.0.0.1", t(0)).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        s.sign_in_failures("address:10.0.0.1", t(205))
+            .await
+            .unwrap(),
+        1
+    );
+    s.clear_sign_in_failures("user:alice").await.unwrap();
+    assert_eq!(s.sign_in_failures("user:alice", t(0)).await.unwrap(), 0);
+
+    // Pruning drops what ended or expired, and old failures.
+    assert!(s.prune_sessions(t(500)).await.unwrap() >= 2);
+    assert!(
+        s.session_by_digest(&TokenDigest::of("secret-1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.session_by_digest(&TokenDigest::of("secret-4"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        s.sign_in_failures("address:10.0.0.1", t(0)).await.unwrap(),
+        0
+    );
+
+    // A setup link works once, and spends every other link with it.
+    let a = TokenDigest::of("setup-a");
+    let b = TokenDigest::of("setup-b");
+    s.create_setup_link(&a, t(300)).await.unwrap();
+    s.create_setup_link(&b, t(301)).await.unwrap();
+    assert!(s.setup_link_open(&a).await.unwrap());
+    assert!(!s.setup_link_open(&TokenDigest::of("other")).await.unwrap());
+    assert!(
+        s.use_setup_link(&a, "bob", "$argon2id$bob", t(310))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.use_setup_link(&a, "bob", "$argon2id$x", t(311))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.use_setup_link(&b, "carol", "$argon2id$y", t(312))
+            .await
+            .unwrap()
+    );
+    assert!(!s.setup_link_open(&b).await.unwrap());
+    assert_eq!(
+        s.password_hash("bob").await.unwrap().as_deref(),
+        Some("$argon2id$bob")
+    );
+    assert!(s.password_hash("carol").await.unwrap().is_none());
+}
+
+async fn alerts_changed_since_follows_updates(s: &dyn Store) {
+    ingest(s, &[routed("c1", vec![member("a", true, 0, None)])], 10).await;
+    ingest(s, &[routed("c2", vec![member("b", true, 0, None)])], 20).await;
+    let ids = |v: Vec<tocsin_store::Alert>| v.into_iter().map(|a| a.id).collect::<Vec<_>>();
+    let all = ids(s.alerts_changed_since(t(0), 10).await.unwrap());
+    assert_eq!(all.len(), 2, "oldest change first");
+    assert_eq!(
+        ids(s.alerts_changed_since(t(15), 10).await.unwrap()),
+        vec![all[1]]
+    );
+    s.transition(
+        all[0],
+        Transition::Accept,
+        &Actor::new("user:alice", "web"),
+        t(30),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ids(s.alerts_changed_since(t(25), 10).await.unwrap()),
+        vec![all[0]]
+    );
+    assert_eq!(
+        s.alerts_changed_since(t(0), 1).await.unwrap().len(),
+        1,
+        "limit"
+    );
+}
+
 async fn personal_tokens_are_digests_revoked_once(s: &dyn Store) {
     let admin = Actor::new("token:ci", "api");
     let digest = TokenDigest::of("tcn_secret-one");
@@ -1984,6 +2231,8 @@ macro_rules! suite {
             case!(maintenance_windows_open_list_and_end);
             case!(audit_log_appends_filters_pages_and_prunes);
             case!(personal_tokens_are_digests_revoked_once);
+            case!(passwords_sessions_failures_and_setup_links);
+            case!(alerts_changed_since_follows_updates);
             case!(text_with_a_nul_character_is_refused);
             case!(unpaged_alerts_get_no_escalation);
             case!(a_storm_on_one_policy_does_not_hold_back_another);

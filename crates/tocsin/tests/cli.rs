@@ -194,17 +194,93 @@ async fn serve_prints_ready_to_paste_urls_and_keeps_generated_keys() {
     assert!(first_log["level"].is_string(), "{first_log}");
     assert!(logs.contains("shutting down"), "{logs}");
 
+    // No admin can sign in yet: the banner offers a one-time setup link.
+    let setup = first
+        .lines()
+        .find(|l| l.starts_with("no admin can sign in yet"))
+        .unwrap_or_else(|| panic!("no setup link in {first}"));
+    assert!(
+        setup.contains(&format!("http://127.0.0.1:{port}/setup/")),
+        "{setup}"
+    );
+    assert!(first.contains(&format!("web UI: http://127.0.0.1:{port}/")));
+
+    // `users set-password` reads stdin and works on the server's storage.
+    use std::io::Write;
+    let mut child = tocsin()
+        .args(["users", "set-password", "alice", "--database-url", &db])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let short = tocsin()
+        .args(["users", "set-password", "alice", "--database-url", &db])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!short.status.success(), "an empty stdin sets nothing");
+    assert!(String::from_utf8_lossy(&short.stderr).contains("no password on stdin"));
+
     // The generated key survives a restart.
     let mut p = run(1);
-    wait_http_ok(
-        &format!("http://127.0.0.1:{port}/readyz"),
-        Duration::from_secs(30),
-    )
-    .await;
-    p.terminate();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30)).await;
+    // Alice signs in with the password just set.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = http.get(format!("{base}/login")).send().await.unwrap();
+    let cookie = form.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = form.text().await.unwrap();
+    let at = page.find("name=\"_csrf\" value=\"").unwrap() + 20;
+    let csrf = &page[at..at + 48];
+    let res = http
+        .post(format!("{base}/login"))
+        .header("cookie", cookie)
+        .header("origin", &base)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "_csrf={csrf}&login=alice&password=correct+horse+battery"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::SEE_OTHER);
     assert!(
-        banner(1).contains(&url_line),
+        res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("tocsin_session=")
+    );
+    p.terminate();
+    let second = banner(1);
+    assert!(
+        second.contains(&url_line),
         "the key changed across restarts"
+    );
+    assert!(
+        !second.contains("no admin can sign in yet"),
+        "an admin can sign in now: {second}"
     );
 }
 

@@ -18,6 +18,17 @@ pub async fn serve(
     config_text: &str,
     channels: Vec<Arc<dyn tocsin_notify::Channel>>,
 ) -> (String, tempfile::TempDir) {
+    let (base, dir, _) = serve_app(config_text, channels, Default::default()).await;
+    (base, dir)
+}
+
+/// [`serve`] with the web UI's settings; also the application, for
+/// setting passwords and making setup links.
+pub async fn serve_app(
+    config_text: &str,
+    channels: Vec<Arc<dyn tocsin_notify::Channel>>,
+    ui: tocsin_web::ui::UiSettings,
+) -> (String, tempfile::TempDir, Arc<tocsin_app::Application>) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let (config, refs) =
@@ -64,7 +75,7 @@ pub async fn serve(
         tocsin_web::WebSettings {
             body_limit: config.body_limit(),
             public_url: "http://tocsin.test".into(),
-            ui: Default::default(),
+            ui,
         },
         &app,
         channels,
@@ -72,8 +83,14 @@ pub async fn serve(
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, tocsin_web::app(state)).await });
-    (format!("http://{addr}"), dir)
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            tocsin_web::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    (format!("http://{addr}"), dir, app)
 }
 
 /// Send `method path` with a Bearer `token` and a JSON `body`; the status
