@@ -150,8 +150,8 @@ impl Validator {
             ("auth.session_idle", c.auth.session_idle),
             ("auth.session_lifetime", c.auth.session_lifetime),
         ] {
-            if d.is_some_and(|d| d.as_secs() < 60) {
-                self.err(key, "must be at least 1m");
+            if d.is_some_and(|d| d.as_secs() < 5) {
+                self.err(key, "must be at least 5s");
             }
         }
         if let Some(u) = &c.database.url

@@ -91,10 +91,25 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
 }
 
 /// 404 for a path no route serves (a sender's path answers in its shape).
-pub async fn not_found(uri: Uri) -> Response {
+pub async fn not_found(uri: Uri, headers: axum::http::HeaderMap) -> Response {
     let message = format!("no route for {}", redact_path(uri.path()));
-    crate::senders::v2_refusal(uri.path(), StatusCode::NOT_FOUND, &message)
-        .unwrap_or_else(|| ApiError::not_found(message).into_response())
+    if let Some(r) = crate::senders::v2_refusal(uri.path(), StatusCode::NOT_FOUND, &message) {
+        return r;
+    }
+    // A person's browser gets a page; everything else the JSON error.
+    let wants_html = !uri.path().starts_with("/api/")
+        && headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+    if wants_html {
+        let page = crate::ui::UiError::not_found(format!(
+            "there is no page at {}; the alert list is at /alerts",
+            redact_path(uri.path())
+        ));
+        return crate::ui::with_security_headers(page.into_response());
+    }
+    ApiError::not_found(message).into_response()
 }
 
 /// 405 for a method a route does not take (a sender's path answers in its shape).

@@ -44,7 +44,9 @@ pub(crate) fn client_of(parts_ext: &axum::http::Extensions, headers: &HeaderMap)
 /// The response that signs a browser in: the session cookie, then on to
 /// `next`.
 pub(crate) fn signed_in(st: &AppState, issued: &IssuedSession, next: &str) -> Response {
-    let max_age = (issued.session.expires_at - issued.session.created_at).num_seconds();
+    // The cookie outlives the session by a day, so that a browser coming
+    // back after the end is told its session expired (rather than nothing).
+    let max_age = (issued.session.expires_at - issued.session.created_at).num_seconds() + 86_400;
     let mut res = Redirect::to(next).into_response();
     let h = res.headers_mut();
     for c in [

@@ -83,7 +83,12 @@ async fn home(viewer: Option<Viewer>) -> Redirect {
 /// only, nothing inline, no framing.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-async fn security_headers(mut res: Response) -> Response {
+async fn security_headers(res: Response) -> Response {
+    with_security_headers(res)
+}
+
+/// `res` with the UI's security headers (CSP, no framing, no sniffing).
+pub(crate) fn with_security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -156,7 +161,7 @@ struct ErrorPage<'a> {
 
 /// A refusal or failure of the UI, rendered as an HTML page. Its status
 /// and message come from the same mapping as the API's ([`ApiError`]).
-pub(crate) struct UiError {
+pub struct UiError {
     pub api: ApiError,
     pub signed_in: bool,
 }

@@ -1,0 +1,258 @@
+// Tocsin's web UI in Debian's Chromium, against real `tocsin serve`
+// processes (SQLite; PostgreSQL with two nodes for live updates).
+//
+//   node tests/browser/run.mjs            (after `cargo build -p tocsin`)
+//   BROWSER_ONLY=axe node tests/browser/run.mjs
+//   SCREENSHOTS=docs/screenshots node tests/browser/run.mjs
+//
+// Needs: /usr/bin/chromium (Debian package `chromium`) and `npm ci` here.
+
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import {
+  PASSWORD, WIDTHS, api, assert, config, context, equal, eventually, fire, freePort, run,
+  scratch, serve, setPassword, signIn, sink,
+} from "./lib.mjs";
+
+const require = createRequire(import.meta.url);
+const axeSource = fs.readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+
+let main; // the shared SQLite server
+let hook; // its webhook sink
+
+async function mainServer() {
+  if (main) return main;
+  const dir = scratch("main");
+  hook = await sink();
+  const port = await freePort();
+  main = await serve(dir, "main", config({ port, db: `sqlite://${dir}/t.db`, hook: hook.url }), port);
+  for (const u of ["alice", "bob", "olga"]) setPassword(main.config, u);
+  return main;
+}
+
+/** The alert's stored state, through the API. */
+async function alertState(base, id) {
+  const r = await api(base, "GET", `/api/v1/alerts/${id}`);
+  equal(r.status, 200, "GET alert");
+  return r.json;
+}
+
+const tests = [
+  ["sign in with a password; a wrong password is refused and says so", async () => {
+    const { base } = await mainServer();
+    for (const width of Object.values(WIDTHS)) {
+      const ctx = await context(width);
+      const page = await ctx.newPage();
+      await page.goto(base + "/");
+      await page.waitForURL(/\/login/);
+      await page.getByLabel("User id or email").fill("bob");
+      await page.getByLabel("Password").fill("not the password");
+      await page.getByRole("button", { name: "Sign in" }).click();
+      const error = await page.locator("#login-error").textContent();
+      assert(error.includes("wrong user or password"), `the error says what is wrong: ${error}`);
+      equal(await page.getByLabel("User id or email").inputValue(), "bob", "the login stays filled in");
+      await page.getByLabel("Password").fill(PASSWORD);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.waitForURL(base + "/alerts");
+      assert((await page.locator("header .who").textContent()).includes("Bob Responder"), "signed in as Bob");
+      const cookies = await ctx.cookies();
+      const session = cookies.find((c) => c.name === "tocsin_session");
+      assert(session && session.httpOnly && session.sameSite === "Lax", `session cookie: ${JSON.stringify(session)}`);
+      assert(!(await page.evaluate(() => document.cookie)).includes("tocsin_session"), "scripts cannot read the session");
+      // Sign out: back to the sign-in page, and the alert list is closed.
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.waitForURL(/\/login\?why=bye/);
+      await page.goto(base + "/alerts");
+      await page.waitForURL(/\/login/);
+      await ctx.close();
+    }
+  }],
+
+  ["an expired session sends the browser back to sign in, then where it was going", async () => {
+    const dir = scratch("expiry");
+    const h = await sink();
+    const port = await freePort();
+    const yaml = config({ port, db: `sqlite://${dir}/t.db`, hook: h.url, extra: "auth: {session_lifetime: 5s}" });
+    const srv = await serve(dir, "expiry", yaml, port);
+    setPassword(srv.config, "bob");
+    const id = await fire(srv.base, "ExpiryCheck");
+    const ctx = await context();
+    const page = await signIn(ctx, srv.base, "bob");
+    await page.waitForTimeout(5500);
+    await page.goto(`${srv.base}/alerts/${id}`);
+    await page.waitForURL(/\/login\?/);
+    assert((await page.locator(".notice").textContent()).includes("Your session expired"), "says why");
+    await page.getByLabel("User id or email").fill("bob");
+    await page.getByLabel("Password").fill(PASSWORD);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.waitForURL(`${srv.base}/alerts/${id}`);
+    await ctx.close();
+  }],
+
+  ["a webhook posted while the list is open appears without reload; accepting it in the UI stops its escalation", async () => {
+    const { base } = await mainServer();
+    for (const width of Object.values(WIDTHS)) {
+      const ctx = await context(width);
+      const page = await signIn(ctx, base, "bob");
+      await page.waitForSelector("#alert-list[data-connected='1']", { state: "attached" });
+      await page.evaluate(() => { window.__noReload = true; });
+      const name = `DiskFull${width}`;
+      const id = await fire(base, name);
+      const row = page.locator(`#alert-${id}`);
+      await row.waitFor({ timeout: 2500 });
+      assert((await row.textContent()).includes(`${name} is failing`), "the row shows the summary");
+      assert(await page.evaluate(() => window.__noReload === true), "the page was not reloaded");
+      const pending = Number(await page.locator('[data-count="pending"]').textContent());
+      assert(pending >= 1, "the count follows");
+      // Its escalation is running: a step, and Bob was paged.
+      await eventually("bob is paged", () => hook.requests.some((r) => r.url === "/hook/bob" && r.body.includes(name)));
+      await row.getByRole("link").click();
+      await page.waitForURL(`${base}/alerts/${id}`);
+      await page.getByRole("button", { name: "Accept", exact: true }).click();
+      await page.waitForURL(`${base}/alerts/${id}?done=accept`);
+      equal(await page.locator("#alert-status").textContent(), "accepted", "the page shows it accepted");
+      const a = await alertState(base, id);
+      equal(a.status, "accepted", "stored as accepted");
+      equal(a.accepted_by, "user:bob", "by bob");
+      assert(!a.escalation.some((s) => s.status === "pending" || s.status === "running"),
+        `no escalation step left to run: ${JSON.stringify(a.escalation)}`);
+      assert(a.timeline.some((t) => t.kind === "accepted" && t.channel === "web"), "the timeline names the web UI");
+      await ctx.close();
+    }
+  }],
+
+  ["a form POST without the CSRF token, and an observer's forged accept, get 403 and change nothing", async () => {
+    const { base } = await mainServer();
+    const id = await fire(base, "ForgeryCheck");
+    const ctx = await context();
+    const bob = await signIn(ctx, base, "bob");
+    const noToken = await bob.evaluate(async (id) => {
+      const r = await fetch(`/alerts/${id}/resolve`, { method: "POST", body: new URLSearchParams({}) });
+      return r.status;
+    }, id);
+    equal(noToken, 403, "no CSRF token");
+    const olgaCtx = await context();
+    const olga = await signIn(olgaCtx, base, "olga");
+    await olga.goto(`${base}/alerts/${id}`);
+    equal(await olga.getByRole("button", { name: "Accept", exact: true }).count(), 0, "no Accept button for an observer");
+    const forged = await olga.evaluate(async (id) => {
+      const csrf = document.querySelector("input[name=_csrf]").value;
+      const r = await fetch(`/alerts/${id}/accept`, { method: "POST", body: new URLSearchParams({ _csrf: csrf }) });
+      return { status: r.status, text: await r.text() };
+    }, id);
+    equal(forged.status, 403, "an observer's accept, with a good token");
+    assert(forged.text.includes("alerts.act"), "names the missing permission");
+    equal((await alertState(base, id)).status, "pending", "nothing changed");
+    await ctx.close();
+    await olgaCtx.close();
+  }],
+
+  ["axe-core finds no serious or critical violation on any page, at 390 and 1440 px", async () => {
+    const { base } = await mainServer();
+    const id = await fire(base, "AxeCheck", "warning");
+    const pages = ["/login", "/alerts", "/alerts?status=pending", `/alerts/${id}`, "/profile", "/nope-404"];
+    const problems = [];
+    for (const [label, width] of Object.entries(WIDTHS)) {
+      // axe is put in by the test (bypassing the page's CSP for it alone).
+      const ctx = await context(width, { bypassCSP: true });
+      const page = await ctx.newPage();
+      for (const p of pages) {
+        if (p !== "/login" && !page.url().includes("/alerts")) {
+          await page.goto(base + "/login");
+          if (page.url().endsWith("/login")) {
+            await page.getByLabel("User id or email").fill("alice");
+            await page.getByLabel("Password").fill(PASSWORD);
+            await page.getByRole("button", { name: "Sign in" }).click();
+            await page.waitForURL(base + "/alerts");
+          }
+        }
+        await page.goto(base + p);
+        await page.evaluate(axeSource);
+        const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
+        for (const v of result.violations.filter((v) => v.impact === "serious" || v.impact === "critical")) {
+          problems.push(`${label} ${p}: ${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`);
+        }
+        // Nothing is wider than the screen.
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        if (overflow > 0) problems.push(`${label} ${p}: ${overflow} px wider than the screen`);
+      }
+      await ctx.close();
+    }
+    assert(problems.length === 0, `accessibility problems:\n${problems.join("\n")}`);
+  }],
+
+  ["the pages are usable with the keyboard alone", async () => {
+    const { base } = await mainServer();
+    const ctx = await context();
+    const page = await ctx.newPage();
+    await page.goto(base + "/login");
+    // Tab to the fields and the button, type, press Enter.
+    await page.keyboard.type("alice");
+    await page.keyboard.press("Tab");
+    await page.keyboard.type(PASSWORD);
+    await page.keyboard.press("Enter");
+    await page.waitForURL(base + "/alerts");
+    // The first Tab reaches the skip link, which moves focus to the content.
+    await page.keyboard.press("Tab");
+    equal(await page.evaluate(() => document.activeElement.textContent), "Skip to content", "skip link first");
+    await page.keyboard.press("Enter");
+    assert(page.url().endsWith("#main"), "skipped to the content");
+    await ctx.close();
+  }],
+
+  ["two nodes on PostgreSQL: an alert that arrives at one appears live in a list open on the other", async () => {
+    const pg = process.env.TOCSIN_TEST_POSTGRES_URL;
+    if (!pg) {
+      if (process.env.CI) throw new Error("TOCSIN_TEST_POSTGRES_URL is not set (scripts/test starts PostgreSQL)");
+      console.log("      (skipped: TOCSIN_TEST_POSTGRES_URL is not set)");
+      return;
+    }
+    const dbName = `browser_${Date.now()}`;
+    const psql = spawnSync("psql", [pg, "-q", "-c", `CREATE DATABASE ${dbName}`], { encoding: "utf8" });
+    if (psql.status !== 0) throw new Error(`psql: ${psql.stderr}`);
+    const db = pg.replace(/\/[^/]*$/, `/${dbName}`);
+    const dir = scratch("pg");
+    const h = await sink();
+    const [pa, pb] = [await freePort(), await freePort()];
+    const a = await serve(dir, "node-a", config({ port: pa, db, hook: h.url }), pa);
+    const b = await serve(dir, "node-b", config({ port: pb, db, hook: h.url }), pb);
+    setPassword(a.config, "bob");
+    const ctx = await context();
+    const page = await signIn(ctx, a.base, "bob");
+    await page.waitForSelector("#alert-list[data-connected='1']", { state: "attached" });
+    const id = await fire(b.base, "OtherNode");
+    await page.locator(`#alert-${id}`).waitFor({ timeout: 2500 });
+    // Accepted on node B through the API: node A's list shows it.
+    await api(b.base, "POST", `/api/v1/alerts/${id}/accept`);
+    await eventually("accepted shows on node A", async () =>
+      (await page.locator(`#alert-${id} .badge`).textContent()) === "accepted", 2500);
+    await ctx.close();
+  }],
+];
+
+// Screenshots of the main pages at both widths, for the README.
+if (process.env.SCREENSHOTS) {
+  tests.push(["screenshots", async () => {
+    const out = path.resolve(process.env.SCREENSHOTS);
+    fs.mkdirSync(out, { recursive: true });
+    const { base } = await mainServer();
+    const id = await fire(base, "HighLatency", "critical");
+    await fire(base, "CertificateExpiry", "warning");
+    for (const [label, width] of Object.entries(WIDTHS)) {
+      const ctx = await context(width);
+      const login = await ctx.newPage();
+      await login.goto(base + "/login");
+      await login.screenshot({ path: `${out}/ui-login-${label}.png` });
+      const page = await signIn(ctx, base, "alice");
+      for (const [name, p] of [["alerts", "/alerts"], ["alert", `/alerts/${id}`], ["profile", "/profile"]]) {
+        await page.goto(base + p);
+        await page.screenshot({ path: `${out}/ui-${name}-${label}.png`, fullPage: label === "phone" ? false : true });
+      }
+      await ctx.close();
+    }
+  }]);
+}
+
+await run(tests);
