@@ -36,9 +36,10 @@ export function freePort() {
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Wait until `url` answers 200. */
-export async function waitOk(url, ms = 30000) {
+export async function waitOk(url, ms = 30000, child = null) {
   const end = Date.now() + ms;
   while (Date.now() < end) {
+    if (child && child.exitCode !== null) throw new Error(`the server exited (${child.exitCode}) before ${url} answered`);
     try {
       const r = await fetch(url);
       if (r.ok) return;
@@ -145,6 +146,13 @@ services:
   - {id: checkout, name: Checkout, team: sre, escalation_policy: sre-pager}
 sources:
   - {id: prometheus, type: prometheus, team: sre, key: ${PROM_KEY}, escalation_policy: sre-pager, service: checkout}
+schedules:
+  - id: sre-rota
+    name: SRE rota
+    team: sre
+    timezone: Europe/Berlin
+    layers:
+      - {name: Primary, users: [alice], rotation: 1w, handoff: "2026-11-30T09:00"}
 ${extra}
 `;
 }
@@ -176,7 +184,7 @@ export async function serve(dir, name, yaml, port) {
   };
   started.push(entry);
   const base = `http://127.0.0.1:${port}`;
-  await waitOk(`${base}/readyz`);
+  await waitOk(`${base}/readyz`, 30000, child);
   return { base, config: file, child, entry, banner: () => fs.readFileSync(path.join(dir, `${name}.out`), "utf8") };
 }
 

@@ -149,10 +149,73 @@ const tests = [
     await olgaCtx.close();
   }],
 
+  ["creating an override changes who is on call, on the schedule page and in the API", async () => {
+    const { base } = await mainServer();
+    const oncall = async () => (await api(base, "GET", "/api/v1/schedules/sre-rota/oncall")).json.on_call.user;
+    equal(await oncall(), "alice", "alice before");
+    for (const width of Object.values(WIDTHS)) {
+      const ctx = await context(width);
+      const page = await signIn(ctx, base, "bob");
+      await page.getByRole("link", { name: "Schedules" }).click();
+      await page.getByRole("link", { name: "SRE rota" }).click();
+      await page.waitForURL(`${base}/schedules/sre-rota`);
+      assert((await page.locator("#on-call-now").textContent()).includes("Alice Admin"), "alice on call");
+      await page.locator("#shifts").getByRole("button", { name: "I take this shift" }).first().click();
+      await page.waitForURL(`${base}/schedules/sre-rota?done=override`);
+      assert((await page.locator("#on-call-now").textContent()).includes("Bob Responder"), "bob on call on the page");
+      equal(await oncall(), "bob", "bob in the API");
+      assert((await page.locator("#overrides").textContent()).includes("Bob Responder"), "the override is listed");
+      await page.locator("#overrides").getByRole("button", { name: "Remove" }).click();
+      await page.waitForURL(`${base}/schedules/sre-rota?done=deleted`);
+      equal(await oncall(), "alice", "alice again");
+      await ctx.close();
+    }
+    // "Cover me": Alice has Bob cover tomorrow morning.
+    const ctx = await context();
+    const page = await signIn(ctx, base, "alice");
+    await page.goto(`${base}/schedules/sre-rota`);
+    const form = page.locator("#cover");
+    await form.getByLabel("Who takes it").selectOption("bob");
+    const day = new Date(Date.now() + 86400000).toISOString().slice(0, 10);
+    await form.getByLabel("From").fill(`${day}T09:00`);
+    await form.getByLabel("To").fill(`${day}T12:00`);
+    await form.getByRole("button", { name: "Add override" }).click();
+    await page.waitForURL(`${base}/schedules/sre-rota?done=override`);
+    const at = (await api(base, "GET", `/api/v1/schedules/sre-rota/oncall?at=${encodeURIComponent(`${day}T10:00:00+01:00`)}`)).json;
+    equal(at.on_call.user, "bob", "bob covers tomorrow 10:00 Berlin");
+    await page.locator("#overrides").getByRole("button", { name: "Remove" }).click();
+    await ctx.close();
+  }],
+
+  ["\"send me a test notification\" reaches a local sink and the page shows the result", async () => {
+    const { base } = await mainServer();
+    const ctx = await context(WIDTHS.phone);
+    const page = await signIn(ctx, base, "bob");
+    await page.goto(`${base}/profile`);
+    const before = hook.requests.length;
+    await page.getByRole("button", { name: "Send me a test notification" }).click();
+    const results = await page.locator("#test-results").textContent();
+    assert(results.includes("hook") && results.includes("✔"), `the result is shown: ${results}`);
+    const got = hook.requests.slice(before).find((r) => r.url === "/hook/bob");
+    assert(got && got.body.includes("Test notification for Bob Responder"), "the sink got it");
+    // A personal token, shown once, that works against the API.
+    await page.getByLabel("Name").fill("laptop");
+    await page.getByRole("button", { name: "Make a token" }).click();
+    const token = (await page.locator("#new-token").textContent()).trim();
+    const me = await fetch(`${base}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+    equal((await me.json()).user.id, "bob", "the token acts as bob");
+    await page.goto(`${base}/profile`);
+    await page.locator("#tokens").getByRole("button", { name: "Revoke" }).click();
+    const again = await fetch(`${base}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+    equal(again.status, 401, "revoked");
+    await ctx.close();
+  }],
+
   ["axe-core finds no serious or critical violation on any page, at 390 and 1440 px", async () => {
     const { base } = await mainServer();
     const id = await fire(base, "AxeCheck", "warning");
-    const pages = ["/login", "/alerts", "/alerts?status=pending", `/alerts/${id}`, "/profile", "/nope-404"];
+    const pages = ["/login", "/alerts", "/alerts?status=pending", `/alerts/${id}`, "/oncall", "/schedules",
+      "/schedules/sre-rota", "/profile", "/nope-404"];
     const problems = [];
     for (const [label, width] of Object.entries(WIDTHS)) {
       // axe is put in by the test (bypassing the page's CSP for it alone).

@@ -19,6 +19,12 @@ pub const TOKEN_PREFIX: &str = "tcn_";
 
 /// The actor a principal acts as through `channel` (`api`, `cli`, …).
 pub fn actor(p: &Principal, channel: &str) -> Actor {
+    // Whatever use-case it calls, a browser session acts through the web UI.
+    let channel = if p.token == crate::signin::SESSION_TOKEN {
+        "web"
+    } else {
+        channel
+    };
     let channel = match &p.user {
         Some(_) if p.token != crate::signin::SESSION_TOKEN => {
             format!("{channel} (token {})", p.token)
@@ -298,7 +304,7 @@ impl Application {
     }
 
     /// Fail unless `p` may add or remove overrides of `schedule`.
-    pub(crate) fn check_overrides(&self, p: &Principal, schedule: &str) -> Result<(), AppError> {
+    pub fn check_overrides(&self, p: &Principal, schedule: &str) -> Result<(), AppError> {
         let teams = self.catalog.current().schedule_teams(schedule);
         p.check(
             Permission::ManageOverrides,

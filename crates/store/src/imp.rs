@@ -37,6 +37,7 @@ pub(crate) fn spec_hash(spec: &serde_json::Value) -> String {
     hex::encode(sha2::Sha256::digest(spec.to_string().as_bytes()))
 }
 
+const DELIVERY_COLUMNS: &str = "id, alert_id, step_id, user_id, contact_id, channel, address, due_at, status, attempts, last_error, sent_at";
 pub(crate) const ALERT_COLUMNS: &str = "id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, accepted_at, accepted_by, resolved_at, resolved_by";
 
 const WINDOW_COLUMNS: &str =
@@ -170,6 +171,23 @@ async fn read_all<B: Backend, T>(
 }
 
 /// `ids` as the one parameter of an `IN (…)` list.
+fn delivery_from_row(r: &Row) -> Result<Delivery, DbError> {
+    Ok(Delivery {
+        id: r.get("id")?,
+        alert_id: r.get("alert_id")?,
+        step_id: r.get("step_id")?,
+        user_id: r.get("user_id")?,
+        contact_id: r.get("contact_id")?,
+        channel: r.get("channel")?,
+        address: r.get("address")?,
+        due_at: r.time("due_at")?,
+        status: r.get("status")?,
+        attempts: r.get("attempts")?,
+        last_error: r.get("last_error")?,
+        sent_at: r.time_opt("sent_at")?,
+    })
+}
+
 fn in_ids(d: &Dialect, param: &str) -> String {
     format!("{}{param}{}", d.ids_open, d.ids_close)
 }
@@ -1486,24 +1504,30 @@ impl<B: Backend> Store for B {
     async fn deliveries(&self, alert_id: i64) -> Result<Vec<Delivery>, StoreError> {
         read_all(
             self,
-            "SELECT id, alert_id, step_id, user_id, contact_id, channel, address, due_at, status, attempts, last_error, sent_at FROM outbox WHERE alert_id = $1 ORDER BY id",
+            &format!("SELECT {DELIVERY_COLUMNS} FROM outbox WHERE alert_id = $1 ORDER BY id"),
             args![alert_id],
-            |r| {
-            Ok(Delivery {
-                id: r.get("id")?,
-                alert_id: r.get("alert_id")?,
-                step_id: r.get("step_id")?,
-                user_id: r.get("user_id")?,
-                contact_id: r.get("contact_id")?,
-                channel: r.get("channel")?,
-                address: r.get("address")?,
-                due_at: r.time("due_at")?,
-                status: r.get("status")?,
-                attempts: r.get("attempts")?,
-                last_error: r.get("last_error")?,
-                sent_at: r.time_opt("sent_at")?,
-            })
-        })
+            delivery_from_row,
+        )
+        .await
+    }
+
+    async fn failed_deliveries(&self, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        read_all(
+            self,
+            &format!("SELECT {DELIVERY_COLUMNS} FROM outbox WHERE status = 'failed' ORDER BY id DESC LIMIT $1"),
+            args![i64::from(limit)],
+            delivery_from_row,
+        )
+        .await
+    }
+
+    async fn open_alerts_of_user(&self, user: &str, limit: u32) -> Result<Vec<Alert>, StoreError> {
+        read_all(
+            self,
+            &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE status IN ('pending', 'accepted') AND (accepted_by = $1 OR EXISTS (SELECT 1 FROM outbox o WHERE o.alert_id = alerts.id AND o.user_id = $2)) ORDER BY id DESC LIMIT $3"),
+            args![format!("user:{user}"), user, i64::from(limit)],
+            alert_from_row,
+        )
         .await
     }
 

@@ -227,6 +227,13 @@ pub trait Store: Send + Sync + 'static {
     /// The notifications of an alert, oldest first.
     async fn deliveries(&self, alert_id: i64) -> Result<Vec<Delivery>, StoreError>;
 
+    /// Deliveries that failed for good, newest first.
+    async fn failed_deliveries(&self, limit: u32) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Open alerts (pending or accepted) that paged `user` or that they
+    /// accepted, newest first.
+    async fn open_alerts_of_user(&self, user: &str, limit: u32) -> Result<Vec<Alert>, StoreError>;
+
     /// Open a maintenance window.
     #[allow(clippy::too_many_arguments)]
     async fn create_maintenance(

@@ -410,11 +410,42 @@ pub async fn test_notification(
     caller: Caller,
     Path(user): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let results = send_test_notification(&st, &caller, &user).await?;
+    let results: Vec<serde_json::Value> = results
+        .into_iter()
+        .map(|r| match r.result {
+            Ok(detail) => {
+                json!({"contact": r.contact, "channel": r.channel, "ok": true, "detail": detail})
+            }
+            Err(error) => {
+                json!({"contact": r.contact, "channel": r.channel, "ok": false, "error": error})
+            }
+        })
+        .collect();
+    Ok(Json(json!({"user": user, "results": results})))
+}
+
+/// What a test notification to one contact method did.
+pub(crate) struct TestResult {
+    pub contact: String,
+    pub channel: String,
+    /// The provider's answer, or why it failed. The address is not in it:
+    /// a Slack or webhook URL is a secret.
+    pub result: Result<String, String>,
+}
+
+/// Send a test through each of `user`'s contact methods now, for `caller`
+/// (that user, or an admin): the API's and the profile page's one path.
+pub(crate) async fn send_test_notification(
+    st: &AppState,
+    caller: &tocsin_domain::Principal,
+    user: &str,
+) -> Result<Vec<TestResult>, ApiError> {
     let live = st.live();
     let Some(u) = live.users.iter().find(|u| u.id == user) else {
         return Err(ApiError::not_found(format!("no user `{user}`")));
     };
-    tocsin_app::Application::check_profile(&caller, &user)
+    tocsin_app::Application::check_profile(caller, user)
         .map_err(|e| ApiError::from_app("test notification", e))?;
     let msg = tocsin_notify::Message {
         alert_id: 0,
@@ -437,7 +468,7 @@ pub async fn test_notification(
     let mut results = Vec::new();
     let channels = st.channels();
     for (contact, channel, address) in &u.contacts {
-        let r = match channels.get(channel) {
+        let result = match channels.get(channel) {
             None => Err(format!(
                 "no provider is configured for {channel} notifications; set it under `providers` in tocsin.yaml"
             )),
@@ -452,15 +483,11 @@ pub async fn test_notification(
                 Err(_) => Err("no answer within 20s".to_owned()),
             },
         };
-        results.push(match r {
-            // The address is not shown: a Slack or webhook URL is a secret.
-            Ok(detail) => {
-                json!({"contact": contact, "channel": channel, "ok": true, "detail": detail})
-            }
-            Err(error) => {
-                json!({"contact": contact, "channel": channel, "ok": false, "error": error})
-            }
+        results.push(TestResult {
+            contact: contact.clone(),
+            channel: channel.clone(),
+            result,
         });
     }
-    Ok(Json(json!({"user": u.id, "results": results})))
+    Ok(results)
 }

@@ -123,7 +123,8 @@ async fn receive(
     let results = webhook(st, source, &bytes, &actor).await?;
     let mut alerts = Vec::with_capacity(results.len());
     for r in &results {
-        st.0.metrics.ingested(&source.id, r.outcome.as_str(), 1);
+        st.0.metrics
+            .ingested_alert(&source.id, r.outcome.as_str(), 1, r.alert_id);
         if let (Some(id), Some(status)) = (r.alert_id, r.status) {
             alerts.push(json!({"id": id, "status": status}));
         }

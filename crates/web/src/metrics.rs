@@ -11,8 +11,21 @@ use prometheus_client::registry::Registry;
 
 type Labels = Vec<(String, String)>;
 
+/// What one source received lately, newest last (per node, for the
+/// source's page).
+#[derive(Debug, Clone)]
+pub struct RecentEvent {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub outcome: String,
+    pub alert_id: Option<i64>,
+}
+
+/// How many recent events a source keeps.
+const RECENT_PER_SOURCE: usize = 20;
+
 pub struct Metrics {
     registry: Mutex<Registry>,
+    recent: Mutex<std::collections::HashMap<String, std::collections::VecDeque<RecentEvent>>>,
     ingested: Family<Labels, Counter>,
     alerts: Family<Labels, Gauge>,
     ingest_seconds: Family<Labels, Histogram>,
@@ -125,6 +138,7 @@ impl Metrics {
             heartbeat_overdue,
             heartbeat_last_ping,
             ingested,
+            recent: Mutex::new(Default::default()),
             alerts,
             ingest_seconds,
             escalation_steps,
@@ -136,12 +150,40 @@ impl Metrics {
     }
 
     pub fn ingested(&self, source: &str, outcome: &str, n: u64) {
+        self.ingested_alert(source, outcome, n, None);
+    }
+
+    /// [`Metrics::ingested`], remembering the alert the event went to.
+    pub fn ingested_alert(&self, source: &str, outcome: &str, n: u64, alert_id: Option<i64>) {
+        if let Ok(mut recent) = self.recent.lock() {
+            let ring = recent.entry(source.to_owned()).or_default();
+            if ring.len() == RECENT_PER_SOURCE {
+                ring.pop_front();
+            }
+            ring.push_back(RecentEvent {
+                at: chrono::Utc::now(),
+                outcome: outcome.to_owned(),
+                alert_id,
+            });
+        }
         self.ingested
             .get_or_create(&vec![
                 ("source".to_owned(), source.to_owned()),
                 ("outcome".to_owned(), outcome.to_owned()),
             ])
             .inc_by(n);
+    }
+
+    /// The last events `source` received at this node, newest first.
+    pub fn recent(&self, source: &str) -> Vec<RecentEvent> {
+        self.recent
+            .lock()
+            .map(|r| {
+                r.get(source)
+                    .map(|ring| ring.iter().rev().cloned().collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
     }
 
     pub fn ingest_time(&self, source: &str, seconds: f64) {

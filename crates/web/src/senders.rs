@@ -102,7 +102,8 @@ pub(crate) async fn apply_as(
                 TransitionResult::Done(_) => "accepted",
                 _ => "unchanged",
             };
-            st.0.metrics.ingested(&source.id, outcome, 1);
+            st.0.metrics
+                .ingested_alert(&source.id, outcome, 1, Some(id));
             return Ok(Applied {
                 alert_id: Some(id),
                 outcome,
@@ -116,9 +117,11 @@ pub(crate) async fn apply_as(
         .as_ref()
         .map(|r| r.outcome)
         .unwrap_or(IngestOutcome::Ignored);
-    st.0.metrics.ingested(&source.id, outcome.as_str(), 1);
+    let alert_id = r.and_then(|r| r.alert_id);
+    st.0.metrics
+        .ingested_alert(&source.id, outcome.as_str(), 1, alert_id);
     Ok(Applied {
-        alert_id: r.and_then(|r| r.alert_id),
+        alert_id,
         outcome: outcome.as_str(),
     })
 }

@@ -46,3 +46,6 @@ CREATE TABLE setup_links (
 
 -- The live alert list asks for what changed since its last look.
 CREATE INDEX IF NOT EXISTS alerts_by_updated ON alerts (updated_at);
+
+-- The admin page of failed deliveries, newest first.
+CREATE INDEX outbox_failed ON outbox (id) WHERE status = 'failed';

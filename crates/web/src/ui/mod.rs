@@ -15,6 +15,7 @@ mod assets;
 pub(crate) mod live;
 mod login;
 mod profile;
+mod schedules;
 mod session;
 
 use askama::Template;
@@ -64,8 +65,25 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/alerts/bulk", post(alerts::bulk))
         .route("/alerts/{id}", get(alerts::page))
         .route("/alerts/{id}/{action}", post(alerts::act))
+        .route("/schedules", get(schedules::list))
+        .route("/schedules/{id}", get(schedules::page))
+        .route(
+            "/schedules/{id}/overrides",
+            post(schedules::create_override),
+        )
+        .route(
+            "/schedules/{id}/overrides/{oid}/delete",
+            post(schedules::delete_override),
+        )
+        .route("/oncall", get(schedules::mine))
         .route("/profile", get(profile::page))
         .route("/profile/password", post(profile::password))
+        .route(
+            "/profile/test-notification",
+            post(profile::test_notification),
+        )
+        .route("/profile/tokens", post(profile::create_token))
+        .route("/profile/tokens/{id}/revoke", post(profile::revoke_token))
         .route("/profile/sessions/{id}/end", post(profile::end_session))
         .route("/ui/assets/{file}", get(assets::serve))
         .layer(axum::middleware::map_response(security_headers))
@@ -126,7 +144,12 @@ pub(crate) struct Chrome {
     pub nav: Vec<NavItem>,
 }
 
-const NAV: &[(&str, &str)] = &[("/alerts", "Alerts"), ("/profile", "Profile")];
+const NAV: &[(&str, &str)] = &[
+    ("/alerts", "Alerts"),
+    ("/oncall", "My on-call"),
+    ("/schedules", "Schedules"),
+    ("/profile", "Profile"),
+];
 
 impl Chrome {
     pub fn new(viewer: &Viewer, title: impl Into<String>, section: &str) -> Self {
