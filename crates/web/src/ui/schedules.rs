@@ -78,10 +78,13 @@ fn days(tz: Tz, now: DateTime<Utc>) -> Vec<(String, DateTime<Utc>, DateTime<Utc>
         .collect()
 }
 
+/// Who, from, to.
+type Stretch = (String, DateTime<Utc>, DateTime<Utc>);
+
 fn clip(
     live: &Live,
     tz: Tz,
-    shifts: &[(String, DateTime<Utc>, DateTime<Utc>)],
+    shifts: &[Stretch],
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Vec<Segment> {
@@ -104,7 +107,7 @@ fn clip(
         .collect()
 }
 
-fn plain(shifts: &[Shift]) -> Vec<(String, DateTime<Utc>, DateTime<Utc>)> {
+fn plain(shifts: &[Shift]) -> Vec<Stretch> {
     shifts
         .iter()
         .map(|s| (s.user.clone(), s.start, s.end))
@@ -120,7 +123,7 @@ pub(crate) fn timeline(live: &Live, s: &Schedule, now: DateTime<Utc>) -> Vec<Day
         return Vec::new();
     };
     let (from, to) = (first.1, last.2);
-    let layers: Vec<(String, Vec<(String, DateTime<Utc>, DateTime<Utc>)>)> = s
+    let layers: Vec<(String, Vec<Stretch>)> = s
         .layers
         .iter()
         .map(|l| {
@@ -133,7 +136,7 @@ pub(crate) fn timeline(live: &Live, s: &Schedule, now: DateTime<Utc>) -> Vec<Day
             (l.name.clone(), plain(&alone.shifts(from, to)))
         })
         .collect();
-    let overrides: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = s
+    let overrides: Vec<Stretch> = s
         .overrides
         .iter()
         .map(|o| {
