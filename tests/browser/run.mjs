@@ -211,11 +211,111 @@ const tests = [
     await ctx.close();
   }],
 
+  ["managed objects are created and edited in forms with the API's key-path errors; provisioned ones are read-only", async () => {
+    const { base } = await mainServer();
+    const bad = "id: payments\nname: Payments\nescalation_policy: nope\nteam: sre\n";
+    const viaApi = await api(base, "POST", "/api/v1/services", { id: "payments", name: "Payments", escalation_policy: "nope", team: "sre" });
+    equal(viaApi.status, 422, "the API refuses it");
+    const ctx = await context();
+    const page = await signIn(ctx, base, "alice");
+    await page.goto(`${base}/services`);
+    await page.getByRole("link", { name: "New" }).click();
+    await page.waitForURL(`${base}/catalog/services/new`);
+    await page.getByLabel(/The same keys as under/).fill(bad);
+    await page.getByRole("button", { name: "Create" }).click();
+    const problems = await page.locator("#problems").textContent();
+    for (const p of viaApi.json.error.problems) {
+      assert(problems.includes(p.path) && problems.includes(p.message), `the form shows ${p.path}: ${p.message}; it shows ${problems}`);
+    }
+    equal((await api(base, "GET", "/api/v1/services/payments")).status, 404, "nothing was created");
+    await page.getByLabel(/The same keys as under/).fill(bad.replace("nope", "sre-pager"));
+    await page.getByRole("button", { name: "Create" }).click();
+    await page.waitForURL(`${base}/catalog/services/payments?done=created`);
+    equal(await page.locator("#origin").textContent(), "managed here", "a managed object");
+    const text = await page.getByLabel(/The same keys as under/).inputValue();
+    await page.getByLabel(/The same keys as under/).fill(text.replace("name: Payments", "name: Payments API"));
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.waitForURL(`${base}/catalog/services/payments?done=saved`);
+    equal((await api(base, "GET", "/api/v1/services/payments")).json.name, "Payments API", "saved through the same path");
+    // A stale form (someone saved in between) is refused, not merged.
+    const stale = await ctx.newPage();
+    await stale.goto(`${base}/catalog/services/payments`);
+    const now = await page.getByLabel(/The same keys as under/).inputValue();
+    await page.getByLabel(/The same keys as under/).fill(now.replace("name: Payments API", "name: Payments v2"));
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.waitForURL(`${base}/catalog/services/payments?done=saved`);
+    await stale.getByRole("button", { name: "Save" }).click();
+    const why = await stale.locator(".error").textContent();
+    assert(why.includes("changed"), `the stale save says why: ${why}`);
+    equal((await api(base, "GET", "/api/v1/services/payments")).json.name, "Payments v2", "the later save stands");
+    // The provisioned service is read-only, naming its file.
+    await page.goto(`${base}/catalog/services/checkout`);
+    assert((await page.locator("#origin").textContent()).includes("main.yaml"), "origin names the file");
+    equal(await page.locator("textarea").count(), 0, "no editor");
+    // Delete the managed one.
+    await page.goto(`${base}/catalog/services/payments`);
+    await page.getByRole("button", { name: "Delete payments" }).click();
+    await page.waitForURL(`${base}/services`);
+    equal((await api(base, "GET", "/api/v1/services/payments")).status, 404, "deleted");
+    // A responder sees no editor at all.
+    const bobCtx = await context();
+    const bob = await signIn(bobCtx, base, "bob");
+    await bob.goto(`${base}/catalog/escalation_policies/sre-pager`);
+    equal(await bob.locator("textarea").count(), 0, "bob cannot edit policies");
+    await bobCtx.close();
+    await ctx.close();
+  }],
+
+  ["a source's page shows its URL and alertmanager.yml, sends a test alert, and lists what it received", async () => {
+    const { base } = await mainServer();
+    const ctx = await context(WIDTHS.phone);
+    const page = await signIn(ctx, base, "bob");
+    await page.goto(`${base}/sources`);
+    await page.getByRole("link", { name: "prometheus" }).first().click();
+    const url = await page.locator("#source-url").textContent();
+    assert(url.endsWith("/api/v1/events/prometheus/browser-prom-key-0123456789abcd"), `bob (sre) sees the key: ${url}`);
+    assert((await page.locator("pre.snippet").first().textContent()).includes(`url: ${url}`), "the snippet carries it");
+    await page.getByRole("button", { name: "Send a test alert" }).click();
+    await page.waitForURL(/\/alerts\/\d+\?done=test/);
+    assert((await page.locator("h1").textContent()).includes("Test alert from Tocsin"), "the test alert's page");
+    await page.goto(`${base}/catalog/sources/prometheus`);
+    assert((await page.locator("#recent-events").textContent()).includes("created"), "the test alert is among the last events");
+    const olgaCtx = await context();
+    const olga = await signIn(olgaCtx, base, "olga");
+    await olga.goto(`${base}/catalog/sources/prometheus`);
+    assert((await olga.locator("#source-url").textContent()).endsWith("/<key>"), "an observer does not see the key");
+    equal(await olga.getByRole("button", { name: "Send a test alert" }).count(), 0, "nor the button");
+    await olgaCtx.close();
+    await ctx.close();
+  }],
+
+  ["maintenance windows start and end from the page", async () => {
+    const { base } = await mainServer();
+    const ctx = await context();
+    const page = await signIn(ctx, base, "bob");
+    await page.goto(`${base}/maintenance`);
+    const form = page.locator("#start-maintenance");
+    await form.getByLabel("For").selectOption("service:checkout");
+    await form.getByLabel("Reason").fill("database upgrade");
+    await form.getByRole("button", { name: "Start now" }).click();
+    await page.waitForURL(`${base}/maintenance?done=started`);
+    const windows = (await api(base, "GET", "/api/v1/maintenance")).json;
+    const list = windows.windows || windows.maintenance || windows;
+    const w = list.find((x) => x.reason === "database upgrade");
+    assert(w && w.target_id === "checkout", `the API lists it: ${JSON.stringify(windows)}`);
+    await page.locator("#windows").getByRole("button", { name: "End now" }).click();
+    await page.waitForURL(`${base}/maintenance?done=ended`);
+    equal(await page.locator("#windows").count(), 0, "no window left");
+    await ctx.close();
+  }],
+
   ["axe-core finds no serious or critical violation on any page, at 390 and 1440 px", async () => {
     const { base } = await mainServer();
     const id = await fire(base, "AxeCheck", "warning");
     const pages = ["/login", "/alerts", "/alerts?status=pending", `/alerts/${id}`, "/oncall", "/schedules",
-      "/schedules/sre-rota", "/profile", "/nope-404"];
+      "/schedules/sre-rota", "/profile", "/policies", "/services", "/sources", "/catalog/sources/prometheus",
+      "/catalog/escalation_policies/sre-pager", "/catalog/services/new", "/heartbeats", "/support-hours", "/users",
+      "/teams", "/maintenance", "/admin", "/admin/audit", "/admin/deliveries", "/admin/catalog", "/nope-404"];
     const problems = [];
     for (const [label, width] of Object.entries(WIDTHS)) {
       // axe is put in by the test (bypassing the page's CSP for it alone).

@@ -82,14 +82,27 @@ pub async fn send(
         tocsin_wire::WireError::parse_json(&body)
             .map_err(|e| ApiError::bad_request(format!("test alert: {e}")))?
     };
+    let alert = send_test_alert(&st, &caller, &id, req).await?;
+    Ok((StatusCode::CREATED, Json(json!({"alert": alert}))))
+}
+
+/// Send a test alert through source `id` for `caller`: the API's and the
+/// source page's one path.
+pub(crate) async fn send_test_alert(
+    st: &AppState,
+    caller: &tocsin_domain::Principal,
+    id: &str,
+    req: TestAlert,
+) -> Result<tocsin_store::Alert, ApiError> {
+    let st = st.clone();
     st.0.app
-        .check_test_alert(&caller, &id)
+        .check_test_alert(caller, id)
         .map_err(|e| ApiError::from_app("test alert", e))?;
     let source = st
-        .source_by_id(&id)
+        .source_by_id(id)
         .ok_or_else(|| ApiError::not_found(format!("no source `{id}`")))?;
     let actor =
-        tocsin_app::access::actor(&caller, &format!("test alert ({})", source.kind.as_str()));
+        tocsin_app::access::actor(caller, &format!("test alert ({})", source.kind.as_str()));
     let token = &generated_key()[..12];
     let dedup = format!("tocsin-test-{token}");
     let summary = req
@@ -198,5 +211,5 @@ pub async fn send(
             .await
             .map_err(|e| ApiError::from_store("test alert", e))?
             .ok_or_else(|| ApiError::internal("test alert", &"the test alert vanished"))?;
-    Ok((StatusCode::CREATED, Json(json!({"alert": alert}))))
+    Ok(alert)
 }

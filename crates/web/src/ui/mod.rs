@@ -10,13 +10,16 @@
 //! the session and every POST's `Origin` must be ours; the
 //! Content-Security-Policy allows no inline script.
 
+mod admin;
 mod alerts;
 mod assets;
+mod catalog;
 pub(crate) mod live;
 mod login;
 mod profile;
 mod schedules;
 mod session;
+mod sources;
 
 use askama::Template;
 use axum::Router;
@@ -85,6 +88,29 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/profile/tokens", post(profile::create_token))
         .route("/profile/tokens/{id}/revoke", post(profile::revoke_token))
         .route("/profile/sessions/{id}/end", post(profile::end_session))
+        .route("/policies", get(catalog::policies))
+        .route("/services", get(catalog::services))
+        .route("/sources", get(catalog::sources))
+        .route("/sources/{id}/test-alert", post(sources::test_alert))
+        .route("/heartbeats", get(catalog::heartbeats))
+        .route("/support-hours", get(catalog::support_hours))
+        .route("/users", get(catalog::users))
+        .route("/teams", get(catalog::teams))
+        .route("/catalog/{kind}", post(catalog::create))
+        .route(
+            "/catalog/{kind}/{id}",
+            get(catalog::object).post(catalog::save),
+        )
+        .route("/catalog/{kind}/{id}/delete", post(catalog::delete))
+        .route(
+            "/maintenance",
+            get(admin::maintenance).post(admin::start_maintenance),
+        )
+        .route("/maintenance/{id}/end", post(admin::end_maintenance))
+        .route("/admin", get(admin::index))
+        .route("/admin/audit", get(admin::audit))
+        .route("/admin/deliveries", get(admin::deliveries))
+        .route("/admin/catalog", get(admin::catalog))
         .route("/ui/assets/{file}", get(assets::serve))
         .layer(axum::middleware::map_response(security_headers))
 }
@@ -148,6 +174,13 @@ const NAV: &[(&str, &str)] = &[
     ("/alerts", "Alerts"),
     ("/oncall", "My on-call"),
     ("/schedules", "Schedules"),
+    ("/policies", "Policies"),
+    ("/services", "Services"),
+    ("/sources", "Sources"),
+    ("/heartbeats", "Heartbeats"),
+    ("/maintenance", "Maintenance"),
+    ("/users", "Users"),
+    ("/admin", "Admin"),
     ("/profile", "Profile"),
 ];
 
