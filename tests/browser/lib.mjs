@@ -188,6 +188,35 @@ export async function serve(dir, name, yaml, port) {
   return { base, config: file, child, entry, banner: () => fs.readFileSync(path.join(dir, `${name}.out`), "utf8") };
 }
 
+/**
+ * A real OpenID Connect provider process (oidc-provider) on loopback for
+ * client `tocsin`, sending the browser back to `redirectUri`.
+ */
+export async function oidcProvider(redirectUri) {
+  const port = await freePort();
+  const secret = "oidc-client-secret-0123456789abcdef";
+  const child = spawn(process.execPath, [path.join(here, "oidc-provider.mjs"), String(port), "tocsin", secret, redirectUri], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let log = "";
+  child.stdout.on("data", (d) => (log += d));
+  child.stderr.on("data", (d) => (log += d));
+  started.push({
+    name: `oidc-provider (pid ${child.pid})`,
+    logs: () => log.slice(-1500),
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once("exit", resolve);
+        process.kill(child.pid, "SIGTERM");
+        setTimeout(() => child.exitCode === null && process.kill(child.pid, "SIGKILL"), 5000);
+      }),
+  });
+  const issuer = `http://127.0.0.1:${port}`;
+  await waitOk(`${issuer}/.well-known/openid-configuration`, 15000, child);
+  return { issuer, clientId: "tocsin", secret };
+}
+
 /** `tocsin users set-password USER --config FILE`, the password on stdin. */
 export function setPassword(configFile, user, password = PASSWORD) {
   const r = spawnSync(bin, ["users", "set-password", user, "--config", configFile], {

@@ -12,7 +12,7 @@ import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import {
-  PASSWORD, WIDTHS, api, assert, config, context, equal, eventually, fire, freePort, run,
+  PASSWORD, WIDTHS, api, assert, config, context, equal, eventually, fire, freePort, oidcProvider, run,
   scratch, serve, setPassword, signIn, sink,
 } from "./lib.mjs";
 
@@ -27,7 +27,12 @@ async function mainServer() {
   const dir = scratch("main");
   hook = await sink();
   const port = await freePort();
-  main = await serve(dir, "main", config({ port, db: `sqlite://${dir}/t.db`, hook: hook.url }), port);
+  // Single sign-on through a real provider, next to passwords.
+  const idp = await oidcProvider(`http://127.0.0.1:${port}/auth/oidc/callback`);
+  fs.writeFileSync(`${dir}/oidc-secret`, idp.secret);
+  const extra = `auth:
+  oidc: {issuer: "${idp.issuer}", client_id: ${idp.clientId}, client_secret_file: ${dir}/oidc-secret, label: Sign in with Example SSO}`;
+  main = await serve(dir, "main", config({ port, db: `sqlite://${dir}/t.db`, hook: hook.url, extra }), port);
   for (const u of ["alice", "bob", "olga"]) setPassword(main.config, u);
   return main;
 }
@@ -68,6 +73,36 @@ const tests = [
       await page.waitForURL(/\/login/);
       await ctx.close();
     }
+  }],
+
+  ["sign in through a real OpenID Connect provider; an unknown email is refused with a clear page", async () => {
+    const { base } = await mainServer();
+    const through = async (ctx, login) => {
+      const page = await ctx.newPage();
+      await page.goto(`${base}/login?next=%2Foncall`);
+      await page.getByRole("link", { name: "Sign in with Example SSO" }).click();
+      // The provider's own pages: sign in, then consent.
+      await page.waitForURL(/127\.0\.0\.1:\d+\/interaction\//);
+      await page.locator("input[name=login]").fill(login);
+      await page.locator("input[name=password]").fill("anything");
+      await page.getByRole("button", { name: "Sign-in" }).click();
+      await page.getByRole("button", { name: "Continue" }).click();
+      await page.waitForURL((u) => u.toString().startsWith(base));
+      return page;
+    };
+    const ctx = await context();
+    const page = await through(ctx, "alice");
+    await page.waitForURL(`${base}/oncall`);
+    assert((await page.locator("header .who").textContent()).includes("Alice Admin"), "alice@example.com is alice");
+    await page.goto(`${base}/profile`);
+    assert((await page.locator("body").textContent()).includes("oidc"), "the session says how it signed in");
+    await ctx.close();
+    const stranger = await context();
+    const refused = await through(stranger, "zed");
+    const text = await refused.locator("main").textContent();
+    assert(text.includes("no Tocsin user has the email zed@example.com"), `a clear refusal: ${text}`);
+    equal((await stranger.cookies()).filter((c) => c.name === "tocsin_session").length, 0, "no session");
+    await stranger.close();
   }],
 
   ["an expired session sends the browser back to sign in, then where it was going", async () => {

@@ -268,7 +268,7 @@ impl Application {
 
     /// Put a catalog change made here in effect on this node at once
     /// (other nodes follow within a poll).
-    async fn changed(&self) {
+    pub(crate) async fn changed(&self) {
         if let Err(e) = self.catalogs.refresh(self.now()).await {
             tracing::warn!(error = %e, "could not reload the catalog after a change; the next poll will");
         }

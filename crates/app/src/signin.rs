@@ -417,6 +417,72 @@ impl Application {
         self.start_session(user, "setup", client, policy).await
     }
 
+    /// Sign in a user whose identity provider vouched for `email` (single
+    /// sign-on). An email no user has is refused, unless `allow_unknown`:
+    /// then an observer with that email is added to the catalog (audited,
+    /// as a managed object an admin can promote).
+    pub async fn sign_in_email(
+        &self,
+        email: &str,
+        allow_unknown: bool,
+        client: &Client,
+        policy: &SessionPolicy,
+    ) -> Result<IssuedSession, AppError> {
+        let email = email.trim();
+        let found = self
+            .catalog
+            .current()
+            .users
+            .values()
+            .find(|u| {
+                u.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
+            .map(|u| u.id.clone());
+        let user = match found {
+            Some(id) => id,
+            None if allow_unknown => self.add_observer(email).await?,
+            None => {
+                return Err(AppError::Forbidden(format!(
+                    "no Tocsin user has the email {email}; ask an admin to add you (a user with `email: {email}`)"
+                )));
+            }
+        };
+        self.start_session(&user, "oidc", client, policy).await
+    }
+
+    /// Add an observer for `email`, its id made from the email's local part.
+    async fn add_observer(&self, email: &str) -> Result<String, AppError> {
+        let local = email.split('@').next().unwrap_or_default();
+        let mut base: String = local
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .take(50)
+            .collect();
+        if base.is_empty() {
+            base = "user".into();
+        }
+        let catalog = self.catalog.current();
+        let mut id = base.clone();
+        let mut n = 2;
+        while catalog.users.contains_key(&id) {
+            id = format!("{base}-{n}");
+            n += 1;
+        }
+        let actor = Actor::new("single sign-on", "web (oidc)");
+        let body = serde_json::json!({"id": id, "name": email, "email": email, "role": "observer"});
+        crate::edit::create(self.store.as_ref(), "users", body, &actor, self.now()).await?;
+        self.changed().await;
+        Ok(id)
+    }
+
     /// Forget sessions and failed sign-ins that ended before `before`.
     pub async fn prune_sessions(&self, before: DateTime<Utc>) -> Result<u64, AppError> {
         Ok(self.store.prune_sessions(before).await?)

@@ -106,6 +106,8 @@ pub(crate) struct Inner {
     pub ui: crate::ui::UiSettings,
     /// The live alert list's poller, started by its first viewer.
     pub live_alerts: crate::ui::live::Hub,
+    /// The single sign-on provider's metadata, once read.
+    pub oidc: crate::ui::oidc::Provider,
 }
 
 /// The item whose key digest matches `key`. Every digest is compared, in
@@ -374,6 +376,7 @@ impl AppState {
             public_url: settings.public_url.trim_end_matches('/').to_owned(),
             ui: settings.ui,
             live_alerts: crate::ui::live::Hub::default(),
+            oidc: Default::default(),
             links: tocsin_domain::links::LinkSigner::new(&loaded.secrets.link_secret),
             channels: std::sync::RwLock::new(Arc::new(by_name(channels))),
             wake: Arc::new(tokio::sync::Notify::new()),

@@ -718,3 +718,100 @@ async fn the_live_stream_sends_a_new_alert_and_its_change_to_a_matching_list() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn single_sign_on_maps_an_email_to_its_user_and_adds_unknown_ones_only_when_allowed() {
+    let (_base, _dir, app) = start(Default::default()).await;
+    let client = tocsin_app::signin::Client {
+        address: "127.0.0.1".into(),
+        user_agent: "test".into(),
+    };
+    let policy = SessionPolicy::default();
+    let alice = app
+        .sign_in_email("ALICE@example.com", false, &client, &policy)
+        .await
+        .unwrap();
+    assert_eq!(
+        alice.session.user, "alice",
+        "emails match case-insensitively"
+    );
+    assert_eq!(alice.session.method, "oidc");
+    let refused = app
+        .sign_in_email("zed@example.com", false, &client, &policy)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, tocsin_app::AppError::Forbidden(m) if m.contains("no Tocsin user has the email zed@example.com")),
+        "{refused:?}"
+    );
+    assert!(
+        !app.catalog.current().users.contains_key("zed"),
+        "not created"
+    );
+    let zed = app
+        .sign_in_email("zed@example.com", true, &client, &policy)
+        .await
+        .unwrap();
+    let catalog = app.catalog.current();
+    let u = catalog.users.get(&zed.session.user).unwrap();
+    assert_eq!(
+        u.role,
+        tocsin_domain::Role::Observer,
+        "an observer, nothing more"
+    );
+    assert_eq!(u.email.as_deref(), Some("zed@example.com"));
+    // Signing in again finds the same user.
+    let again = app
+        .sign_in_email("zed@example.com", true, &client, &policy)
+        .await
+        .unwrap();
+    assert_eq!(again.session.user, zed.session.user);
+}
+
+#[tokio::test]
+async fn the_sign_on_callback_refuses_a_flow_it_did_not_start() {
+    let ui = tocsin_web::ui::UiSettings {
+        oidc: Some(tocsin_web::ui::OidcSettings {
+            // Nobody listens there: the callback must refuse before asking.
+            issuer: "http://127.0.0.1:9".into(),
+            client_id: "tocsin".into(),
+            client_secret: "secret".into(),
+            scopes: vec!["email".into()],
+            allow_unknown_users: false,
+            label: "SSO".into(),
+        }),
+        ..Default::default()
+    };
+    let (base, _dir, _app) = start(ui).await;
+    let mut b = Browser::new(&base);
+    let login = b.get("/login").await;
+    assert!(
+        login.body.contains("/auth/oidc/start"),
+        "the button is there"
+    );
+    let no_cookie = b.get("/auth/oidc/callback?code=abc&state=xyz").await;
+    assert_eq!(no_cookie.status, StatusCode::BAD_REQUEST);
+    assert!(
+        no_cookie.body.contains("did not start here"),
+        "{}",
+        no_cookie.body
+    );
+    // A forged flow cookie (not signed with the nodes' key) is refused too.
+    let flow = hex::encode(
+        r#"{"state":"xyz","nonce":"n","verifier":"v","next":"/alerts","until":9999999999}"#,
+    );
+    b.cookies
+        .insert("tocsin_oidc".into(), format!("{flow}.{}", "0".repeat(64)));
+    let forged = b.get("/auth/oidc/callback?code=abc&state=xyz").await;
+    assert_eq!(forged.status, StatusCode::BAD_REQUEST);
+    // The provider's refusal is shown as such.
+    let denied = b
+        .get("/auth/oidc/callback?error=access_denied&error_description=no")
+        .await;
+    assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
+    assert!(denied.body.contains("access_denied"));
+    // Starting with an unreachable provider is a clear 502, not a hang.
+    let down = b.get("/auth/oidc/start").await;
+    assert_eq!(down.status, StatusCode::BAD_GATEWAY, "{}", down.body);
+    assert!(!b.cookies.contains_key("tocsin_session"));
+}

@@ -16,6 +16,7 @@ mod assets;
 mod catalog;
 pub(crate) mod live;
 mod login;
+pub(crate) mod oidc;
 mod profile;
 mod schedules;
 mod session;
@@ -59,6 +60,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/", get(home))
         .route("/login", get(login::page).post(login::submit))
         .route("/logout", post(login::logout))
+        .route("/auth/oidc/start", get(oidc::start))
+        .route("/auth/oidc/callback", get(oidc::callback))
         .route(
             "/setup/{secret}",
             get(login::setup_page).post(login::setup_submit),
