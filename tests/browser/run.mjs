@@ -436,17 +436,26 @@ if (process.env.SCREENSHOTS) {
     const out = path.resolve(process.env.SCREENSHOTS);
     fs.mkdirSync(out, { recursive: true });
     const { base } = await mainServer();
-    const id = await fire(base, "HighLatency", "critical");
     await fire(base, "CertificateExpiry", "warning");
+    const accepted = await fire(base, "QueueBacklog", "critical");
+    await api(base, "POST", `/api/v1/alerts/${accepted}/accept`);
+    await fire(base, "DiskFillingUp", "warning");
+    const id = await fire(base, "HighLatency", "critical");
+    await api(base, "POST", `/api/v1/alerts/${id}/comment`, { text: "Looking at the p99 graph now." });
+    await eventually("the page went out", async () => (await api(base, "GET", `/api/v1/alerts/${id}`)).json.notifications.length > 0);
+    const shots = [
+      ["alerts", "/alerts"], ["alert", `/alerts/${id}`], ["schedule", "/schedules/sre-rota"], ["oncall", "/oncall"],
+      ["source", "/catalog/sources/prometheus"], ["profile", "/profile"], ["audit", "/admin/audit"],
+    ];
     for (const [label, width] of Object.entries(WIDTHS)) {
       const ctx = await context(width);
       const login = await ctx.newPage();
       await login.goto(base + "/login");
       await login.screenshot({ path: `${out}/ui-login-${label}.png` });
       const page = await signIn(ctx, base, "alice");
-      for (const [name, p] of [["alerts", "/alerts"], ["alert", `/alerts/${id}`], ["profile", "/profile"]]) {
+      for (const [name, p] of shots) {
         await page.goto(base + p);
-        await page.screenshot({ path: `${out}/ui-${name}-${label}.png`, fullPage: label === "phone" ? false : true });
+        await page.screenshot({ path: `${out}/ui-${name}-${label}.png` });
       }
       await ctx.close();
     }
