@@ -112,7 +112,9 @@ async fn sqlite_0015_keeps_rows_ids_and_counters() {
             "escalation_steps_due",
             "escalation_steps_leased",
             "outbox_by_alert",
-            "outbox_by_contact"
+            "outbox_by_contact",
+            // Added by 0018 (the failed-deliveries page).
+            "outbox_failed"
         ]
     );
     // The next step and page take ids after the counters, not after the

@@ -815,3 +815,99 @@ async fn the_sign_on_callback_refuses_a_flow_it_did_not_start() {
     assert_eq!(down.status, StatusCode::BAD_GATEWAY, "{}", down.body);
     assert!(!b.cookies.contains_key("tocsin_session"));
 }
+
+#[tokio::test]
+async fn an_idle_session_ends_and_cookies_are_secure_under_https() {
+    let ui = tocsin_web::ui::UiSettings {
+        sessions: SessionPolicy {
+            idle: chrono::TimeDelta::seconds(1),
+            lifetime: chrono::TimeDelta::days(1),
+        },
+        secure_cookies: true,
+        ..Default::default()
+    };
+    let (base, _dir, _app) = start(ui).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = http.get(format!("{base}/login")).send().await.unwrap();
+    let set = login.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(set.contains("; Secure"), "{set}");
+    let mut b = Browser::new(&base);
+    // The test client speaks plain HTTP, but the cookies say Secure.
+    assert_eq!(
+        b.sign_in("bob", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let idle = b.get("/alerts").await;
+    assert_eq!(idle.status, StatusCode::SEE_OTHER);
+    assert!(
+        idle.location.unwrap().contains("why=expired"),
+        "idle is expired too"
+    );
+}
+
+#[tokio::test]
+async fn a_user_edits_their_own_contact_methods_but_nothing_else() {
+    let (base, _dir, app) = start(Default::default()).await;
+    // A managed user (one from the file is read-only, here and in the API).
+    let (s, _) = common::call(
+        &reqwest::Client::new(),
+        &base,
+        reqwest::Method::POST,
+        "/api/v1/users",
+        "root-token-0123456789abcdef",
+        Some(serde_json::json!({"id": "erin", "name": "Erin", "teams": ["sre"], "contacts": [{"id": "mail", "type": "email", "address": "erin@example.com"}], "notify": {"high": [{"contact": "mail", "after": "0m"}]}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    app.set_password("erin", PASSWORD, None, &Actor::new("operator", "test"))
+        .await
+        .unwrap();
+    let mut b = Browser::new(&base);
+    b.sign_in("erin", PASSWORD).await;
+    let page = b.get("/catalog/users/erin").await;
+    assert!(page.body.contains("<textarea"), "her own user is editable");
+    let csrf = page.csrf();
+    let mine = "id: erin\nname: Erin\nteams: [sre]\ncontacts:\n  - {id: mail, type: email, address: erin@example.org}\nnotify:\n  high: [{contact: mail, after: 0m}]\n";
+    let saved = b
+        .post(
+            "/catalog/users/erin",
+            &[("_csrf", &csrf), ("definition", mine)],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let u = app.catalog.current().users.get("erin").cloned().unwrap();
+    assert_eq!(u.contacts[0].address, "erin@example.org");
+    // Promoting herself is refused, naming why.
+    let csrf = b.get("/catalog/users/erin").await.csrf();
+    let promote = b
+        .post(
+            "/catalog/users/erin",
+            &[
+                ("_csrf", &csrf),
+                ("definition", &format!("{mine}role: admin\n")),
+            ],
+        )
+        .await;
+    assert_eq!(promote.status, StatusCode::FORBIDDEN, "{}", promote.body);
+    assert_eq!(
+        app.catalog.current().users["erin"].role,
+        tocsin_domain::Role::Responder
+    );
+    // Nobody else's user, and no other kind.
+    assert!(!b.get("/catalog/users/bob").await.body.contains("<textarea"));
+    assert!(!b.get("/catalog/teams/sre").await.body.contains("<textarea"));
+    // Bad YAML is shown as such, with nothing saved.
+    let csrf = b.get("/catalog/users/erin").await.csrf();
+    let bad = b
+        .post(
+            "/catalog/users/erin",
+            &[("_csrf", &csrf), ("definition", "id: [erin")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("not YAML"), "{}", bad.body);
+}

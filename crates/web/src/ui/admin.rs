@@ -3,16 +3,15 @@
 //! catalog with each object's origin.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use tocsin_domain::{Permission, Scope};
 use tocsin_store::AuditFilter;
 
 use super::catalog::{origin_text, title_of};
-use super::{Chrome, FormFields, UiError, Viewer, html, when};
+use super::{Chrome, Posted, UiError, Viewer, html, when};
 use crate::state::AppState;
 
 struct WindowRow {
@@ -108,12 +107,8 @@ pub(crate) async fn maintenance(
 /// `POST /maintenance`: target (`service:ID` or `source:ID`), minutes, reason.
 pub(crate) async fn start_maintenance(
     State(st): State<AppState>,
-    viewer: Viewer,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { viewer, form }: Posted,
 ) -> Result<Response, UiError> {
-    let form = FormFields::parse(&body)?;
-    viewer.check_form(&st, &headers, &form)?;
     let target = form.get("target").unwrap_or_default();
     let Some((kind, id)) = target.split_once(':') else {
         return maintenance_page(
@@ -173,13 +168,9 @@ pub(crate) async fn start_maintenance(
 /// `POST /maintenance/{id}/end`
 pub(crate) async fn end_maintenance(
     State(st): State<AppState>,
-    viewer: Viewer,
     Path(id): Path<i64>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { viewer, form: _ }: Posted,
 ) -> Result<Response, UiError> {
-    let form = FormFields::parse(&body)?;
-    viewer.check_form(&st, &headers, &form)?;
     st.0.app
         .end_maintenance(viewer.principal(), "web", id)
         .await

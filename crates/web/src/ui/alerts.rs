@@ -3,16 +3,14 @@
 //! actions). Actions call the same use-cases as the API.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use tocsin_app::Assignee;
 use tocsin_domain::{AlertStatus, Permission, Principal, Scope};
 use tocsin_store::{Alert, AlertFilter, Transition, TransitionResult};
 
-use super::{Chrome, FormFields, UiError, Viewer, ago, html, when};
+use super::{Chrome, Posted, UiError, Viewer, ago, html, when};
 use crate::state::AppState;
 
 /// One row of the alert list (also what the live stream sends).
@@ -177,12 +175,8 @@ pub(crate) async fn list(
 /// `POST /alerts/bulk`: accept or resolve every checked alert.
 pub(crate) async fn bulk(
     State(st): State<AppState>,
-    viewer: Viewer,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { viewer, form }: Posted,
 ) -> Result<Response, UiError> {
-    let form = FormFields::parse(&body)?;
-    viewer.check_form(&st, &headers, &form)?;
     let (t, word) = match form.get("action") {
         Some("accept") => (Transition::Accept, "accept"),
         Some("resolve") => (Transition::Resolve, "resolve"),
@@ -389,13 +383,9 @@ pub(crate) async fn page(
 /// `POST /alerts/{id}/{action}`: accept, unaccept, resolve, comment, reassign.
 pub(crate) async fn act(
     State(st): State<AppState>,
-    viewer: Viewer,
     Path((id, action)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { viewer, form }: Posted,
 ) -> Result<Response, UiError> {
-    let form = FormFields::parse(&body)?;
-    viewer.check_form(&st, &headers, &form)?;
     let id = crate::alerts::parse_id(&id)?;
     let p = viewer.principal();
     let app = &st.0.app;

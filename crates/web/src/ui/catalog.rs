@@ -8,16 +8,15 @@
 //! is read-only, with the file it comes from.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Value;
 use tocsin_app::AppError;
 use tocsin_domain::{Permission, Scope};
 use tocsin_store::{CatalogObject, Origin};
 
-use super::{Chrome, FormFields, UiError, Viewer, html};
+use super::{Chrome, Posted, UiError, Viewer, html};
 use crate::state::AppState;
 
 /// The kinds with a page, their title, and the page's path.
@@ -397,14 +396,10 @@ fn problems_of(e: &AppError) -> Vec<(String, String)> {
 /// `POST /catalog/{kind}/{id}`: save the definition.
 pub(crate) async fn save(
     State(st): State<AppState>,
-    viewer: Viewer,
     Path((kind, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { viewer, form }: Posted,
 ) -> Result<Response, UiError> {
     editable(&kind)?;
-    let form = FormFields::parse(&body)?;
-    viewer.check_form(&st, &headers, &form)?;
     let yaml = form.get("definition").unwrap_or_default().to_owned();
     let revision = form.get("revision").and_then(|r| r.parse::<i64>().ok());
     let again = |problems: Vec<(String, String)>, error: Option<String>, status| {
@@ -452,14 +447,10 @@ pub(crate) async fn save(
 /// `POST /catalog/{kind}/{id}/delete`
 pub(crate) async fn delete(
     State(st): State<AppState>,
-    viewer: Viewer,
     Path((kind, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { viewer, form }: Posted,
 ) -> Result<Response, UiError> {
     editable(&kind)?;
-    let form = FormFields::parse(&body)?;
-    viewer.check_form(&st, &headers, &form)?;
     let revision = form.get("revision").and_then(|r| r.parse::<i64>().ok());
     match st
         .0
@@ -557,14 +548,10 @@ fn new_form(
 /// `POST /catalog/{kind}`: create an object.
 pub(crate) async fn create(
     State(st): State<AppState>,
-    viewer: Viewer,
     Path(kind): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { viewer, form }: Posted,
 ) -> Result<Response, UiError> {
     editable(&kind)?;
-    let form = FormFields::parse(&body)?;
-    viewer.check_form(&st, &headers, &form)?;
     let yaml = form.get("definition").unwrap_or_default().to_owned();
     let value = match parse_yaml(&yaml) {
         Ok(v) => v,

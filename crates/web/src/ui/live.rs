@@ -33,6 +33,9 @@ const POLL: Duration = Duration::from_millis(700);
 const OVERLAP: TimeDelta = TimeDelta::seconds(3);
 /// More changed alerts than this in one look: the lists reload instead.
 pub(crate) const MAX_BATCH: u32 = 300;
+/// Counting alerts by status reads every alert's index entry: at most this
+/// often, however many changes arrive.
+const COUNT_EVERY: Duration = Duration::from_secs(3);
 /// How often an open stream checks that its session still holds.
 const RECHECK: Duration = Duration::from_secs(60);
 
@@ -70,6 +73,9 @@ async fn poll(app: Arc<Application>, tx: broadcast::Sender<Arc<Batch>>) {
     // The version of each alert already sent, so that the overlap does
     // not send it twice.
     let mut sent: HashMap<i64, DateTime<Utc>> = HashMap::new();
+    let mut counted: Option<tokio::time::Instant> = None;
+    // Changes were sent without counts: the next count is owed.
+    let mut owed = false;
     loop {
         tokio::time::sleep(POLL).await;
         let started = app.now();
@@ -98,22 +104,27 @@ async fn poll(app: Arc<Application>, tx: broadcast::Sender<Arc<Batch>>) {
                 sent.insert(a.id, a.updated_at);
             }
             sent.retain(|_, at| *at >= from);
-            if fresh.is_empty() {
+            // Counts go out at most every COUNT_EVERY: with the changes when
+            // due, else with a later look (with or without changes).
+            let due = counted.is_none_or(|at| at.elapsed() >= COUNT_EVERY);
+            let counts = if due && (owed || !fresh.is_empty()) {
+                counted = Some(tokio::time::Instant::now());
+                owed = false;
+                app.store.count_by_status().await.unwrap_or_else(|e| {
+                    tracing::debug!(error = %e, "live alert list: counting failed");
+                    Vec::new()
+                })
+            } else {
+                owed |= !fresh.is_empty();
+                Vec::new()
+            };
+            if fresh.is_empty() && counts.is_empty() {
                 None
             } else {
-                match app.store.count_by_status().await {
-                    Ok(counts) => Some(Batch::Changed {
-                        alerts: fresh,
-                        counts,
-                    }),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "live alert list: counting failed");
-                        Some(Batch::Changed {
-                            alerts: fresh,
-                            counts: Vec::new(),
-                        })
-                    }
-                }
+                Some(Batch::Changed {
+                    alerts: fresh,
+                    counts,
+                })
             }
         };
         since = started;

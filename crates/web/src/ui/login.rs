@@ -1,7 +1,6 @@
 //! `/login`, `/logout` and the one-time `/setup/{secret}` link.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -10,7 +9,7 @@ use tocsin_app::signin::{Client, IssuedSession, MIN_PASSWORD_CHARS};
 use super::session::{
     LOGIN_COOKIE, SESSION_COOKIE, Viewer, cookie, csrf_matches, safe_next, set_cookie,
 };
-use super::{FormFields, UiError, check_origin, html};
+use super::{FormFields, Posted, UiError, check_origin, html};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -95,6 +94,28 @@ fn login_form(
     res
 }
 
+/// A form posted before there is a session (sign-in, setup): from one of
+/// Tocsin's own pages (`Origin`) and carrying the token of the browser's
+/// sign-in cookie.
+async fn signed_out_form(
+    st: &AppState,
+    req: axum::extract::Request,
+) -> Result<(axum::http::request::Parts, FormFields), UiError> {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map_err(|_| UiError::bad_request("the form is too large"))?;
+    let form = FormFields::parse(&body)?;
+    check_origin(st, &parts.headers)?;
+    let expected = cookie(&parts.headers, LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !csrf_matches(&form, &expected) {
+        return Err(UiError::forbidden(
+            "the form's security token is missing or stale (are cookies allowed?); reload the page and try again",
+        ));
+    }
+    Ok((parts, form))
+}
+
 /// `GET /login[?next=…&why=…]`
 pub(crate) async fn page(
     State(st): State<AppState>,
@@ -121,18 +142,7 @@ pub(crate) async fn submit(
     State(st): State<AppState>,
     req: axum::extract::Request,
 ) -> Result<Response, UiError> {
-    let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .map_err(|_| UiError::bad_request("the sign-in form is too large"))?;
-    let form = FormFields::parse(&body)?;
-    check_origin(&st, &parts.headers)?;
-    let expected = cookie(&parts.headers, LOGIN_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !csrf_matches(&form, &expected) {
-        return Err(UiError::forbidden(
-            "the sign-in form's security token is missing or stale (are cookies allowed?); reload the page and try again",
-        ));
-    }
+    let (parts, form) = signed_out_form(&st, req).await?;
     let next = safe_next(form.get("next"));
     let login = form.get("login").unwrap_or_default().trim().to_owned();
     let password = form.get("password").unwrap_or_default();
@@ -166,12 +176,8 @@ pub(crate) async fn submit(
 /// `POST /logout`: end this session.
 pub(crate) async fn logout(
     State(st): State<AppState>,
-    viewer: Viewer,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { viewer, .. }: Posted,
 ) -> Result<Response, UiError> {
-    let form = FormFields::parse(&body)?;
-    viewer.check_form(&st, &headers, &form)?;
     let id = viewer.signed_in.session.id.clone();
     st.0.app
         .end_session(&viewer.signed_in, &id)
@@ -247,18 +253,7 @@ pub(crate) async fn setup_submit(
     Path(secret): Path<String>,
     req: axum::extract::Request,
 ) -> Result<Response, UiError> {
-    let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .map_err(|_| UiError::bad_request("the form is too large"))?;
-    let form = FormFields::parse(&body)?;
-    check_origin(&st, &parts.headers)?;
-    let expected = cookie(&parts.headers, LOGIN_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !csrf_matches(&form, &expected) {
-        return Err(UiError::forbidden(
-            "the form's security token is missing or stale; reload the page and try again",
-        ));
-    }
+    let (parts, form) = signed_out_form(&st, req).await?;
     let user = form.get("user").unwrap_or_default();
     let password = form.get("password").unwrap_or_default();
     if form.get("confirm") != Some(password) {

@@ -31,7 +31,7 @@ use tocsin_app::signin::SessionPolicy;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-pub(crate) use session::Viewer;
+pub(crate) use session::{Posted, Viewer};
 
 /// Sign-in settings of the web UI.
 #[derive(Debug, Clone, Default)]

@@ -1,14 +1,13 @@
 //! `/profile`: the signed-in user's sessions (end any of them) and password.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use tocsin_app::signin::MIN_PASSWORD_CHARS;
 
 use super::session::{SESSION_COOKIE, set_cookie};
-use super::{Chrome, FormFields, UiError, Viewer, ago, html, when};
+use super::{Chrome, Posted, UiError, Viewer, ago, html, when};
 use crate::state::AppState;
 
 /// A contact method as shown (a Slack or webhook URL is a secret: only
@@ -245,12 +244,8 @@ fn live_file(st: &AppState, user: &str) -> Option<String> {
 /// contact methods now; the page shows each result.
 pub(crate) async fn test_notification(
     State(st): State<AppState>,
-    viewer: Viewer,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { viewer, form: _ }: Posted,
 ) -> Result<Response, UiError> {
-    let form = FormFields::parse(&body)?;
-    viewer.check_form(&st, &headers, &form)?;
     let results =
         crate::alerts::send_test_notification(&st, viewer.principal(), viewer.user_id()).await?;
     let tested = results
@@ -281,12 +276,8 @@ pub(crate) async fn test_notification(
 /// `POST /profile/tokens`: make a personal API token (shown this once).
 pub(crate) async fn create_token(
     State(st): State<AppState>,
-    viewer: Viewer,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { viewer, form }: Posted,
 ) -> Result<Response, UiError> {
-    let form = FormFields::parse(&body)?;
-    viewer.check_form(&st, &headers, &form)?;
     let role = match form.get("role").filter(|r| !r.is_empty()) {
         Some(r) => Some(
             r.parse::<tocsin_domain::Role>()
@@ -345,13 +336,9 @@ pub(crate) async fn create_token(
 /// `POST /profile/tokens/{id}/revoke`
 pub(crate) async fn revoke_token(
     State(st): State<AppState>,
-    viewer: Viewer,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { viewer, form: _ }: Posted,
 ) -> Result<Response, UiError> {
-    let form = FormFields::parse(&body)?;
-    viewer.check_form(&st, &headers, &form)?;
     st.0.app
         .revoke_token(viewer.principal(), "web", &id)
         .await
@@ -362,12 +349,8 @@ pub(crate) async fn revoke_token(
 /// `POST /profile/password`: current, new and confirm.
 pub(crate) async fn password(
     State(st): State<AppState>,
-    viewer: Viewer,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { viewer, form }: Posted,
 ) -> Result<Response, UiError> {
-    let form = FormFields::parse(&body)?;
-    viewer.check_form(&st, &headers, &form)?;
     let new = form.get("new").unwrap_or_default();
     if form.get("confirm") != Some(new) {
         return render(
@@ -414,13 +397,9 @@ pub(crate) async fn password(
 /// one signs out).
 pub(crate) async fn end_session(
     State(st): State<AppState>,
-    viewer: Viewer,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { viewer, form: _ }: Posted,
 ) -> Result<Response, UiError> {
-    let form = FormFields::parse(&body)?;
-    viewer.check_form(&st, &headers, &form)?;
     st.0.app
         .end_session(&viewer.signed_in, &id)
         .await

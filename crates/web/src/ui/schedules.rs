@@ -5,15 +5,13 @@
 //! alerts, my feed.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, NaiveDateTime, NaiveTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use tocsin_domain::schedule::{Schedule, Shift, ShiftSource, resolve_local};
 
-use super::{Chrome, FormFields, UiError, Viewer, html};
+use super::{Chrome, Posted, UiError, Viewer, html};
 use crate::state::{AppState, Live, ScheduleRuntime};
 
 /// How far the timeline and the shift list look ahead.
@@ -455,13 +453,9 @@ fn render(
 /// to `to` (local times of the schedule).
 pub(crate) async fn create_override(
     State(st): State<AppState>,
-    viewer: Viewer,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { viewer, form }: Posted,
 ) -> Result<Response, UiError> {
-    let form = FormFields::parse(&body)?;
-    viewer.check_form(&st, &headers, &form)?;
     let user = form
         .get("user")
         .filter(|u| !u.is_empty())
@@ -493,13 +487,9 @@ pub(crate) async fn create_override(
 /// `POST /schedules/{id}/overrides/{oid}/delete`
 pub(crate) async fn delete_override(
     State(st): State<AppState>,
-    viewer: Viewer,
     Path((id, oid)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { viewer, form: _ }: Posted,
 ) -> Result<Response, UiError> {
-    let form = FormFields::parse(&body)?;
-    viewer.check_form(&st, &headers, &form)?;
     st.0.app
         .delete_override(viewer.principal(), &id, &oid)
         .await

@@ -1,7 +1,7 @@
 //! The signed-in browser: its session cookie, the CSRF token bound to the
 //! session, and the cookies the UI sets.
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -92,6 +92,36 @@ impl Viewer {
             ));
         }
         Ok(())
+    }
+}
+
+/// The largest form the UI takes (a catalog object's definition included).
+const FORM_LIMIT: usize = 256 * 1024;
+
+/// A form the signed-in browser posted from one of Tocsin's own pages:
+/// the viewer and the fields, once `Origin` and the CSRF token passed.
+/// Nothing is read or changed before that.
+pub(crate) struct Posted {
+    pub viewer: Viewer,
+    pub form: FormFields,
+}
+
+impl FromRequest<AppState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, st: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let viewer = <Viewer as FromRequestParts<AppState>>::from_request_parts(&mut parts, st)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let bytes = axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|_| {
+            UiError::bad_request("the form is too large (256 KiB at most)").into_response()
+        })?;
+        let form = FormFields::parse(&bytes).map_err(IntoResponse::into_response)?;
+        viewer
+            .check_form(st, &parts.headers, &form)
+            .map_err(IntoResponse::into_response)?;
+        Ok(Posted { viewer, form })
     }
 }
 

@@ -4,13 +4,11 @@
 //! events this node received; a heartbeat's ping URL and state.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use tocsin_domain::{Permission, Principal, Scope, SourceType};
 
-use super::{FormFields, UiError, Viewer, ago, when};
+use super::{Posted, UiError, Viewer, ago, when};
 use crate::state::AppState;
 
 /// Whether `p` may see the key of source `id` (and so its full URL):
@@ -234,13 +232,9 @@ pub(crate) fn new_key_notice(st: &AppState, kind: &str, id: &str, key: &str) -> 
 /// own ingest path, then show the alert it made.
 pub(crate) async fn test_alert(
     State(st): State<AppState>,
-    viewer: Viewer,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { viewer, form: _ }: Posted,
 ) -> Result<Response, UiError> {
-    let form = FormFields::parse(&body)?;
-    viewer.check_form(&st, &headers, &form)?;
     let alert =
         crate::testalert::send_test_alert(&st, viewer.principal(), &id, Default::default()).await?;
     Ok(Redirect::to(&format!("/alerts/{}?done=test", alert.id)).into_response())
