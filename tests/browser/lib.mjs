@@ -146,6 +146,10 @@ services:
   - {id: checkout, name: Checkout, team: sre, escalation_policy: sre-pager}
 sources:
   - {id: prometheus, type: prometheus, team: sre, key: ${PROM_KEY}, escalation_policy: sre-pager, service: checkout}
+heartbeats:
+  - {id: nightly-backup, name: Nightly backup, interval: 24h, grace: 1h, team: sre, escalation_policy: sre-pager}
+support_hours:
+  - {id: office, timezone: Europe/Berlin, weekly: {mon-fri: "09:00-18:00"}}
 schedules:
   - id: sre-rota
     name: SRE rota

@@ -350,8 +350,8 @@ const tests = [
     const id = await fire(base, "AxeCheck", "warning");
     const pages = ["/login", "/alerts", "/alerts?status=pending", `/alerts/${id}`, "/oncall", "/schedules",
       "/schedules/sre-rota", "/profile", "/policies", "/services", "/sources", "/catalog/sources/prometheus",
-      "/catalog/escalation_policies/sre-pager", "/catalog/services/new", "/heartbeats", "/support-hours", "/users",
-      "/teams", "/maintenance", "/admin", "/admin/audit", "/admin/deliveries", "/admin/catalog", "/nope-404"];
+      "/catalog/escalation_policies/sre-pager", "/catalog/services/new", "/heartbeats", "/catalog/heartbeats/nightly-backup",
+      "/support-hours", "/catalog/support_hours/office", "/users", "/catalog/users/alice", "/teams", "/catalog/teams/sre", "/maintenance", "/admin", "/admin/audit", "/admin/deliveries", "/admin/catalog", "/nope-404"];
     const problems = [];
     for (const [label, width] of Object.entries(WIDTHS)) {
       // axe is put in by the test (bypassing the page's CSP for it alone).
@@ -423,6 +423,11 @@ const tests = [
     await page.waitForSelector("#alert-list[data-connected='1']", { state: "attached" });
     const id = await fire(b.base, "OtherNode");
     await page.locator(`#alert-${id}`).waitFor({ timeout: 2500 });
+    // The session is a row: node B honours the cookie node A set.
+    const onB = await ctx.newPage();
+    await onB.goto(`${b.base}/alerts/${id}`);
+    equal(onB.url(), `${b.base}/alerts/${id}`, "signed in on node B too");
+    assert((await onB.locator("header .who").textContent()).includes("Bob Responder"), "as bob");
     // Accepted on node B through the API: node A's list shows it.
     await api(b.base, "POST", `/api/v1/alerts/${id}/accept`);
     await eventually("accepted shows on node A", async () =>

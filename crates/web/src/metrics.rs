@@ -24,6 +24,8 @@ pub struct RecentEvent {
 const RECENT_PER_SOURCE: usize = 20;
 
 pub struct Metrics {
+    /// The time of recent events (the application's clock).
+    clock: std::sync::Arc<dyn tocsin_app::Clock>,
     registry: Mutex<Registry>,
     recent: Mutex<std::collections::HashMap<String, std::collections::VecDeque<RecentEvent>>>,
     ingested: Family<Labels, Counter>,
@@ -49,6 +51,11 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
+        Self::with_clock(std::sync::Arc::new(tocsin_app::SystemClock))
+    }
+
+    /// Metrics whose recent events are stamped by `clock`.
+    pub fn with_clock(clock: std::sync::Arc<dyn tocsin_app::Clock>) -> Self {
         let mut registry = Registry::default();
         let ingested = Family::<Labels, Counter>::default();
         registry.register(
@@ -139,6 +146,7 @@ impl Metrics {
             heartbeat_last_ping,
             ingested,
             recent: Mutex::new(Default::default()),
+            clock,
             alerts,
             ingest_seconds,
             escalation_steps,
@@ -161,7 +169,7 @@ impl Metrics {
                 ring.pop_front();
             }
             ring.push_back(RecentEvent {
-                at: chrono::Utc::now(),
+                at: self.clock.now(),
                 outcome: outcome.to_owned(),
                 alert_id,
             });

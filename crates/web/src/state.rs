@@ -370,7 +370,7 @@ impl AppState {
             app: app.clone(),
             store: app.store.clone(),
             live: std::sync::RwLock::new(Arc::new(live)),
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(Metrics::with_clock(app.clock.clone())),
             body_limit: settings.body_limit,
             store_timeout: Duration::from_secs(8),
             public_url: settings.public_url.trim_end_matches('/').to_owned(),
