@@ -387,12 +387,19 @@ const tests = [
     const ctx = await context();
     const page = await ctx.newPage();
     await page.goto(base + "/login");
-    // Tab to the fields and the button, type, press Enter.
+    // The login field has the focus on arrival; type, Tab to the password,
+    // type, Enter.
+    await page.waitForFunction(() => document.activeElement && document.activeElement.id === "login");
     await page.keyboard.type("alice");
     await page.keyboard.press("Tab");
+    equal(await page.evaluate(() => document.activeElement.id), "password", "Tab moves to the password");
     await page.keyboard.type(PASSWORD);
     await page.keyboard.press("Enter");
-    await page.waitForURL(base + "/alerts");
+    await page.waitForURL(base + "/alerts", { timeout: 10000 }).catch(() => {});
+    if (!page.url().endsWith("/alerts")) {
+      const why = await page.locator("main").textContent();
+      throw new Error(`keyboard sign-in did not reach the alerts (${page.url()}): ${why}`);
+    }
     // The first Tab reaches the skip link, which moves focus to the content.
     await page.keyboard.press("Tab");
     equal(await page.evaluate(() => document.activeElement.textContent), "Skip to content", "skip link first");

@@ -16,7 +16,6 @@ use std::time::Duration;
 use axum::extract::{RawQuery, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::{DateTime, TimeDelta, Utc};
-use futures_util::Stream;
 use tocsin_app::Application;
 use tocsin_domain::AlertStatus;
 use tocsin_store::Alert;
@@ -184,7 +183,8 @@ pub(crate) async fn stream(
     State(st): State<AppState>,
     viewer: Viewer,
     RawQuery(raw): RawQuery,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, UiError> {
+) -> Result<axum::response::Response, UiError> {
+    use axum::response::IntoResponse;
     let (filter, _) = filter_of(raw.as_deref())?;
     let rx = st.0.live_alerts.subscribe(&st.0.app);
     struct S {
@@ -208,11 +208,13 @@ pub(crate) async fn stream(
     let events = futures_util::stream::unfold(state, |mut s| async move {
         if s.hello {
             s.hello = false;
-            return Some((Ok(json_event("hello", serde_json::json!({}))), s));
+            let hello: Result<Event, Infallible> = Ok(json_event("hello", serde_json::json!({})));
+            return Some((hello, s));
         }
         loop {
             if let Some(e) = s.queue.pop_front() {
-                return Some((Ok(e), s));
+                let e: Result<Event, Infallible> = Ok(e);
+                return Some((e, s));
             }
             if s.checked.elapsed() >= RECHECK {
                 s.checked = tokio::time::Instant::now();
@@ -241,5 +243,12 @@ pub(crate) async fn stream(
             }
         }
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    let sse = Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
+    // A reverse proxy must pass events on as they come (nginx buffers
+    // unless told not to).
+    Ok((
+        [("x-accel-buffering", "no"), ("cache-control", "no-cache")],
+        sse,
+    )
+        .into_response())
 }
