@@ -131,15 +131,22 @@ impl Application {
         if let Some(u) = catalog.users.get(login) {
             return Some(u.clone());
         }
-        catalog
+        self.user_by_email(login)
+            .and_then(|id| catalog.users.get(&id).cloned())
+    }
+
+    /// The id of the user with this email (case-insensitive).
+    fn user_by_email(&self, email: &str) -> Option<String> {
+        self.catalog
+            .current()
             .users
             .values()
             .find(|u| {
                 u.email
                     .as_deref()
-                    .is_some_and(|e| e.eq_ignore_ascii_case(login))
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
             })
-            .cloned()
+            .map(|u| u.id.clone())
     }
 
     /// Fail when `subject` has had too many failed sign-ins lately.
@@ -429,17 +436,7 @@ impl Application {
         policy: &SessionPolicy,
     ) -> Result<IssuedSession, AppError> {
         let email = email.trim();
-        let found = self
-            .catalog
-            .current()
-            .users
-            .values()
-            .find(|u| {
-                u.email
-                    .as_deref()
-                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
-            })
-            .map(|u| u.id.clone());
+        let found = self.user_by_email(email);
         let user = match found {
             Some(id) => id,
             None if allow_unknown => self.add_observer(email).await?,

@@ -219,6 +219,18 @@ impl Layer {
 }
 
 impl Schedule {
+    /// What a shift's source is called: its layer's name, or `override`.
+    pub fn source_name(&self, src: ShiftSource) -> String {
+        match src {
+            ShiftSource::Layer(i) => self
+                .layers
+                .get(i)
+                .map(|l| l.name.clone())
+                .unwrap_or_else(|| format!("layer {}", i + 1)),
+            ShiftSource::Override(_) => "override".to_owned(),
+        }
+    }
+
     /// Who is on call at `t`: the last override covering it, else the
     /// highest layer that has somebody.
     pub fn on_call(&self, t: DateTime<Utc>) -> Option<OnCall> {

@@ -146,10 +146,10 @@ pub(crate) fn parse_id(id: &str) -> Result<i64, ApiError> {
 pub(crate) struct AlertWithTimeline {
     #[schema(inline)]
     #[serde(flatten)]
-    alert: Alert,
-    timeline: Vec<TimelineEntry>,
-    escalation: Vec<tocsin_store::EscalationStep>,
-    notifications: Vec<tocsin_store::Delivery>,
+    pub alert: Alert,
+    pub timeline: Vec<TimelineEntry>,
+    pub escalation: Vec<tocsin_store::EscalationStep>,
+    pub notifications: Vec<tocsin_store::Delivery>,
 }
 
 /// `GET /api/v1/alerts/{id}`
@@ -168,6 +168,12 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = parse_id(&id)?;
+    Ok(Json(json!(load_alert(&st, id).await?)))
+}
+
+/// An alert with its timeline, escalation steps and notifications: what
+/// the API shows and the alert page draws.
+pub(crate) async fn load_alert(st: &AppState, id: i64) -> Result<AlertWithTimeline, ApiError> {
     let store = &st.0.store;
     let alert = store
         .get_alert(id)
@@ -188,12 +194,12 @@ pub async fn show(
         .steps(id)
         .await
         .map_err(|e| ApiError::from_store("alert escalation", e))?;
-    Ok(Json(json!(AlertWithTimeline {
+    Ok(AlertWithTimeline {
         alert,
         timeline,
         escalation,
         notifications,
-    })))
+    })
 }
 
 async fn transition(

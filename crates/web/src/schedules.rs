@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tocsin_domain::TokenDigest;
-use tocsin_domain::schedule::{OnCall, Shift, ShiftSource};
+use tocsin_domain::schedule::{OnCall, Shift};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -27,25 +27,13 @@ fn schedule<'a>(live: &'a Live, id: &str) -> Result<&'a ScheduleRuntime, ApiErro
         .ok_or_else(|| ApiError::not_found(format!("no schedule `{id}`")))
 }
 
-fn source_name(s: &ScheduleRuntime, src: ShiftSource) -> String {
-    match src {
-        ShiftSource::Layer(i) => s
-            .model
-            .layers
-            .get(i)
-            .map(|l| l.name.clone())
-            .unwrap_or_else(|| format!("layer {}", i + 1)),
-        ShiftSource::Override(_) => "override".to_owned(),
-    }
-}
-
 fn on_call_json(st: &Live, s: &ScheduleRuntime, oc: Option<OnCall>) -> Value {
     match oc {
         Some(oc) => json!({
             "user": oc.user,
             "name": st.user_name(&oc.user),
             "source": oc.source,
-            "source_name": source_name(s, oc.source),
+            "source_name": s.model.source_name(oc.source),
         }),
         None => Value::Null,
     }
@@ -58,7 +46,7 @@ fn shift_json(st: &Live, s: &ScheduleRuntime, sh: &Shift) -> Value {
         "start": sh.start,
         "end": sh.end,
         "source": sh.source,
-        "source_name": source_name(s, sh.source),
+        "source_name": s.model.source_name(sh.source),
     })
 }
 
@@ -304,7 +292,7 @@ fn render_calendar(
             "Schedule {} ({}), from {}",
             s.name,
             s.model.tz.name(),
-            source_name(s, sh.source)
+            s.model.source_name(sh.source)
         );
         cal.push(
             Event::new()

@@ -295,16 +295,12 @@ pub(crate) async fn page(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, UiError> {
     let id = crate::alerts::parse_id(&id)?;
-    let store = &st.0.store;
-    let e = |what: &'static str| move |e| UiError::from_store(what, e);
-    let a = store
-        .get_alert(id)
-        .await
-        .map_err(e("show alert"))?
-        .ok_or_else(|| UiError::not_found(format!("there is no alert {id}")))?;
-    let timeline = store.timeline(id).await.map_err(e("alert timeline"))?;
-    let deliveries = store.deliveries(id).await.map_err(e("alert deliveries"))?;
-    let steps = store.steps(id).await.map_err(e("alert escalation"))?;
+    let crate::alerts::AlertWithTimeline {
+        alert: a,
+        timeline,
+        escalation: steps,
+        notifications: deliveries,
+    } = crate::alerts::load_alert(&st, id).await?;
     let now = st.0.app.now();
     let catalog = st.0.app.catalog.current();
     let done = crate::query_param(raw.as_deref(), "done").and_then(|d| match d.as_str() {

@@ -276,6 +276,9 @@ fn may_edit(viewer: &Viewer, kind: &str, id: &str) -> bool {
         || (kind == "users" && p.allows(Permission::EditProfile, &Scope::User(id.to_owned())))
 }
 
+/// What an object's page shows besides the object: the text being edited
+/// (empty: the stored definition), problems, and the kind's own part.
+#[derive(Default)]
 struct Form<'a> {
     yaml: String,
     problems: Vec<(String, String)>,
@@ -368,12 +371,9 @@ pub(crate) async fn object(
         &kind,
         &id,
         Form {
-            yaml: String::new(),
-            problems: Vec::new(),
-            error: None,
             done,
-            status: StatusCode::OK,
             extra: &extra,
+            ..Form::default()
         },
     )
 }
@@ -412,9 +412,8 @@ pub(crate) async fn save(
                 yaml: yaml.clone(),
                 problems,
                 error,
-                done: None,
                 status,
-                extra: "",
+                ..Form::default()
             },
         )
     };
@@ -465,12 +464,9 @@ pub(crate) async fn delete(
             &kind,
             &id,
             Form {
-                yaml: String::new(),
-                problems: Vec::new(),
                 error: Some(e.to_string()),
-                done: None,
                 status: StatusCode::CONFLICT,
-                extra: "",
+                ..Form::default()
             },
         ),
         Err(e) => Err(UiError::from_app("delete object", e)),
@@ -583,12 +579,10 @@ pub(crate) async fn create(
                     &kind,
                     &id,
                     Form {
-                        yaml: String::new(),
-                        problems: Vec::new(),
-                        error: None,
                         done: Some("Created."),
                         status: StatusCode::CREATED,
                         extra: &extra,
+                        ..Form::default()
                     },
                 );
             }

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use tocsin_app::signin::{Client, IssuedSession, MIN_PASSWORD_CHARS};
 
 use super::session::{
-    LOGIN_COOKIE, SESSION_COOKIE, Viewer, cookie, csrf_matches, safe_next, set_cookie,
+    LOGIN_COOKIE, SESSION_COOKIE, Viewer, cookie, csrf_matches, safe_next, set_cookie, signed_out,
 };
 use super::{FormFields, Posted, UiError, check_origin, html};
 use crate::state::AppState;
@@ -47,15 +47,8 @@ pub(crate) fn signed_in(st: &AppState, issued: &IssuedSession, next: &str) -> Re
     // back after the end is told its session expired (rather than nothing).
     let max_age = (issued.session.expires_at - issued.session.created_at).num_seconds() + 86_400;
     let mut res = Redirect::to(next).into_response();
-    let h = res.headers_mut();
-    for c in [
-        set_cookie(st, SESSION_COOKIE, &issued.secret, Some(max_age)),
-        set_cookie(st, LOGIN_COOKIE, "", Some(0)),
-    ] {
-        if let Ok(v) = c.parse() {
-            h.append(header::SET_COOKIE, v);
-        }
-    }
+    set_cookie(&mut res, st, SESSION_COOKIE, &issued.secret, Some(max_age));
+    set_cookie(&mut res, st, LOGIN_COOKIE, "", Some(0));
     res
 }
 
@@ -88,9 +81,7 @@ fn login_form(
         sso_label: st.0.ui.oidc.as_ref().map(|o| o.label.as_str()),
     };
     let mut res = (status, html(&page)).into_response();
-    if let Ok(v) = set_cookie(st, LOGIN_COOKIE, &csrf, Some(3600)).parse() {
-        res.headers_mut().append(header::SET_COOKIE, v);
-    }
+    set_cookie(&mut res, st, LOGIN_COOKIE, &csrf, Some(3600));
     res
 }
 
@@ -183,11 +174,7 @@ pub(crate) async fn logout(
         .end_session(&viewer.signed_in, &id)
         .await
         .map_err(|e| UiError::from_app("sign out", e))?;
-    let mut res = Redirect::to("/login?why=bye").into_response();
-    if let Ok(v) = set_cookie(&st, SESSION_COOKIE, "", Some(0)).parse() {
-        res.headers_mut().append(header::SET_COOKIE, v);
-    }
-    Ok(res)
+    Ok(signed_out(&st))
 }
 
 #[derive(Template)]
@@ -215,9 +202,7 @@ fn setup_form(st: &AppState, status: StatusCode, error: Option<&str>) -> Respons
         min_chars: MIN_PASSWORD_CHARS,
     };
     let mut res = (status, html(&page)).into_response();
-    if let Ok(v) = set_cookie(st, LOGIN_COOKIE, &csrf, Some(3600)).parse() {
-        res.headers_mut().append(header::SET_COOKIE, v);
-    }
+    set_cookie(&mut res, st, LOGIN_COOKIE, &csrf, Some(3600));
     res
 }
 

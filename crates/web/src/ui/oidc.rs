@@ -9,13 +9,14 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use hmac::{KeyInit, Mac};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 
@@ -136,6 +137,35 @@ fn redirect_url(st: &AppState) -> String {
     format!("{}/auth/oidc/callback", st.0.public_url)
 }
 
+/// The client as the provider's metadata describes it (its token and
+/// userinfo endpoints may be missing), with our callback.
+type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// The provider's client for this server: its metadata, our id, secret
+/// and callback URL.
+async fn client(st: &AppState, o: &OidcSettings) -> Result<Client, UiError> {
+    let meta = st.0.oidc.metadata(o).await?;
+    let redirect = RedirectUrl::new(redirect_url(st)).map_err(|e| {
+        sso_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("server.public_url does not make a callback URL ({e})"),
+        )
+    })?;
+    Ok(CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(o.client_id.clone()),
+        Some(ClientSecret::new(o.client_secret.clone())),
+    )
+    .set_redirect_uri(redirect))
+}
+
 /// The MAC of a flow cookie, with the key every node shares.
 fn sign(st: &AppState, payload: &str) -> String {
     let secret = st.live().loaded.secrets.link_secret.clone();
@@ -154,19 +184,7 @@ pub(crate) async fn start(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, UiError> {
     let o = settings(&st)?;
-    let meta = st.0.oidc.metadata(o).await?;
-    let redirect = RedirectUrl::new(redirect_url(&st)).map_err(|e| {
-        sso_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("server.public_url does not make a callback URL ({e})"),
-        )
-    })?;
-    let client = CoreClient::from_provider_metadata(
-        meta,
-        ClientId::new(o.client_id.clone()),
-        Some(ClientSecret::new(o.client_secret.clone())),
-    )
-    .set_redirect_uri(redirect);
+    let client = client(&st, o).await?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut auth = client.authorize_url(
         CoreAuthenticationFlow::AuthorizationCode,
@@ -192,9 +210,7 @@ pub(crate) async fn start(
         sign(&st, &payload)
     );
     let mut res = Redirect::to(url.as_str()).into_response();
-    if let Ok(v) = set_cookie(&st, FLOW_COOKIE, &value, Some(FLOW_SECONDS)).parse() {
-        res.headers_mut().append(header::SET_COOKIE, v);
-    }
+    set_cookie(&mut res, &st, FLOW_COOKIE, &value, Some(FLOW_SECONDS));
     Ok(res)
 }
 
@@ -263,19 +279,7 @@ pub(crate) async fn callback(
             "the provider sent no code; start again from the sign-in page",
         )
     })?;
-    let meta = st.0.oidc.metadata(o).await?;
-    let redirect = RedirectUrl::new(redirect_url(&st)).map_err(|e| {
-        sso_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("server.public_url does not make a callback URL ({e})"),
-        )
-    })?;
-    let client = CoreClient::from_provider_metadata(
-        meta,
-        ClientId::new(o.client_id.clone()),
-        Some(ClientSecret::new(o.client_secret.clone())),
-    )
-    .set_redirect_uri(redirect);
+    let client = client(&st, o).await?;
     let http = http()?;
     let call = move |req| send(http.clone(), req);
     let refused = |what: &str, e: &dyn std::fmt::Display| {
@@ -325,8 +329,6 @@ pub(crate) async fn callback(
                 e => UiError::from_app("single sign-on", e),
             })?;
     let mut res = signed_in(&st, &issued, &flow.next);
-    if let Ok(v) = set_cookie(&st, FLOW_COOKIE, "", Some(0)).parse() {
-        res.headers_mut().append(header::SET_COOKIE, v);
-    }
+    set_cookie(&mut res, &st, FLOW_COOKIE, "", Some(0));
     Ok(res)
 }

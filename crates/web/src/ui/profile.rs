@@ -2,11 +2,11 @@
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use tocsin_app::signin::MIN_PASSWORD_CHARS;
 
-use super::session::{SESSION_COOKIE, set_cookie};
+use super::session::signed_out;
 use super::{Chrome, Posted, UiError, Viewer, ago, html, when};
 use crate::state::AppState;
 
@@ -405,11 +405,7 @@ pub(crate) async fn end_session(
         .await
         .map_err(|e| UiError::from_app("end session", e))?;
     if id == viewer.signed_in.session.id {
-        let mut res = Redirect::to("/login?why=bye").into_response();
-        if let Ok(v) = set_cookie(&st, SESSION_COOKIE, "", Some(0)).parse() {
-            res.headers_mut().append(header::SET_COOKIE, v);
-        }
-        return Ok(res);
+        return Ok(signed_out(&st));
     }
     Ok(Redirect::to("/profile?done=ended").into_response())
 }

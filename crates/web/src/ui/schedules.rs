@@ -9,7 +9,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, NaiveDateTime, NaiveTime, TimeDelta, Utc};
 use chrono_tz::Tz;
-use tocsin_domain::schedule::{Schedule, Shift, ShiftSource, resolve_local};
+use tocsin_domain::schedule::{Schedule, Shift, resolve_local};
 
 use super::{Chrome, Posted, UiError, Viewer, html};
 use crate::state::{AppState, Live, ScheduleRuntime};
@@ -207,17 +207,6 @@ pub(crate) fn timeline(live: &Live, s: &Schedule, now: DateTime<Utc>) -> Vec<Day
         .collect()
 }
 
-fn source_name(s: &Schedule, src: ShiftSource) -> String {
-    match src {
-        ShiftSource::Layer(i) => s
-            .layers
-            .get(i)
-            .map(|l| l.name.clone())
-            .unwrap_or_else(|| format!("layer {}", i + 1)),
-        ShiftSource::Override(_) => "override".into(),
-    }
-}
-
 /// Who is on call now (until when), and who is next (from when).
 fn now_and_next(live: &Live, s: &Schedule, now: DateTime<Utc>) -> (Option<String>, Option<String>) {
     let shifts = s.shifts(now, now + TimeDelta::days(60));
@@ -227,7 +216,7 @@ fn now_and_next(live: &Live, s: &Schedule, now: DateTime<Utc>) -> (Option<String
         format!(
             "{} ({}) until {}",
             live.user_name(&sh.user),
-            source_name(s, sh.source),
+            s.source_name(sh.source),
             local(tz, sh.end)
         )
     });
@@ -362,7 +351,7 @@ fn render(
         .map(|sh| ShiftRow {
             when: format!("{} – {}", local(tz, sh.start), local(tz, sh.end)),
             user: live.user_name(&sh.user),
-            source: source_name(m, sh.source),
+            source: m.source_name(sh.source),
             from: fmt_local(sh.start.max(now)),
             to: fmt_local(sh.end),
             mine: sh.user == me,

@@ -29,10 +29,16 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
-/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, path `/`, `Secure`
-/// when configured; `max_age` in seconds (`Some(0)` deletes it; `None`
-/// lasts for the browser session).
-pub(crate) fn set_cookie(st: &AppState, name: &str, value: &str, max_age: Option<i64>) -> String {
+/// Add a `Set-Cookie` to `res`: `HttpOnly`, `SameSite=Lax`, path `/`,
+/// `Secure` when configured; `max_age` in seconds (`Some(0)` deletes it;
+/// `None` lasts for the browser session).
+pub(crate) fn set_cookie(
+    res: &mut Response,
+    st: &AppState,
+    name: &str,
+    value: &str,
+    max_age: Option<i64>,
+) {
     let mut c = cookie::Cookie::build((name.to_owned(), value.to_owned()))
         .http_only(true)
         .same_site(cookie::SameSite::Lax)
@@ -41,7 +47,17 @@ pub(crate) fn set_cookie(st: &AppState, name: &str, value: &str, max_age: Option
     if let Some(s) = max_age {
         c = c.max_age(cookie::time::Duration::seconds(s));
     }
-    c.build().to_string()
+    if let Ok(v) = c.build().to_string().parse() {
+        res.headers_mut().append(axum::http::header::SET_COOKIE, v);
+    }
+}
+
+/// The answer that signs the browser out: its session cookie deleted, on
+/// to the sign-in page.
+pub(crate) fn signed_out(st: &AppState) -> Response {
+    let mut res = Redirect::to("/login?why=bye").into_response();
+    set_cookie(&mut res, st, SESSION_COOKIE, "", Some(0));
+    res
 }
 
 /// The CSRF token of a session: derived from its secret, which only the
