@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use tocsin_domain::{Permission, Principal, Role, Scope, SecretKey, TokenDigest};
 use tocsin_store::{
-    Actor, AuditFilter, AuditPage, MaintenanceWindow, NewToken, PersonalToken, Transition,
-    TransitionResult,
+    Actor, AuditFilter, AuditPage, MaintenanceWindow, NewMaintenance, NewToken, PersonalToken,
+    Transition, TransitionResult,
 };
 
 use crate::{AppError, Application, Assignee};
@@ -213,17 +213,13 @@ impl Application {
     }
 
     /// Open a maintenance window on a source or service for `p`.
-    #[allow(clippy::too_many_arguments)]
     pub async fn start_maintenance(
         &self,
         p: &Principal,
         channel: &str,
-        target_kind: &str,
-        target_id: &str,
-        starts_at: DateTime<Utc>,
-        ends_at: DateTime<Utc>,
-        reason: &str,
+        m: &NewMaintenance,
     ) -> Result<MaintenanceWindow, AppError> {
+        let (target_kind, target_id) = (m.target_kind.as_str(), m.target_id.as_str());
         let catalog = self.catalog.current();
         let known = match target_kind {
             // Heartbeats are sources too (`heartbeat:ID`).
@@ -248,7 +244,7 @@ impl Application {
         )
         .map_err(denied)?;
         let now = self.now();
-        if ends_at <= starts_at || ends_at <= now {
+        if m.ends_at <= m.starts_at || m.ends_at <= now {
             return Err(AppError::Invalid(vec![tocsin_config::Problem::new(
                 "ends_at",
                 "a maintenance window must end after it starts, in the future",
@@ -256,15 +252,7 @@ impl Application {
         }
         let w = self
             .store
-            .create_maintenance(
-                target_kind,
-                target_id,
-                starts_at,
-                ends_at,
-                reason,
-                &actor(p, channel),
-                now,
-            )
+            .create_maintenance(m, &actor(p, channel), now)
             .await?;
         self.windows_changed().await;
         Ok(w)

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tocsin_domain::catalog::SharedCatalog;
+use tocsin_domain::incident::{Impact, auto_impact, auto_title};
 use tocsin_domain::support_hours::SupportHours;
 use tocsin_domain::{AlertEvent, Catalog, OutsideSupportHours, Principal, SourceRouting};
 use tocsin_store::{
@@ -159,11 +160,32 @@ impl Application {
                     }
                     None => true,
                 };
+                // A service's alerts at or above `auto_incident_from` open
+                // (or join) its incident; not in maintenance.
+                let incident = route
+                    .service_id
+                    .as_deref()
+                    .and_then(|s| catalog.services.get(s))
+                    .filter(|_| page && !event.resolved)
+                    .and_then(|svc| {
+                        let impact = auto_impact(event.severity, svc.auto_incident_from)?;
+                        Some(tocsin_store::AutoIncident {
+                            service_id: svc.id.clone(),
+                            impact,
+                            title: auto_title(&svc.name, impact),
+                            message: format!(
+                                "We are investigating {} of {}.",
+                                impact_words(impact),
+                                svc.name
+                            ),
+                        })
+                    });
                 RoutedEvent {
                     event,
                     policy_id: route.policy_id,
                     service_id: route.service_id,
                     page,
+                    incident,
                     route_note: route.note,
                     first_step_at,
                 }
@@ -412,5 +434,14 @@ impl Application {
                 .await?;
         self.changed().await;
         Ok(plan)
+    }
+}
+
+/// How the first update of an incident an alert opened names its impact.
+fn impact_words(impact: Impact) -> &'static str {
+    match impact {
+        Impact::Degraded => "degraded performance",
+        Impact::PartialOutage => "a partial outage",
+        Impact::MajorOutage => "a major outage",
     }
 }

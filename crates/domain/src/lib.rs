@@ -7,6 +7,7 @@ pub mod alert;
 pub mod catalog;
 pub mod duration;
 pub mod escalation;
+pub mod incident;
 pub mod ingest;
 pub mod links;
 mod openapi;

@@ -409,6 +409,7 @@ fn routed_event(key: &str) -> RoutedEvent {
         route_note: "r".into(),
         first_step_at: None,
         page: true,
+        incident: None,
     }
 }
 

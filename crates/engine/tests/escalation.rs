@@ -128,6 +128,7 @@ fn event(key: &str, priority: Priority) -> RoutedEvent {
         route_note: "routed".into(),
         first_step_at: None,
         page: true,
+        incident: None,
     }
 }
 
@@ -326,6 +327,7 @@ async fn resolve_heartbeat(e: &Env, at: DateTime<Utc>) {
         route_note: String::new(),
         first_step_at: None,
         page: true,
+        incident: None,
     };
     e.store
         .ingest(
@@ -437,11 +439,15 @@ async fn heartbeat_falls_due_once_and_pages(e: Env) {
     resolve_heartbeat(&e, t(6500)).await;
     e.store
         .create_maintenance(
-            "source",
-            "heartbeat:cron",
-            t(7000),
-            t(9000),
-            "upgrade",
+            &tocsin_store::NewMaintenance {
+                target_kind: "source".into(),
+                target_id: "heartbeat:cron".into(),
+                starts_at: t(7000),
+                ends_at: t(9000),
+                reason: "upgrade".into(),
+                title: String::new(),
+                public: false,
+            },
             &tocsin_store::Actor::new("token:t", "api"),
             t(7000),
         )

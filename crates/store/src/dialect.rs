@@ -87,6 +87,9 @@ pub(crate) struct Dialect {
     /// creating its gate; the gate stays locked (at least shared) until
     /// commit, so that a dispatcher letting it go sees the pages queued.
     pub upsert_gates: Bulk,
+    /// Link alerts to an incident (incident, alert, at, by); a link that
+    /// exists is kept.
+    pub insert_incident_alerts: Bulk,
 }
 
 /// SQLite 3.45 or later (JSON `->>`, `RETURNING`, `UPDATE … FROM`).
@@ -121,6 +124,9 @@ pub(crate) const SQLITE: Dialect = Dialect {
     ),
     upsert_gates: Bulk::PerRow(
         "INSERT INTO contact_gates (user_id, contact_id, open_at, due_at) VALUES ($1, $2, 0, $3) ON CONFLICT (user_id, contact_id) DO UPDATE SET due_at = excluded.due_at WHERE contact_gates.due_at IS NULL OR excluded.due_at < contact_gates.due_at",
+    ),
+    insert_incident_alerts: Bulk::PerRow(
+        "INSERT INTO incident_alerts (incident_id, alert_id, linked_at, linked_by) VALUES ($1, $2, $3, $4) ON CONFLICT (incident_id, alert_id) DO NOTHING",
     ),
 };
 
@@ -160,5 +166,8 @@ pub(crate) const POSTGRES: Dialect = Dialect {
     // letting the gate go waits for them (then sees their pages).
     upsert_gates: Bulk::JsonArray(
         "WITH want AS (SELECT j.v ->> 0 AS user_id, j.v ->> 1 AS contact_id, (j.v ->> 2)::bigint AS due_at FROM jsonb_array_elements($1::jsonb) AS j(v)), in_time AS (SELECT g.user_id, g.contact_id FROM contact_gates g JOIN want w ON g.user_id = w.user_id AND g.contact_id = w.contact_id WHERE g.due_at <= w.due_at FOR KEY SHARE OF g) INSERT INTO contact_gates (user_id, contact_id, open_at, due_at) SELECT w.user_id, w.contact_id, 0, w.due_at FROM want w WHERE NOT EXISTS (SELECT 1 FROM in_time t WHERE t.user_id = w.user_id AND t.contact_id = w.contact_id) ON CONFLICT (user_id, contact_id) DO UPDATE SET due_at = excluded.due_at WHERE contact_gates.due_at IS NULL OR excluded.due_at < contact_gates.due_at",
+    ),
+    insert_incident_alerts: Bulk::JsonArray(
+        "INSERT INTO incident_alerts (incident_id, alert_id, linked_at, linked_by) SELECT (j.v ->> 0)::bigint, (j.v ->> 1)::bigint, (j.v ->> 2)::bigint, j.v ->> 3 FROM jsonb_array_elements($1::jsonb) AS j(v) ON CONFLICT (incident_id, alert_id) DO NOTHING",
     ),
 };

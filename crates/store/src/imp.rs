@@ -15,9 +15,11 @@ use crate::plan::{JobRef, Key, Newest, Stored, TimelineRow};
 use crate::{
     Actor, Alert, AlertFilter, AlertPage, AuditFilter, AuditPage, AuditRecord, CatalogCommit,
     CatalogWrite, ChangeEvent, ClaimedBundle, ClaimedStep, Delivery, DeliveryOutcome, DueHeartbeat,
-    EscalationStep, HeartbeatRow, IngestResult, MaintenanceWindow, NewChange, NewToken,
-    PersonalToken, PingResult, RoutedEvent, StepDone, StepPlanner, Store, StoreError,
-    StoredCatalog, TimelineEntry, Transition, TransitionResult, Wake, WakeTopic,
+    EscalationStep, HeartbeatRow, Incident, IncidentChange, IncidentEvent, IncidentFilter,
+    IncidentNote, IngestResult, MaintenanceWindow, NewChange, NewIncident, NewMaintenance,
+    NewToken, PersonalToken, PingResult, PublicEvent, RoutedEvent, ServiceSpan, StatusVersion,
+    StepDone, StepPlanner, Store, StoreError, StoredCatalog, TimelineEntry, Transition,
+    TransitionResult, Wake, WakeTopic,
 };
 
 pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
@@ -40,8 +42,7 @@ pub(crate) fn spec_hash(spec: &serde_json::Value) -> String {
 const DELIVERY_COLUMNS: &str = "id, alert_id, step_id, user_id, contact_id, channel, address, due_at, status, attempts, last_error, sent_at";
 pub(crate) const ALERT_COLUMNS: &str = "id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, accepted_at, accepted_by, resolved_at, resolved_by";
 
-const WINDOW_COLUMNS: &str =
-    "id, target_kind, target_id, starts_at, ends_at, reason, created_by, created_at, ended_at";
+const WINDOW_COLUMNS: &str = "id, target_kind, target_id, starts_at, ends_at, reason, created_by, created_at, ended_at, title, public";
 
 const CHANGE_COLUMNS: &str =
     "id, source_id, service_id, at, received_at, summary, origin, details, links";
@@ -126,6 +127,8 @@ fn window_from_row(r: &Row) -> Result<MaintenanceWindow, DbError> {
         created_by: r.get("created_by")?,
         created_at: r.time("created_at")?,
         ended_at: r.time_opt("ended_at")?,
+        title: r.get("title")?,
+        public: r.get::<i64>("public")? != 0,
     })
 }
 
@@ -188,12 +191,16 @@ fn delivery_from_row(r: &Row) -> Result<Delivery, DbError> {
     })
 }
 
-fn in_ids(d: &Dialect, param: &str) -> String {
+pub(crate) fn in_ids(d: &Dialect, param: &str) -> String {
     format!("{}{param}{}", d.ids_open, d.ids_close)
 }
 
 /// Write `rows` (each in the statement's placeholder order) with `stmt`.
-async fn bulk(tx: &mut impl Conn, stmt: &Bulk, rows: Vec<Vec<Value>>) -> Result<(), DbError> {
+pub(crate) async fn bulk(
+    tx: &mut impl Conn,
+    stmt: &Bulk,
+    rows: Vec<Vec<Value>>,
+) -> Result<(), DbError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -648,6 +655,27 @@ pub(crate) async fn ingest_batch(
     };
     out.steps.extend(pending);
     out.write(d, tx).await?;
+    // Alerts at or above their service's `auto_incident_from` open or
+    // join its incident, in this transaction: a redelivery finds the link.
+    let auto: Vec<crate::incident::AutoAlert<'_>> = plan
+        .drafts
+        .iter()
+        .filter(|a| a.status.is_open() && (a.page || !a.is_new))
+        .filter_map(|a| {
+            let c = a.content.as_ref()?;
+            Some(crate::incident::AutoAlert {
+                alert_id: a.id,
+                is_new: a.is_new,
+                source_id: &a.source_id,
+                severity: c.severity,
+                summary: &c.summary,
+                auto: a.incident.as_ref()?,
+            })
+        })
+        .collect();
+    if let Some(now) = jobs.iter().map(|j| j.now).max() {
+        crate::incident::auto_link(d, tx, &auto, now).await?;
+    }
     for c in &plan.audit {
         crate::audit::record(tx, &c.record(), c.at).await?;
     }
@@ -1533,19 +1561,15 @@ impl<B: Backend> Store for B {
 
     async fn create_maintenance(
         &self,
-        target_kind: &str,
-        target_id: &str,
-        starts_at: DateTime<Utc>,
-        ends_at: DateTime<Utc>,
-        reason: &str,
+        m: &NewMaintenance,
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<MaintenanceWindow, StoreError> {
         let mut tx = self.begin().await?;
         let row = tx
             .fetch_one(
-                &format!("INSERT INTO maintenance_windows (target_kind, target_id, starts_at, ends_at, reason, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {WINDOW_COLUMNS}"),
-                args![target_kind, target_id, ms(starts_at), ms(ends_at), reason, &actor.name, ms(now)],
+                &format!("INSERT INTO maintenance_windows (target_kind, target_id, starts_at, ends_at, reason, created_by, created_at, title, public, fanout) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {WINDOW_COLUMNS}"),
+                args![&m.target_kind, &m.target_id, ms(m.starts_at), ms(m.ends_at), &m.reason, &actor.name, ms(now), &m.title, i64::from(m.public)],
             )
             .await?;
         let w = window_from_row(&row)?;
@@ -1555,13 +1579,16 @@ impl<B: Backend> Store for B {
             w.id.to_string(),
             "create",
             serde_json::json!({
-                "target": {"after": format!("{target_kind}:{target_id}")},
+                "target": {"after": format!("{}:{}", m.target_kind, m.target_id)},
                 "starts_at": {"after": w.starts_at},
                 "ends_at": {"after": w.ends_at},
                 "reason": {"after": w.reason},
+                "title": {"after": w.title},
+                "public": {"after": w.public},
             }),
         );
         crate::audit::record(&mut tx, &audit, now).await?;
+        crate::incident::bump(&mut tx, now).await?;
         tx.commit().await?;
         Ok(w)
     }
@@ -1592,6 +1619,7 @@ impl<B: Backend> Store for B {
             serde_json::json!({"ended_at": {"before": null, "after": w.ended_at}}),
         );
         crate::audit::record(&mut tx, &audit, now).await?;
+        crate::incident::bump(&mut tx, now).await?;
         tx.commit().await?;
         Ok(Some(w))
     }
@@ -1944,5 +1972,109 @@ impl<B: Backend> Store for B {
             args![service_id, i64::from(limit)],
             change_from_row)
         .await
+    }
+
+    async fn open_incident(
+        &self,
+        new: &NewIncident,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Incident, StoreError> {
+        crate::incident::open(self, new, actor, now).await
+    }
+
+    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        crate::incident::get(self, id).await
+    }
+
+    async fn incident_events(&self, id: i64) -> Result<Vec<IncidentEvent>, StoreError> {
+        crate::incident::events(self, id).await
+    }
+
+    async fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
+        crate::incident::list(self, filter).await
+    }
+
+    async fn post_incident_update(
+        &self,
+        id: i64,
+        note: &IncidentNote,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Incident>, StoreError> {
+        crate::incident::post_update(self, id, note, actor, now).await
+    }
+
+    async fn change_incident(
+        &self,
+        id: i64,
+        change: &IncidentChange,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Incident>, StoreError> {
+        crate::incident::change(self, id, change, actor, now).await
+    }
+
+    async fn resolve_incident(
+        &self,
+        id: i64,
+        message: &str,
+        public: bool,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Incident>, StoreError> {
+        crate::incident::resolve(self, id, message, public, actor, now).await
+    }
+
+    async fn link_incident_alert(
+        &self,
+        id: i64,
+        alert_id: i64,
+        linked: bool,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Incident>, StoreError> {
+        crate::incident::set_link(self, id, alert_id, linked, actor, now).await
+    }
+
+    async fn incidents_of_alert(&self, alert_id: i64) -> Result<Vec<i64>, StoreError> {
+        crate::incident::of_alert(self, alert_id).await
+    }
+
+    async fn resolvable_incidents(&self, limit: u32) -> Result<Vec<i64>, StoreError> {
+        crate::incident::resolvable(self, limit).await
+    }
+
+    async fn auto_resolve_incident(
+        &self,
+        id: i64,
+        message: &str,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        crate::incident::auto_resolve(self, id, message, actor, now).await
+    }
+
+    async fn status_version(&self) -> Result<StatusVersion, StoreError> {
+        crate::incident::status_version(self).await
+    }
+
+    async fn service_spans(&self, since: DateTime<Utc>) -> Result<Vec<ServiceSpan>, StoreError> {
+        crate::incident::spans(self, since).await
+    }
+
+    async fn public_incident_events(&self, limit: u32) -> Result<Vec<PublicEvent>, StoreError> {
+        crate::incident::public_events(self, limit).await
+    }
+
+    async fn recent_incidents(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(Incident, Vec<IncidentEvent>)>, StoreError> {
+        crate::incident::recent(self, since).await
+    }
+
+    async fn incident_titles(&self, ids: &[i64]) -> Result<HashMap<i64, String>, StoreError> {
+        crate::incident::titles(self, ids).await
     }
 }

@@ -14,6 +14,7 @@ mod dialect;
 mod error;
 mod group;
 mod imp;
+mod incident;
 mod model;
 mod plan;
 mod postgres;
@@ -25,6 +26,10 @@ use chrono::{DateTime, Utc};
 use tocsin_domain::AlertStatus;
 
 pub use error::StoreError;
+pub use incident::{
+    AutoIncident, Incident, IncidentChange, IncidentEvent, IncidentFilter, IncidentNote,
+    IncidentService, NewIncident, PublicEvent, ServiceSpan, StatusVersion,
+};
 pub use model::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -234,15 +239,11 @@ pub trait Store: Send + Sync + 'static {
     /// accepted, newest first.
     async fn open_alerts_of_user(&self, user: &str, limit: u32) -> Result<Vec<Alert>, StoreError>;
 
-    /// Open a maintenance window.
-    #[allow(clippy::too_many_arguments)]
+    /// Open a maintenance window (audited). A public one is on the status
+    /// page, and its subscribers and announcements are queued.
     async fn create_maintenance(
         &self,
-        target_kind: &str,
-        target_id: &str,
-        starts_at: DateTime<Utc>,
-        ends_at: DateTime<Utc>,
-        reason: &str,
+        window: &NewMaintenance,
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<MaintenanceWindow, StoreError>;
@@ -447,6 +448,103 @@ pub trait Store: Send + Sync + 'static {
         hash: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+
+    /// Open an incident by hand (audited): its services, its first update
+    /// and the alerts it links. A service without an open incident makes
+    /// this its current one, which its new alerts join.
+    async fn open_incident(
+        &self,
+        new: &NewIncident,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Incident, StoreError>;
+
+    /// One incident with its services and linked alerts.
+    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError>;
+
+    /// An incident's timeline, oldest first.
+    async fn incident_events(&self, id: i64) -> Result<Vec<IncidentEvent>, StoreError>;
+
+    /// Incidents matching `filter`, newest first.
+    async fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError>;
+
+    /// Post an update (audited); from then on the incident does not
+    /// resolve by itself. `Conflict` once resolved; `None`: no such incident.
+    async fn post_incident_update(
+        &self,
+        id: i64,
+        note: &IncidentNote,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Incident>, StoreError>;
+
+    /// Change title, severity, services and impacts, or responders (each
+    /// change on the timeline, audited). `Conflict` once resolved.
+    async fn change_incident(
+        &self,
+        id: i64,
+        change: &IncidentChange,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Incident>, StoreError>;
+
+    /// Resolve by hand with a last update (audited). `Conflict` when it
+    /// is resolved already.
+    async fn resolve_incident(
+        &self,
+        id: i64,
+        message: &str,
+        public: bool,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Incident>, StoreError>;
+
+    /// Link (`linked`) or unlink an alert (audited, on the timeline).
+    async fn link_incident_alert(
+        &self,
+        id: i64,
+        alert_id: i64,
+        linked: bool,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Incident>, StoreError>;
+
+    /// The incidents an alert is linked to, newest first.
+    async fn incidents_of_alert(&self, alert_id: i64) -> Result<Vec<i64>, StoreError>;
+
+    /// Open incidents nobody holds whose linked alerts are all resolved.
+    async fn resolvable_incidents(&self, limit: u32) -> Result<Vec<i64>, StoreError>;
+
+    /// Resolve one of those if it still qualifies; `false` otherwise (a
+    /// person took it over, an alert reopened, another node did it).
+    async fn auto_resolve_incident(
+        &self,
+        id: i64,
+        message: &str,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// The status page's version: one read by primary key.
+    async fn status_version(&self) -> Result<StatusVersion, StoreError>;
+
+    /// State history spans that overlap `[since, now]`.
+    async fn service_spans(&self, since: DateTime<Utc>) -> Result<Vec<ServiceSpan>, StoreError>;
+
+    /// Public updates, newest first (the feed).
+    async fn public_incident_events(&self, limit: u32) -> Result<Vec<PublicEvent>, StoreError>;
+
+    /// Open incidents and those resolved since `since`, with timelines.
+    async fn recent_incidents(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(Incident, Vec<IncidentEvent>)>, StoreError>;
+
+    /// Incident titles by id.
+    async fn incident_titles(
+        &self,
+        ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, String>, StoreError>;
 }
 
 /// Open the store a database URL names (`sqlite://…` or `postgres://…`) and

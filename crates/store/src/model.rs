@@ -139,6 +139,9 @@ pub struct RoutedEvent {
     pub first_step_at: Option<DateTime<Utc>>,
     /// False during a maintenance window: a new alert is stored, nobody paged.
     pub page: bool,
+    /// The alert's service opens an incident for it (or it joins the
+    /// service's open one): `auto_incident_from`, decided by the caller.
+    pub incident: Option<crate::AutoIncident>,
 }
 
 /// What ingesting one event did.
@@ -461,9 +464,38 @@ pub struct MaintenanceWindow {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// What the status page calls it (empty: the reason, or "Maintenance").
+    pub title: String,
+    /// Shown on the status page (scheduled ahead: announced there and to
+    /// subscribers).
+    pub public: bool,
+}
+
+/// A maintenance window to open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMaintenance {
+    /// `source` or `service`.
+    pub target_kind: String,
+    pub target_id: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub reason: String,
+    pub title: String,
+    pub public: bool,
 }
 
 impl MaintenanceWindow {
+    /// The name the status page shows.
+    pub fn display_title(&self) -> &str {
+        if !self.title.is_empty() {
+            &self.title
+        } else if !self.reason.is_empty() {
+            &self.reason
+        } else {
+            "Scheduled maintenance"
+        }
+    }
+
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         self.ended_at.is_none() && self.starts_at <= now && now < self.ends_at
     }

@@ -85,6 +85,8 @@ pub(crate) struct Draft {
     pub first_step_at: Option<DateTime<Utc>>,
     /// Whether a new alert starts escalating at all.
     pub page: bool,
+    /// The incident its service opens for it, or that it joins.
+    pub incident: Option<crate::AutoIncident>,
 }
 
 #[derive(Serialize)]
@@ -308,6 +310,7 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                         dirty: false,
                         first_step_at: None,
                         page: false,
+                        incident: None,
                     });
                     by_key.insert(key.clone(), drafts.len() - 1);
                     drafts.len() - 1
@@ -354,6 +357,7 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                         dirty: true,
                         first_step_at: routed.first_step_at,
                         page: routed.page,
+                        incident: routed.incident.clone(),
                     });
                     by_key.insert(key, drafts.len() - 1);
                     // One entry says what was created and where it went:
@@ -402,6 +406,9 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                     d.last_seen_at = now;
                     d.seen += 1;
                     d.dirty = true;
+                    if d.content.is_some() && routed.incident.is_some() {
+                        d.incident = routed.incident.clone();
+                    }
                     if let Some(at) = resolve_at {
                         d.status = AlertStatus::Resolved;
                         d.resolved_at = Some(at);
@@ -458,6 +465,9 @@ pub(crate) fn plan(jobs: &[JobRef<'_>], mut newest: HashMap<Key, Newest>) -> Pla
                         Some((c, what)) => {
                             d.content = Some(c);
                             d.updated_at = now;
+                            if routed.incident.is_some() {
+                                d.incident = routed.incident.clone();
+                            }
                             note(alert_id, TimelineKind::Updated, what);
                             IngestOutcome::Updated
                         }

@@ -128,6 +128,7 @@ fn routed(key: &str, members: Vec<Member>) -> RoutedEvent {
         route_note: "routed to p1".into(),
         first_step_at: None,
         page: true,
+        incident: None,
     }
 }
 
@@ -1515,7 +1516,19 @@ async fn audit_log_appends_filters_pages_and_prunes(s: &dyn Store) {
         .unwrap();
     s.comment(id, &ci, "looking", t(4)).await.unwrap();
     let w = s
-        .create_maintenance("service", "checkout", t(5), t(50), "upgrade", &ci, t(5))
+        .create_maintenance(
+            &tocsin_store::NewMaintenance {
+                target_kind: "service".into(),
+                target_id: "checkout".into(),
+                starts_at: t(5),
+                ends_at: t(50),
+                reason: "upgrade".into(),
+                title: String::new(),
+                public: false,
+            },
+            &ci,
+            t(5),
+        )
         .await
         .unwrap();
     s.end_maintenance(w.id, &alice, t(6)).await.unwrap();
@@ -2025,11 +2038,15 @@ fn actor() -> Actor {
 async fn maintenance_windows_open_list_and_end(s: &dyn Store) {
     let w = s
         .create_maintenance(
-            "source",
-            "prom",
-            t(10),
-            t(100),
-            "db upgrade",
+            &tocsin_store::NewMaintenance {
+                target_kind: "source".into(),
+                target_id: "prom".into(),
+                starts_at: t(10),
+                ends_at: t(100),
+                reason: "db upgrade".into(),
+                title: String::new(),
+                public: false,
+            },
             &actor(),
             t(0),
         )
@@ -2044,9 +2061,21 @@ async fn maintenance_windows_open_list_and_end(s: &dyn Store) {
         ("source", "prom", "db upgrade")
     );
     assert!(!w.is_active(t(5)) && w.is_active(t(10)) && !w.is_active(t(100)));
-    s.create_maintenance("service", "checkout", t(0), t(20), "", &actor(), t(0))
-        .await
-        .unwrap();
+    s.create_maintenance(
+        &tocsin_store::NewMaintenance {
+            target_kind: "service".into(),
+            target_id: "checkout".into(),
+            starts_at: t(0),
+            ends_at: t(20),
+            reason: "".into(),
+            title: String::new(),
+            public: false,
+        },
+        &actor(),
+        t(0),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         s.maintenance_windows(t(1)).await.unwrap().len(),
         2,
@@ -2194,6 +2223,487 @@ async fn first_levels_run_in_the_ingest_transaction(s: &dyn Store) {
     assert_eq!(bundles.len(), 1, "one contact, one bundle");
 }
 
+/// An event of service `checkout` that its `auto_incident_from` turns into
+/// an incident.
+fn auto(key: &str, sev: Severity) -> RoutedEvent {
+    use tocsin_domain::incident::Impact;
+    let mut e = routed(key, vec![member("a", true, 0, None)]);
+    e.event.severity = sev;
+    let impact = Impact::of_severity(sev);
+    e.incident = Some(AutoIncident {
+        service_id: "checkout".into(),
+        impact,
+        title: format!("Checkout: {impact}"),
+        message: "We are investigating.".into(),
+    });
+    e
+}
+
+async fn open_incidents(s: &dyn Store) -> Vec<Incident> {
+    s.incidents(&IncidentFilter {
+        open: Some(true),
+        limit: 100,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn alerts_open_one_incident_per_service_and_join_it(s: &dyn Store) {
+    use tocsin_domain::incident::{Impact, IncidentStatus};
+    let v0 = s.status_version().await.unwrap().version;
+    let first = ingest(s, &[auto("disk", Severity::Sev2)], 1).await[0]
+        .alert_id
+        .unwrap();
+    let open = open_incidents(s).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    let inc = &open[0];
+    assert!(inc.auto_opened && !inc.held);
+    assert_eq!(inc.opened_by, "source:prom");
+    assert_eq!(
+        (inc.severity, inc.status),
+        (Severity::Sev2, IncidentStatus::Investigating)
+    );
+    assert_eq!(
+        inc.services,
+        vec![IncidentService {
+            id: "checkout".into(),
+            impact: Impact::Degraded
+        }]
+    );
+    assert_eq!(inc.alert_ids, vec![first]);
+    assert!(
+        s.status_version().await.unwrap().version > v0,
+        "the page's version moved"
+    );
+    let opened = s.incident_events(inc.id).await.unwrap();
+    assert_eq!(opened[0].kind, "opened");
+    assert!(opened[0].public);
+
+    // A redelivery changes nothing.
+    ingest(s, &[auto("disk", Severity::Sev2)], 2).await;
+    assert_eq!(open_incidents(s).await, open);
+    assert_eq!(s.incident_events(inc.id).await.unwrap().len(), opened.len());
+
+    // Another alert of the service joins; a SEV0 one raises severity and impact.
+    let second = ingest(s, &[auto("cpu", Severity::Sev0)], 3).await[0]
+        .alert_id
+        .unwrap();
+    let now = open_incidents(s).await;
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].alert_ids, vec![first, second]);
+    assert_eq!(now[0].severity, Severity::Sev0);
+    assert_eq!(now[0].services[0].impact, Impact::MajorOutage);
+    let kinds: Vec<String> = s
+        .incident_events(inc.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["opened", "linked", "severity", "impact", "linked"]);
+    assert_eq!(s.incidents_of_alert(second).await.unwrap(), vec![inc.id]);
+
+    // A storm: 300 new alerts in one batch and 8 requests at once. Still
+    // one incident, every alert linked once, one timeline entry a batch.
+    let storm: Vec<RoutedEvent> = (0..300)
+        .map(|i| auto(&format!("s{i}"), Severity::Sev1))
+        .collect();
+    ingest(s, &storm, 4).await;
+    let actor = src();
+    let reqs: Vec<Vec<RoutedEvent>> = (0..8)
+        .map(|r| {
+            (0..5)
+                .map(|i| auto(&format!("r{r}-{i}"), Severity::Sev1))
+                .collect()
+        })
+        .collect();
+    let results = futures_util::future::join_all(
+        reqs.into_iter()
+            .map(|evs| s.ingest("prom", &actor, evs, t(5))),
+    )
+    .await;
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    let now = open_incidents(s).await;
+    assert_eq!(now.len(), 1, "one incident for the service");
+    assert_eq!(now[0].alert_ids.len(), 2 + 300 + 40);
+    let events = s.incident_events(inc.id).await.unwrap();
+    let links = events.iter().filter(|e| e.kind == "linked").count();
+    assert!(
+        links <= 2 + 1 + 8,
+        "one entry a batch, not an alert: {links}"
+    );
+    let storm_entry = events
+        .iter()
+        .find(|e| e.message.starts_with("linked 300 alerts"))
+        .unwrap();
+    assert!(
+        storm_entry.message.contains("and 295 more"),
+        "{}",
+        storm_entry.message
+    );
+
+    // State history: degraded from t(1), major from t(3).
+    let spans = s.service_spans(t(0)).await.unwrap();
+    let got: Vec<(Impact, DateTime<Utc>, Option<DateTime<Utc>>)> = spans
+        .iter()
+        .map(|x| (x.span.impact, x.span.from, x.span.to))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (Impact::Degraded, t(1), Some(t(3))),
+            (Impact::MajorOutage, t(3), None)
+        ]
+    );
+
+    // An alert in a maintenance window (no page) or of another service
+    // opens nothing.
+    let mut quiet = auto("quiet", Severity::Sev0);
+    quiet.page = false;
+    let mut other = routed("other", vec![member("a", true, 0, None)]);
+    other.incident = None;
+    ingest(s, &[quiet, other], 6).await;
+    assert_eq!(open_incidents(s).await[0].alert_ids.len(), 342);
+
+    // The audit log has the automatic opening.
+    let audit = s
+        .audit(&AuditFilter {
+            kind: Some("incident".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.entries.last().unwrap().record.action, "open");
+}
+
+async fn incidents_resolve_by_themselves_unless_a_person_spoke(s: &dyn Store) {
+    use tocsin_domain::incident::IncidentStatus;
+    let sys = Actor::new("system", "auto-resolve");
+    let a = ingest(s, &[auto("a", Severity::Sev1)], 1).await[0]
+        .alert_id
+        .unwrap();
+    let b = ingest(s, &[auto("b", Severity::Sev1)], 2).await[0]
+        .alert_id
+        .unwrap();
+    let inc = open_incidents(s).await[0].clone();
+    assert_eq!(inc.alert_ids, vec![a, b]);
+    assert!(s.resolvable_incidents(10).await.unwrap().is_empty());
+    s.transition(
+        a,
+        Transition::Resolve,
+        &Actor::new("user:alice", "api"),
+        t(3),
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.resolvable_incidents(10).await.unwrap().is_empty(),
+        "b is open"
+    );
+    let mut resolved_b = routed("b", vec![member("a", false, 0, Some(4))]);
+    resolved_b.incident = None;
+    ingest(s, &[resolved_b], 4).await;
+    assert_eq!(s.resolvable_incidents(10).await.unwrap(), vec![inc.id]);
+    assert!(
+        s.auto_resolve_incident(inc.id, "every linked alert resolved", &sys, t(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.auto_resolve_incident(inc.id, "again", &sys, t(5))
+            .await
+            .unwrap(),
+        "once"
+    );
+    let done = s.incident(inc.id).await.unwrap().unwrap();
+    assert_eq!(
+        (done.status, done.resolved_at, done.resolved_by.as_deref()),
+        (IncidentStatus::Resolved, Some(t(5)), Some("system"))
+    );
+    let last = s.incident_events(inc.id).await.unwrap().pop().unwrap();
+    assert_eq!((last.kind.as_str(), last.public), ("resolved", true));
+    assert!(
+        s.service_spans(t(0))
+            .await
+            .unwrap()
+            .iter()
+            .all(|x| x.span.to.is_some()),
+        "history closed"
+    );
+
+    // The service has no incident now: its next alert opens a new one.
+    let c = ingest(s, &[auto("c", Severity::Sev1)], 6).await[0]
+        .alert_id
+        .unwrap();
+    let next = open_incidents(s).await;
+    assert_eq!(next.len(), 1);
+    assert_ne!(next[0].id, inc.id);
+    // A person's update holds it: resolving its alerts no longer resolves it.
+    let note = IncidentNote {
+        message: "Looking into it".into(),
+        public: false,
+        status: Some(IncidentStatus::Identified),
+    };
+    let held = s
+        .post_incident_update(next[0].id, &note, &Actor::new("user:alice", "api"), t(7))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(held.held);
+    assert_eq!(held.status, IncidentStatus::Identified);
+    s.transition(
+        c,
+        Transition::Resolve,
+        &Actor::new("user:alice", "api"),
+        t(8),
+    )
+    .await
+    .unwrap();
+    assert!(s.resolvable_incidents(10).await.unwrap().is_empty());
+    assert!(
+        !s.auto_resolve_incident(next[0].id, "x", &sys, t(9))
+            .await
+            .unwrap()
+    );
+    let by_hand = s
+        .resolve_incident(
+            next[0].id,
+            "Fixed",
+            true,
+            &Actor::new("user:alice", "api"),
+            t(10),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_hand.status, IncidentStatus::Resolved);
+    let again = s
+        .resolve_incident(
+            next[0].id,
+            "Fixed",
+            true,
+            &Actor::new("user:alice", "api"),
+            t(11),
+        )
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict { .. })),
+        "{again:?}"
+    );
+    let late = s
+        .post_incident_update(next[0].id, &note, &Actor::new("user:alice", "api"), t(12))
+        .await;
+    assert!(matches!(late, Err(StoreError::Conflict { .. })), "{late:?}");
+}
+
+async fn incidents_by_hand_updates_impacts_links_and_the_feed(s: &dyn Store) {
+    use tocsin_domain::incident::{Impact, IncidentStatus};
+    let alice = Actor::new("user:alice", "api");
+    let alert = ingest(s, &[routed("x", vec![member("a", true, 0, None)])], 1).await[0]
+        .alert_id
+        .unwrap();
+    let missing = s
+        .open_incident(
+            &NewIncident {
+                title: "t".into(),
+                severity: Severity::Sev2,
+                status: IncidentStatus::Investigating,
+                services: vec![],
+                responders: vec![],
+                message: "m".into(),
+                public: false,
+                alert_ids: vec![9999],
+            },
+            &alice,
+            t(1),
+        )
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::Conflict { .. })),
+        "{missing:?}"
+    );
+    assert!(open_incidents(s).await.is_empty(), "nothing was written");
+    let v0 = s.status_version().await.unwrap().version;
+    let inc = s
+        .open_incident(
+            &NewIncident {
+                title: "Payments slow".into(),
+                severity: Severity::Sev2,
+                status: IncidentStatus::Investigating,
+                services: vec![
+                    IncidentService {
+                        id: "checkout".into(),
+                        impact: Impact::Degraded,
+                    },
+                    IncidentService {
+                        id: "search".into(),
+                        impact: Impact::PartialOutage,
+                    },
+                ],
+                responders: vec!["alice".into()],
+                message: "We are looking into slow payments.".into(),
+                public: true,
+                alert_ids: vec![alert],
+            },
+            &alice,
+            t(2),
+        )
+        .await
+        .unwrap();
+    assert!(inc.held && !inc.auto_opened);
+    assert_eq!(inc.alert_ids, vec![alert]);
+    assert!(s.status_version().await.unwrap().version > v0);
+    // New alerts of checkout join it: it is the service's current incident.
+    let joined = ingest(s, &[auto("j", Severity::Sev3)], 3).await[0]
+        .alert_id
+        .unwrap();
+    let now = s.incident(inc.id).await.unwrap().unwrap();
+    assert_eq!(now.alert_ids, vec![alert, joined]);
+    assert_eq!(
+        now.services[0].impact,
+        Impact::Degraded,
+        "a held incident keeps its impact"
+    );
+
+    s.post_incident_update(
+        inc.id,
+        &IncidentNote {
+            message: "internal note".into(),
+            public: false,
+            status: None,
+        },
+        &alice,
+        t(4),
+    )
+    .await
+    .unwrap();
+    s.post_incident_update(
+        inc.id,
+        &IncidentNote {
+            message: "Fix deployed".into(),
+            public: true,
+            status: Some(IncidentStatus::Monitoring),
+        },
+        &alice,
+        t(5),
+    )
+    .await
+    .unwrap();
+    let changed = s
+        .change_incident(
+            inc.id,
+            &IncidentChange {
+                severity: Some(Severity::Sev1),
+                services: Some(vec![IncidentService {
+                    id: "checkout".into(),
+                    impact: Impact::MajorOutage,
+                }]),
+                ..Default::default()
+            },
+            &alice,
+            t(6),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.severity, Severity::Sev1);
+    assert_eq!(
+        changed.services,
+        vec![IncidentService {
+            id: "checkout".into(),
+            impact: Impact::MajorOutage
+        }]
+    );
+    s.link_incident_alert(inc.id, alert, false, &alice, t(7))
+        .await
+        .unwrap();
+    let unlinked = s
+        .link_incident_alert(inc.id, alert, false, &alice, t(7))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unlinked.alert_ids, vec![joined]);
+    let kinds: Vec<(String, bool)> = s
+        .incident_events(inc.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.public))
+        .collect();
+    let k = |k: &str, p: bool| (k.to_owned(), p);
+    assert_eq!(
+        kinds,
+        vec![
+            k("opened", true),
+            k("linked", false),
+            k("linked", false),
+            k("update", false),
+            k("update", true),
+            k("severity", false),
+            k("impact", false),
+            k("unlinked", false)
+        ]
+    );
+    type Row = (String, Impact, DateTime<Utc>, Option<DateTime<Utc>>);
+    let spans: Vec<Row> = s
+        .service_spans(t(0))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| (x.service_id, x.span.impact, x.span.from, x.span.to))
+        .collect();
+    assert_eq!(
+        spans,
+        vec![
+            ("checkout".into(), Impact::Degraded, t(2), Some(t(6))),
+            ("checkout".into(), Impact::MajorOutage, t(6), None),
+            ("search".into(), Impact::PartialOutage, t(2), Some(t(6))),
+        ]
+    );
+    let feed = s.public_incident_events(10).await.unwrap();
+    let said: Vec<&str> = feed.iter().map(|e| e.event.message.as_str()).collect();
+    assert_eq!(said, ["Fix deployed", "We are looking into slow payments."]);
+    assert_eq!(feed[0].title, "Payments slow");
+    assert_eq!(feed[0].event.status, IncidentStatus::Monitoring);
+    let recent = s.recent_incidents(t(0)).await.unwrap();
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0].1.len(), 8);
+    assert_eq!(
+        s.incident_titles(&[inc.id]).await.unwrap()[&inc.id],
+        "Payments slow"
+    );
+    let actions: Vec<String> = s
+        .audit(&AuditFilter {
+            kind: Some("incident".into()),
+            limit: 20,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| e.record.action)
+        .collect();
+    assert_eq!(actions, ["unlink", "change", "update", "update", "open"]);
+    // Resolving ends the service's state and hands "current" on.
+    s.resolve_incident(inc.id, "Resolved", true, &alice, t(8))
+        .await
+        .unwrap();
+    assert!(open_incidents(s).await.is_empty());
+    let listed = s
+        .incidents(&IncidentFilter {
+            open: Some(false),
+            service: Some("checkout".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {
@@ -2236,6 +2746,9 @@ macro_rules! suite {
             case!(text_with_a_nul_character_is_refused);
             case!(unpaged_alerts_get_no_escalation);
             case!(a_storm_on_one_policy_does_not_hold_back_another);
+            case!(alerts_open_one_incident_per_service_and_join_it);
+            case!(incidents_resolve_by_themselves_unless_a_person_spoke);
+            case!(incidents_by_hand_updates_impacts_links_and_the_feed);
         }
     };
     (@open sqlite) => { Some(sqlite().await) };

@@ -4,7 +4,8 @@
 //! - `GET /api/v1/maintenance`: active and upcoming windows.
 //! - `POST /api/v1/maintenance` with `{"source" | "service": ID,
 //!   "duration": "2h" | "ends_at": RFC3339, "starts_at"?: RFC3339,
-//!   "reason"?: text}`.
+//!   "reason"?: text, "title"?: text, "public"?: bool}`. A public window is
+//!   on the status page; one that starts later is announced there.
 //! - `POST /api/v1/maintenance/{id}/end`: end it now.
 
 use axum::Json;
@@ -59,6 +60,12 @@ pub(crate) struct NewWindow {
     starts_at: Option<DateTime<Utc>>,
     ends_at: Option<DateTime<Utc>>,
     reason: Option<String>,
+    /// What the status page calls the window (default: the reason).
+    title: Option<String>,
+    /// Show it on the status page; scheduled ahead, it is announced there
+    /// and to subscribers (default false).
+    #[serde(default)]
+    public: bool,
 }
 
 #[utoipa::path(
@@ -107,11 +114,15 @@ pub async fn create(
             .start_maintenance(
                 &caller,
                 "api",
-                kind,
-                &id,
-                starts_at,
-                ends_at,
-                b.reason.as_deref().unwrap_or(""),
+                &tocsin_store::NewMaintenance {
+                    target_kind: kind.into(),
+                    target_id: id,
+                    starts_at,
+                    ends_at,
+                    reason: b.reason.unwrap_or_default(),
+                    title: b.title.unwrap_or_default(),
+                    public: b.public,
+                },
             )
             .await
             .map_err(|e| match e {

@@ -142,11 +142,15 @@ pub(crate) async fn start_maintenance(
         .start_maintenance(
             viewer.principal(),
             "web",
-            kind,
-            id,
-            now,
-            now + TimeDelta::minutes(minutes),
-            reason,
+            &tocsin_store::NewMaintenance {
+                target_kind: kind.into(),
+                target_id: id.into(),
+                starts_at: now,
+                ends_at: now + TimeDelta::minutes(minutes),
+                reason: reason.into(),
+                title: form.get("title").unwrap_or_default().trim().into(),
+                public: form.get("public") == Some("on"),
+            },
         )
         .await
     {
