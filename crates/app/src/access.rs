@@ -255,6 +255,7 @@ impl Application {
             .create_maintenance(m, &actor(p, channel), now)
             .await?;
         self.windows_changed().await;
+        self.status_changed();
         Ok(w)
     }
 
@@ -288,6 +289,7 @@ impl Application {
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no maintenance window {id}")))?;
         self.windows_changed().await;
+        self.status_changed();
         Ok(w)
     }
 

@@ -73,6 +73,9 @@ pub struct Application {
     pub catalog: Arc<SharedCatalog>,
     pub clock: Arc<dyn Clock>,
     windows: tokio::sync::Mutex<Option<(Instant, Vec<MaintenanceWindow>)>>,
+    /// Moves with every change this node makes that the status page shows
+    /// (other nodes' changes move the stored version).
+    status_epoch: std::sync::atomic::AtomicU64,
 }
 
 impl Application {
@@ -86,11 +89,24 @@ impl Application {
             catalog,
             clock,
             windows: tokio::sync::Mutex::new(None),
+            status_epoch: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// This node changed something the status page shows.
+    pub fn status_changed(&self) {
+        self.status_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Moves with every change of [`Application::status_changed`]; a cached
+    /// status page compares it on every request.
+    pub fn status_epoch(&self) -> u64 {
+        self.status_epoch.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The maintenance windows active at `now` (read at most once a

@@ -15,7 +15,9 @@ mod application;
 pub mod audit;
 pub mod catalog;
 pub mod edit;
+pub mod incidents;
 pub mod signin;
+pub mod status;
 
 pub use application::{Application, Assignee, Clock, FixedClock, Origin, SystemClock};
 pub use catalog::{Catalogs, Change, Loaded, Op, Plan, Secrets};

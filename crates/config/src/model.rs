@@ -567,6 +567,8 @@ pub struct StatusPage {
     pub prometheus_url: Option<String>,
     #[serde(default)]
     pub charts: Vec<Chart>,
+    /// The time zone of the page's days (uptime bars, dates); default UTC.
+    pub timezone: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
@@ -576,6 +578,10 @@ pub struct Chart {
     pub title: String,
     pub query: String,
     pub unit: Option<String>,
+    /// How far back the chart shows (default 24h).
+    pub range: Option<DurationSpec>,
+    /// Its resolution (default: range / 288).
+    pub step: Option<DurationSpec>,
 }
 
 impl Config {

@@ -500,6 +500,23 @@ impl Validator {
             );
         }
         if let Some(sp) = &c.status_page {
+            if let Some(tz) = &sp.timezone {
+                self.timezone("status_page.timezone".into(), tz);
+            }
+            if !sp.charts.is_empty() && sp.prometheus_url.is_none() {
+                self.err(
+                    "status_page.prometheus_url",
+                    "charts need the Prometheus server they query, e.g. http://127.0.0.1:9090",
+                );
+            }
+            if let Some(u) = &sp.prometheus_url
+                && !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                self.err(
+                    "status_page.prometheus_url",
+                    format!("`{u}` is not an http(s) URL"),
+                );
+            }
             for (i, ch) in sp.charts.iter().enumerate() {
                 self.reference(
                     format!("status_page.charts[{i}].service"),
@@ -507,6 +524,26 @@ impl Validator {
                     &ch.service,
                     &services,
                 );
+                let range = ch.range.map_or(86_400, |r| r.as_secs());
+                if range == 0 {
+                    self.err(
+                        format!("status_page.charts[{i}].range"),
+                        "must be longer than 0s",
+                    );
+                }
+                if let Some(step) = ch.step {
+                    if step.as_secs() == 0 {
+                        self.err(
+                            format!("status_page.charts[{i}].step"),
+                            "must be at least 1s",
+                        );
+                    } else if range / step.as_secs() > 11_000 {
+                        self.err(
+                            format!("status_page.charts[{i}].step"),
+                            "gives more than 11,000 points (Prometheus' limit); make it longer",
+                        );
+                    }
+                }
             }
         }
     }

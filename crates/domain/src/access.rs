@@ -50,6 +50,8 @@ pub enum Permission {
     ManageTokens,
     /// Send a test alert through a source.
     SendTestAlert,
+    /// Open, update, change and resolve incidents; link alerts to them.
+    ManageIncidents,
 }
 
 impl Permission {
@@ -63,6 +65,7 @@ impl Permission {
             Permission::EditProfile => "profile.edit",
             Permission::ManageTokens => "tokens.manage",
             Permission::SendTestAlert => "alerts.test",
+            Permission::ManageIncidents => "incidents.manage",
         }
     }
 }
@@ -129,14 +132,16 @@ impl Principal {
                     Permission::ActOnAlert
                     | Permission::ManageMaintenance
                     | Permission::ManageOverrides
-                    | Permission::SendTestAlert,
+                    | Permission::SendTestAlert
+                    | Permission::ManageIncidents,
                     Scope::Teams(owners),
                 ) => owners.is_empty() || !owners.is_disjoint(&self.teams),
                 (
                     Permission::ActOnAlert
                     | Permission::ManageMaintenance
                     | Permission::ManageOverrides
-                    | Permission::SendTestAlert,
+                    | Permission::SendTestAlert
+                    | Permission::ManageIncidents,
                     _,
                 ) => false,
             },

@@ -10,14 +10,18 @@
 //!   exponential backoff until they are marked failed.
 //! - [`HeartbeatWorker`]: raises an alert for each heartbeat whose stored
 //!   due time (last ping + interval + grace) has passed.
+//! - [`StatusWorker`]: resolves incidents whose linked alerts are all
+//!   resolved, unless a person posted an update.
 
 mod dispatch;
 mod escalation;
 mod heartbeat;
+mod status;
 
 pub use dispatch::{DispatchReport, Dispatcher, RetryPolicy};
 pub use escalation::{EscalationPlanner, EscalationWorker, TickReport};
 pub use heartbeat::{HeartbeatReport, HeartbeatWorker};
+pub use status::{StatusReport, StatusWorker};
 
 /// A timer for a worker loop that ticks every `period`. A tick missed while
 /// the loop was busy is not made up in a burst: the next one is a full
@@ -33,6 +37,9 @@ pub fn poll_every(period: std::time::Duration) -> tokio::time::Interval {
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] tocsin_store::StoreError),
+    /// A use-case of the application layer failed.
+    #[error(transparent)]
+    App(#[from] tocsin_app::AppError),
     /// An event could not be built (a bug, not bad input).
     #[error("{0}")]
     Invalid(String),

@@ -162,6 +162,7 @@ impl App {
                 body_limit: config.body_limit(),
                 public_url: public_url.clone(),
                 ui,
+                status: tocsin_app::status::StatusSettings::from_config(&config),
             },
             &application,
             channels_now.clone(),
@@ -305,6 +306,10 @@ impl App {
             stop_rx.clone(),
         ));
         workers.spawn(heartbeat_loop(heartbeats, escalate_now, stop_rx.clone()));
+        workers.spawn(status_loop(
+            tocsin_engine::StatusWorker::new(application.clone()),
+            stop_rx.clone(),
+        ));
         let report_metrics = metrics.clone();
         let clock = application.clock.clone();
         workers.spawn(
@@ -688,6 +693,21 @@ async fn heartbeat_loop(
         }
     }
 }
+/// Incidents resolve by themselves (and subscribers are told) within a
+/// second of their last linked alert resolving.
+async fn status_loop(worker: tocsin_engine::StatusWorker, mut stop: watch::Receiver<bool>) {
+    let mut every = tocsin_engine::poll_every(Duration::from_secs(1));
+    while !*stop.borrow() {
+        tokio::select! {
+            _ = stop.changed() => continue,
+            _ = every.tick() => {}
+        }
+        if let Err(e) = worker.tick(Utc::now()).await {
+            tracing::warn!(error = %e, "incidents and status page: storage unavailable; retrying");
+        }
+    }
+}
+
 /// What the channels are made of: the providers, and the signing secret of
 /// each webhook URL.
 fn channel_inputs(

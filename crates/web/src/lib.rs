@@ -7,6 +7,7 @@ mod auth;
 mod catalog;
 mod error;
 mod heartbeats;
+mod incidents;
 mod ingest;
 mod links;
 mod maintenance;
@@ -20,6 +21,7 @@ mod schema;
 mod senders;
 mod slack;
 mod state;
+pub mod status;
 mod testalert;
 mod tokens;
 mod twilio;
@@ -130,6 +132,13 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(twilio::gather))
         .routes(routes!(maintenance::list, maintenance::create))
         .routes(routes!(maintenance::end))
+        .routes(routes!(incidents::list, incidents::open))
+        .routes(routes!(incidents::show, incidents::change))
+        .routes(routes!(incidents::update))
+        .routes(routes!(incidents::resolve))
+        .routes(routes!(incidents::link))
+        .routes(routes!(incidents::unlink))
+        .routes(routes!(incidents::report))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
@@ -178,6 +187,7 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .merge(ui::routes())
+        .merge(status::routes())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(

@@ -108,6 +108,10 @@ pub(crate) struct Inner {
     pub live_alerts: crate::ui::live::Hub,
     /// The single sign-on provider's metadata, once read.
     pub oidc: crate::ui::oidc::Provider,
+    /// The status page's settings.
+    pub status: crate::status::StatusSettings,
+    /// The public status page's snapshot and chart drawings.
+    pub status_cache: crate::status::Cache,
 }
 
 /// The item whose key digest matches `key`. Every digest is compared, in
@@ -353,6 +357,8 @@ pub struct WebSettings {
     pub public_url: String,
     /// Sign-in to the web UI.
     pub ui: crate::ui::UiSettings,
+    /// `status_page` of tocsin.yaml.
+    pub status: crate::status::StatusSettings,
 }
 
 impl AppState {
@@ -375,6 +381,8 @@ impl AppState {
             store_timeout: Duration::from_secs(8),
             public_url: settings.public_url.trim_end_matches('/').to_owned(),
             ui: settings.ui,
+            status: settings.status,
+            status_cache: crate::status::Cache::default(),
             live_alerts: crate::ui::live::Hub::default(),
             oidc: Default::default(),
             links: tocsin_domain::links::LinkSigner::new(&loaded.secrets.link_secret),

@@ -76,6 +76,7 @@ pub async fn serve_app(
             body_limit: config.body_limit(),
             public_url: "http://tocsin.test".into(),
             ui,
+            status: tocsin_app::status::StatusSettings::from_config(&config),
         },
         &app,
         channels,
