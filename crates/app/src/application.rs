@@ -76,6 +76,8 @@ pub struct Application {
     /// Moves with every change this node makes that the status page shows
     /// (other nodes' changes move the stored version).
     status_epoch: std::sync::atomic::AtomicU64,
+    /// What messages call the status page (`status_page.title`).
+    status_title: std::sync::OnceLock<String>,
 }
 
 impl Application {
@@ -90,11 +92,22 @@ impl Application {
             clock,
             windows: tokio::sync::Mutex::new(None),
             status_epoch: std::sync::atomic::AtomicU64::new(0),
+            status_title: std::sync::OnceLock::new(),
         })
     }
 
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Name the status page in messages (once, at start).
+    pub fn set_status_title(&self, title: &str) {
+        let _ = self.status_title.set(title.to_owned());
+    }
+
+    /// What messages call the status page.
+    pub fn status_title(&self) -> &str {
+        self.status_title.get().map_or("Status", String::as_str)
     }
 
     /// This node changed something the status page shows.

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod catalog;
 pub mod edit;
 pub mod incidents;
+pub mod notices;
 pub mod signin;
 pub mod status;
 

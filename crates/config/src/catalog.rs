@@ -39,6 +39,7 @@ pub const PROVIDERS: &[&str] = &["smtp", "twilio", "slack", "ntfy"];
 fn secret_fields(kind: &str, id: &str) -> &'static [&'static str] {
     match (kind, id) {
         ("users", _) => &["contacts[*].webhook_url", "contacts[*].secret"],
+        ("services", _) => &["announce[*].slack_webhook_url", "announce[*].secret"],
         ("sources", _) | ("heartbeats", _) => &["key"],
         ("api_tokens", _) => &["token"],
         ("providers", "smtp") => &["password"],
@@ -398,6 +399,7 @@ pub fn build(config: &Config, version: i64) -> c::Catalog {
                 contacts,
                 high: rules(&u.notify.high),
                 low: rules(&u.notify.low),
+                handoff_notices: u.notify.handoffs,
             },
         );
     }
@@ -451,6 +453,23 @@ pub fn build(config: &Config, version: i64) -> c::Catalog {
                 policy_id: s.escalation_policy.clone(),
                 public: s.public,
                 auto_incident_from: s.auto_incident_from,
+                announce: s
+                    .announce
+                    .iter()
+                    .filter_map(|a| match (&a.slack_webhook_url, &a.webhook_url) {
+                        (Some(u), _) => Some(c::Announcement {
+                            channel: "slack".into(),
+                            address: u.clone(),
+                            secret: None,
+                        }),
+                        (None, Some(u)) => Some(c::Announcement {
+                            channel: "webhook".into(),
+                            address: u.clone(),
+                            secret: a.secret.clone(),
+                        }),
+                        (None, None) => None,
+                    })
+                    .collect(),
             },
         );
     }

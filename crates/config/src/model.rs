@@ -398,6 +398,10 @@ pub struct NotifyRules {
     pub high: Vec<NotifyRule>,
     #[serde(default)]
     pub low: Vec<NotifyRule>,
+    /// Tell the user when a shift of theirs starts and ends, through the
+    /// contacts of their `low` rules (default false).
+    #[serde(default)]
+    pub handoffs: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
@@ -489,6 +493,20 @@ pub struct Service {
     #[serde(default)]
     pub public: bool,
     pub auto_incident_from: Option<Severity>,
+    /// Where the service's incidents are announced (opened, each update,
+    /// resolved).
+    #[serde(default)]
+    pub announce: Vec<Announce>,
+}
+
+/// One announcement channel of a service: a Slack incoming webhook, or a
+/// webhook (a JSON POST, signed with `secret` like webhook contacts).
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Announce {
+    pub slack_webhook_url: Option<String>,
+    pub webhook_url: Option<String>,
+    pub secret: Option<String>,
 }
 
 pub use tocsin_domain::SourceType;

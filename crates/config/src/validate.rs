@@ -499,6 +499,27 @@ impl Validator {
                 ),
             );
         }
+        for (i, sv) in c.services.iter().enumerate() {
+            for (j, a) in sv.announce.iter().enumerate() {
+                let path = format!("services[{i}].announce[{j}]");
+                match (&a.slack_webhook_url, &a.webhook_url) {
+                    (Some(_), Some(_)) | (None, None) => self.err(
+                        path,
+                        "give exactly one of slack_webhook_url (a Slack incoming webhook) or webhook_url",
+                    ),
+                    (Some(u), None) | (None, Some(u))
+                        if !(u.starts_with("https://") || u.starts_with("http://")) =>
+                    {
+                        self.err(path, "the URL must start with https:// (or http://)")
+                    }
+                    (Some(_), None) if a.secret.is_some() => self.err(
+                        format!("{path}.secret"),
+                        "only a webhook_url is signed; Slack webhooks take no secret",
+                    ),
+                    _ => {}
+                }
+            }
+        }
         if let Some(sp) = &c.status_page {
             if let Some(tz) = &sp.timezone {
                 self.timezone("status_page.timezone".into(), tz);

@@ -83,6 +83,8 @@ pub struct User {
     pub high: Vec<(String, TimeDelta)>,
     /// The same for low-priority alerts.
     pub low: Vec<(String, TimeDelta)>,
+    /// Told when a shift of theirs starts and ends (through `low`'s contacts).
+    pub handoff_notices: bool,
 }
 
 impl User {
@@ -124,6 +126,18 @@ pub struct Service {
     pub policy_id: Option<String>,
     pub public: bool,
     pub auto_incident_from: Option<Severity>,
+    /// Where its incidents are announced.
+    pub announce: Vec<Announcement>,
+}
+
+/// A channel a service's incidents are announced to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announcement {
+    /// `slack` (an incoming webhook) or `webhook`.
+    pub channel: String,
+    pub address: String,
+    /// A webhook's signing secret.
+    pub secret: Option<String>,
 }
 
 /// A source: where its events go and how they are mapped. Its key is

@@ -231,6 +231,21 @@ impl SendError {
     }
 }
 
+/// A message that belongs to no alert: a status page subscriber's
+/// message, an incident announcement, a handoff notice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub subject: String,
+    pub text: String,
+    /// What a webhook receives.
+    pub payload: serde_json::Value,
+    /// A link that ends the subscription without signing in (email
+    /// subscribers); also sent as `List-Unsubscribe`.
+    pub unsubscribe: Option<String>,
+    /// The same on every retry (`X-Tocsin-Delivery`).
+    pub delivery_id: String,
+}
+
 /// One way of reaching people.
 #[async_trait]
 pub trait Channel: Send + Sync {
@@ -240,4 +255,13 @@ pub trait Channel: Send + Sync {
     /// Send `msg` to `address`; on success, the provider's answer (for the
     /// timeline).
     async fn send(&self, address: &str, msg: &Message) -> Result<String, SendError>;
+
+    /// Send a notice to `address`. Channels that cannot carry one say so.
+    async fn send_notice(&self, address: &str, notice: &Notice) -> Result<String, SendError> {
+        let _ = (address, notice);
+        Err(SendError::permanent(format!(
+            "{} cannot carry notices; use email, push, Slack or a webhook",
+            self.name()
+        )))
+    }
 }

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use crate::{Channel, Message, SendError, http_client, http_outcome, transport_error};
+use crate::{Channel, Message, Notice, SendError, http_client, http_outcome, transport_error};
 
 pub struct Ntfy {
     http: reqwest::Client,
@@ -74,6 +74,36 @@ impl Channel for Ntfy {
         }
         let res = req
             .body(msg.text())
+            .send()
+            .await
+            .map_err(|e| transport_error("ntfy", e))?;
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        http_outcome(status, &text, "ntfy")
+    }
+
+    async fn send_notice(&self, topic: &str, n: &Notice) -> Result<String, SendError> {
+        let title: String = n
+            .subject
+            .chars()
+            .map(|c| {
+                if c.is_ascii() && !c.is_ascii_control() {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        let mut req = self
+            .http
+            .post(format!("{}/{topic}", self.base_url))
+            .header("Title", title)
+            .header("Priority", "3");
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let res = req
+            .body(n.text.clone())
             .send()
             .await
             .map_err(|e| transport_error("ntfy", e))?;

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use crate::{
-    BUNDLE_LISTED, Brief, Channel, Message, SendError, http_client, http_outcome, transport_error,
+    BUNDLE_LISTED, Brief, Channel, Message, Notice, SendError, http_client, http_outcome,
+    transport_error,
 };
 
 pub struct Slack {
@@ -122,25 +123,51 @@ impl Channel for Slack {
     }
 
     async fn send(&self, address: &str, msg: &Message) -> Result<String, SendError> {
-        if address.starts_with("http://") || address.starts_with("https://") {
-            let res = self
-                .http
-                .post(address)
-                .json(&webhook_payload(msg))
-                .send()
-                .await
-                .map_err(|e| transport_error("Slack webhook", e))?;
-            let status = res.status().as_u16();
-            let text = res.text().await.unwrap_or_default();
-            // Incoming webhooks answer 200 with the body `ok`.
-            return match http_outcome(status, &text, "Slack") {
-                Ok(_) if text.trim() == "ok" => Ok("Slack answered ok".into()),
-                Ok(_) => Err(SendError::permanent(format!(
-                    "Slack answered {status}: {text}"
-                ))),
-                Err(e) => Err(e),
-            };
+        if is_webhook(address) {
+            self.post_webhook(address, &webhook_payload(msg)).await
+        } else {
+            self.post_bot(&bot_payload(address, msg)).await
         }
+    }
+
+    async fn send_notice(&self, address: &str, n: &Notice) -> Result<String, SendError> {
+        let text = format!("*{}*\n{}", n.subject, n.text.trim_end());
+        if is_webhook(address) {
+            self.post_webhook(address, &json!({"text": text})).await
+        } else {
+            self.post_bot(&json!({"channel": address, "text": text}))
+                .await
+        }
+    }
+}
+
+fn is_webhook(address: &str) -> bool {
+    address.starts_with("http://") || address.starts_with("https://")
+}
+
+impl Slack {
+    /// An incoming webhook: it answers 200 with the body `ok`.
+    async fn post_webhook(&self, url: &str, payload: &Value) -> Result<String, SendError> {
+        let res = self
+            .http
+            .post(url)
+            .json(payload)
+            .send()
+            .await
+            .map_err(|e| transport_error("Slack webhook", e))?;
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        match http_outcome(status, &text, "Slack") {
+            Ok(_) if text.trim() == "ok" => Ok("Slack answered ok".into()),
+            Ok(_) => Err(SendError::permanent(format!(
+                "Slack answered {status}: {text}"
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `chat.postMessage` with the bot token.
+    async fn post_bot(&self, payload: &Value) -> Result<String, SendError> {
         let token = self.bot_token.as_deref().ok_or_else(|| {
             SendError::permanent("a Slack channel contact needs providers.slack.bot_token")
         })?;
@@ -148,7 +175,7 @@ impl Channel for Slack {
             .http
             .post(format!("{}/chat.postMessage", self.api_base))
             .bearer_auth(token)
-            .json(&bot_payload(address, msg))
+            .json(payload)
             .send()
             .await
             .map_err(|e| transport_error("Slack API", e))?;

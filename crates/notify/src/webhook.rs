@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use tocsin_domain::links::hmac_sha256_hex;
 
-use crate::{Channel, Message, SendError, http_client, http_outcome, transport_error};
+use crate::{Channel, Message, Notice, SendError, http_client, http_outcome, transport_error};
 
 pub struct Webhook {
     http: reqwest::Client,
@@ -81,14 +81,27 @@ impl Channel for Webhook {
     async fn send(&self, url: &str, msg: &Message) -> Result<String, SendError> {
         let body = serde_json::to_vec(&payload(msg))
             .map_err(|e| SendError::permanent(format!("cannot encode the payload: {e}")))?;
+        self.post(url, body, &msg.delivery_id).await
+    }
+
+    async fn send_notice(&self, url: &str, n: &Notice) -> Result<String, SendError> {
+        let body = serde_json::to_vec(&n.payload)
+            .map_err(|e| SendError::permanent(format!("cannot encode the payload: {e}")))?;
+        self.post(url, body, &n.delivery_id).await
+    }
+}
+
+impl Webhook {
+    /// POST `body`, signed when the URL has a secret.
+    async fn post(&self, url: &str, body: Vec<u8>, delivery_id: &str) -> Result<String, SendError> {
         let mut req = self
             .http
             .post(url)
             .header("content-type", "application/json");
-        if !msg.delivery_id.is_empty() {
+        if !delivery_id.is_empty() {
             // The same on a retry or a re-send after a crash: receivers
             // that must not act twice can drop repeats by it.
-            req = req.header("x-tocsin-delivery", &msg.delivery_id);
+            req = req.header("x-tocsin-delivery", delivery_id);
         }
         if let Some(secret) = self.secrets.get(url) {
             let ts = chrono::Utc::now().timestamp();

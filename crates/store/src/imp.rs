@@ -17,9 +17,9 @@ use crate::{
     CatalogWrite, ChangeEvent, ClaimedBundle, ClaimedStep, Delivery, DeliveryOutcome, DueHeartbeat,
     EscalationStep, HeartbeatRow, Incident, IncidentChange, IncidentEvent, IncidentFilter,
     IncidentNote, IngestResult, MaintenanceWindow, NewChange, NewIncident, NewMaintenance,
-    NewToken, PersonalToken, PingResult, PublicEvent, RoutedEvent, ServiceSpan, StatusVersion,
-    StepDone, StepPlanner, Store, StoreError, StoredCatalog, TimelineEntry, Transition,
-    TransitionResult, Wake, WakeTopic,
+    NewNotice, NewToken, Notice, NoticeOutcome, NoticeRow, PersonalToken, PingResult, PublicEvent,
+    RoutedEvent, ServiceSpan, StatusVersion, StepDone, StepPlanner, Store, StoreError,
+    StoredCatalog, Subscriber, TimelineEntry, Transition, TransitionResult, Wake, WakeTopic,
 };
 
 pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
@@ -2076,5 +2076,97 @@ impl<B: Backend> Store for B {
 
     async fn incident_titles(&self, ids: &[i64]) -> Result<HashMap<i64, String>, StoreError> {
         crate::incident::titles(self, ids).await
+    }
+
+    async fn subscribe(
+        &self,
+        kind: &str,
+        address: &str,
+        services: &[String],
+        confirmed: bool,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Subscriber, bool), StoreError> {
+        crate::notice::subscribe(self, kind, address, services, confirmed, by, now).await
+    }
+
+    async fn subscriber(&self, id: i64) -> Result<Option<Subscriber>, StoreError> {
+        crate::notice::subscriber(self, id).await
+    }
+
+    async fn confirm_subscriber(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Subscriber>, StoreError> {
+        crate::notice::set_subscriber(self, id, true, now).await
+    }
+
+    async fn unsubscribe(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Subscriber>, StoreError> {
+        crate::notice::set_subscriber(self, id, false, now).await
+    }
+
+    async fn subscribers(&self, confirmed: bool) -> Result<Vec<Subscriber>, StoreError> {
+        crate::notice::subscribers(self, confirmed).await
+    }
+
+    async fn queue_notices(
+        &self,
+        notices: &[NewNotice],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        crate::notice::queue(self, notices, now).await
+    }
+
+    async fn fanout_pending(
+        &self,
+        limit: u32,
+    ) -> Result<(Vec<IncidentEvent>, Vec<MaintenanceWindow>), StoreError> {
+        crate::notice::fanout_pending(self, limit).await
+    }
+
+    async fn fan_out(
+        &self,
+        events: &[i64],
+        windows: &[i64],
+        notices: &[NewNotice],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        crate::notice::fan_out(self, events, windows, notices, now).await
+    }
+
+    async fn claim_notices(
+        &self,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+        limit: u32,
+        claim: &str,
+    ) -> Result<Vec<Notice>, StoreError> {
+        crate::notice::claim(self, now, lease, limit, claim).await
+    }
+
+    async fn finish_notice(
+        &self,
+        notice: &Notice,
+        outcome: &NoticeOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        crate::notice::finish(self, notice, outcome, now).await
+    }
+
+    async fn notices(&self, limit: u32) -> Result<Vec<NoticeRow>, StoreError> {
+        crate::notice::list(self, limit).await
+    }
+
+    async fn handoff_mark(&self, user: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        crate::notice::handoff_mark(self, user).await
+    }
+
+    async fn set_handoff_mark(&self, user: &str, upto: DateTime<Utc>) -> Result<(), StoreError> {
+        crate::notice::set_handoff_mark(self, user, upto).await
     }
 }

@@ -263,8 +263,8 @@ async fn lock(d: &Dialect, tx: &mut impl Conn, id: i64) -> Result<Option<Inciden
     Ok(Some(i))
 }
 
-/// One timeline entry. `fanout`: subscribers and announcements are still
-/// to be told (public updates only).
+/// One timeline entry; an update is marked for the status worker to tell
+/// subscribers and announcement channels.
 #[allow(clippy::too_many_arguments)]
 async fn event(
     tx: &mut impl Conn,
@@ -277,7 +277,7 @@ async fn event(
     actor: &Actor,
 ) -> Result<(), DbError> {
     tx.execute(
-        "INSERT INTO incident_events (incident_id, at, kind, status, message, public, actor, channel, fanout) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $6)",
+        "INSERT INTO incident_events (incident_id, at, kind, status, message, public, actor, channel, fanout) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         args![
             incident_id,
             ms(now),
@@ -286,7 +286,10 @@ async fn event(
             message,
             i64::from(public),
             &actor.name,
-            &actor.channel
+            &actor.channel,
+            // What was said goes to subscribers (when public) and to the
+            // services' announcement channels.
+            i64::from(matches!(kind, "opened" | "update" | "resolved"))
         ],
     )
     .await?;

@@ -16,6 +16,7 @@ mod group;
 mod imp;
 mod incident;
 mod model;
+mod notice;
 mod plan;
 mod postgres;
 mod session;
@@ -31,6 +32,7 @@ pub use incident::{
     IncidentService, NewIncident, PublicEvent, ServiceSpan, StatusVersion,
 };
 pub use model::*;
+pub use notice::{NewNotice, Notice, NoticeOutcome, NoticeRow, Subscriber};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -545,6 +547,88 @@ pub trait Store: Send + Sync + 'static {
         &self,
         ids: &[i64],
     ) -> Result<std::collections::HashMap<i64, String>, StoreError>;
+
+    /// Subscribe to the status page (`email` or `webhook`); a live
+    /// subscription of the same address takes the new services. `confirmed`
+    /// for one that needs no double opt-in. Returns it and whether it is new.
+    #[allow(clippy::too_many_arguments)]
+    async fn subscribe(
+        &self,
+        kind: &str,
+        address: &str,
+        services: &[String],
+        confirmed: bool,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Subscriber, bool), StoreError>;
+
+    /// One subscriber by id, live or not.
+    async fn subscriber(&self, id: i64) -> Result<Option<Subscriber>, StoreError>;
+
+    /// Confirm a live subscription; `None` when there is none.
+    async fn confirm_subscriber(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Subscriber>, StoreError>;
+
+    /// End a live subscription; `None` when there is none.
+    async fn unsubscribe(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Subscriber>, StoreError>;
+
+    /// Live subscribers, or only the confirmed ones.
+    async fn subscribers(&self, confirmed: bool) -> Result<Vec<Subscriber>, StoreError>;
+
+    /// Queue notices; ones queued before (same `dedup`) are skipped.
+    async fn queue_notices(
+        &self,
+        notices: &[NewNotice],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Incident updates and maintenance windows still to be told.
+    async fn fanout_pending(
+        &self,
+        limit: u32,
+    ) -> Result<(Vec<IncidentEvent>, Vec<MaintenanceWindow>), StoreError>;
+
+    /// Queue their notices and mark them told, in one transaction.
+    async fn fan_out(
+        &self,
+        events: &[i64],
+        windows: &[i64],
+        notices: &[NewNotice],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Claim due notices, leased until `now + lease`.
+    async fn claim_notices(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+        limit: u32,
+        claim: &str,
+    ) -> Result<Vec<Notice>, StoreError>;
+
+    /// Record an attempt; `false` when the claim was lost.
+    async fn finish_notice(
+        &self,
+        notice: &Notice,
+        outcome: &NoticeOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Notices, newest first.
+    async fn notices(&self, limit: u32) -> Result<Vec<NoticeRow>, StoreError>;
+
+    /// Where a user's handoff watch got to.
+    async fn handoff_mark(&self, user: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Move it forward.
+    async fn set_handoff_mark(&self, user: &str, upto: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
 /// Open the store a database URL names (`sqlite://…` or `postgres://…`) and

@@ -96,6 +96,7 @@ pub struct App {
     escalation: tocsin_engine::EscalationWorker,
     heartbeats: tocsin_engine::HeartbeatWorker,
     dispatcher: Arc<tocsin_engine::Dispatcher>,
+    status_worker: Arc<tocsin_engine::StatusWorker>,
     retention: Retention,
     shutdown_grace: Duration,
     sources: usize,
@@ -188,7 +189,7 @@ impl App {
         store.run_first_levels(Arc::new(escalation.planner()));
         let heartbeats = tocsin_engine::HeartbeatWorker::new(application.clone());
         let mut dispatcher =
-            tocsin_engine::Dispatcher::new(store.clone(), channels_now, &public_url);
+            tocsin_engine::Dispatcher::new(store.clone(), channels_now.clone(), &public_url);
         dispatcher.links = Some(tocsin_domain::links::LinkSigner::new(
             &loaded.secrets.link_secret,
         ));
@@ -201,11 +202,21 @@ impl App {
             max_backoff: retry.max_backoff().as_chrono(),
         };
         let dispatcher = Arc::new(dispatcher);
+        let status_settings = tocsin_app::status::StatusSettings::from_config(&config);
+        application.set_status_title(&status_settings.title);
+        let mut status_worker = tocsin_engine::StatusWorker::new(
+            application.clone(),
+            channels_now.clone(),
+            &public_url,
+        );
+        status_worker.retry = dispatcher.retry;
+        let status_worker = Arc::new(status_worker);
         // Every catalog put in effect later reaches the channels at once,
         // for pages and test notifications (the HTTP state and the
         // workers' catalog subscribed themselves).
         {
             let dispatcher = dispatcher.clone();
+            let status_worker = status_worker.clone();
             // Channels are rebuilt only when what they are made of changed.
             let made_of = std::sync::Mutex::new(channel_inputs(&loaded.catalog));
             catalogs.subscribe(move |loaded| {
@@ -217,6 +228,7 @@ impl App {
                 match channels(&loaded.catalog, &public_url) {
                     Ok(c) => {
                         state.set_channels(c.clone());
+                        status_worker.set_channels(c.clone());
                         dispatcher.set_channels(c);
                     }
                     Err(e) => tracing::error!(error = %e, "the new providers cannot be used; notifications keep the ones in effect"),
@@ -238,6 +250,7 @@ impl App {
             escalation,
             heartbeats,
             dispatcher,
+            status_worker,
             retention: Retention {
                 alerts: config.retention().map(|k| k.as_chrono()),
                 audit: config.audit_retention().map(|k| k.as_chrono()),
@@ -282,6 +295,7 @@ impl App {
             escalation,
             heartbeats,
             dispatcher,
+            status_worker,
             retention,
             shutdown_grace,
             sources,
@@ -306,10 +320,7 @@ impl App {
             stop_rx.clone(),
         ));
         workers.spawn(heartbeat_loop(heartbeats, escalate_now, stop_rx.clone()));
-        workers.spawn(status_loop(
-            tocsin_engine::StatusWorker::new(application.clone()),
-            stop_rx.clone(),
-        ));
+        workers.spawn(status_loop(status_worker, stop_rx.clone()));
         let report_metrics = metrics.clone();
         let clock = application.clock.clone();
         workers.spawn(
@@ -695,7 +706,7 @@ async fn heartbeat_loop(
 }
 /// Incidents resolve by themselves (and subscribers are told) within a
 /// second of their last linked alert resolving.
-async fn status_loop(worker: tocsin_engine::StatusWorker, mut stop: watch::Receiver<bool>) {
+async fn status_loop(worker: Arc<tocsin_engine::StatusWorker>, mut stop: watch::Receiver<bool>) {
     let mut every = tocsin_engine::poll_every(Duration::from_secs(1));
     while !*stop.borrow() {
         tokio::select! {
@@ -722,6 +733,14 @@ fn channel_inputs(
         .flat_map(|u| &u.contacts)
         .filter(|c| c.channel == "webhook")
         .filter_map(|c| Some((c.address.clone(), c.secret.clone()?)))
+        .chain(
+            catalog
+                .services
+                .values()
+                .flat_map(|s| &s.announce)
+                .filter(|a| a.channel == "webhook")
+                .filter_map(|a| Some((a.address.clone(), a.secret.clone()?))),
+        )
         .collect();
     (catalog.providers.clone(), secrets)
 }

@@ -139,6 +139,7 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(incidents::link))
         .routes(routes!(incidents::unlink))
         .routes(routes!(incidents::report))
+        .routes(routes!(status::subscribe::api))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -15,6 +15,7 @@
 mod chart;
 mod feed;
 mod pages;
+pub(crate) mod subscribe;
 pub(crate) mod summary;
 
 use std::sync::Arc;
@@ -44,6 +45,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/status/badge/{file}", get(pages::badge))
         .route("/status/charts/{file}", get(pages::chart))
         .route("/status/assets/status.css", get(pages::css))
+        .route("/status/subscribe", axum::routing::post(subscribe::form))
+        .route(
+            "/status/subscriptions/{token}/{action}",
+            get(subscribe::link_page).post(subscribe::link_act),
+        )
 }
 
 /// How long a snapshot trusts the stored version before asking again.
