@@ -90,6 +90,14 @@ const TABLE: &[(&str, [bool; 4])] = &[
     ),
     ("rotate a source key", [true, false, false, false]),
     ("apply a file to the catalog", [true, false, false, false]),
+    (
+        "open, update, change and resolve incidents; link alerts",
+        [true, true, false, false],
+    ),
+    (
+        "subscribe a webhook to the status page",
+        [true, false, false, false],
+    ),
 ];
 
 const ROOT: &str = "root-token-0123456789abcdef";
@@ -423,6 +431,66 @@ async fn perform(w: &World, row: &str, who: Who) -> Vec<(String, StatusCode)> {
                     .await,
             );
         }
+        "open, update, change and resolve incidents; link alerts" => {
+            let body = json!({"title": "Checkout slow", "severity": "SEV2", "services": [{"id": "checkout", "impact": "degraded"}], "public": false});
+            note(
+                "open",
+                w.call(Method::POST, "/api/v1/incidents", t, Some(body.clone()))
+                    .await,
+            );
+            // The rest on one an admin opened.
+            let (_, made) = w
+                .call(Method::POST, "/api/v1/incidents", ROOT, Some(body))
+                .await;
+            let id = made["id"].as_i64().unwrap();
+            let alert = w.alert("sre-events-key-0123456789ab", "i1").await;
+            let calls = [
+                (
+                    Method::POST,
+                    format!("/api/v1/incidents/{id}/updates"),
+                    Some(json!({"message": "looking", "public": false})),
+                ),
+                (
+                    Method::PATCH,
+                    format!("/api/v1/incidents/{id}"),
+                    Some(json!({"severity": "SEV1"})),
+                ),
+                (
+                    Method::POST,
+                    format!("/api/v1/incidents/{id}/alerts"),
+                    Some(json!({"alert_id": alert})),
+                ),
+                (
+                    Method::DELETE,
+                    format!("/api/v1/incidents/{id}/alerts/{alert}"),
+                    None,
+                ),
+                (
+                    Method::POST,
+                    format!("/api/v1/incidents/{id}/resolve"),
+                    Some(json!({"message": "done"})),
+                ),
+            ];
+            for (m, path, b) in calls {
+                let r = w.call(m, &path, t, b).await;
+                // Unlinking what the refused link did not link is a 404.
+                if path.contains("/alerts/") && r.0 == StatusCode::NOT_FOUND {
+                    continue;
+                }
+                note(&path, r);
+            }
+        }
+        "subscribe a webhook to the status page" => {
+            let r = w
+                .call(
+                    Method::POST,
+                    "/api/v1/status/subscribers",
+                    t,
+                    Some(json!({"webhook_url": "https://hooks.example.com/status"})),
+                )
+                .await;
+            note("subscribe", r);
+        }
         other => panic!("no operation `{other}`"),
     }
     out
@@ -509,6 +577,11 @@ row!(own_tokens, "create and revoke own API tokens");
 row!(catalog_edits, "create, replace and delete catalog objects");
 row!(rotate_key, "rotate a source key");
 row!(apply, "apply a file to the catalog");
+row!(
+    incidents,
+    "open, update, change and resolve incidents; link alerts"
+);
+row!(status_webhooks, "subscribe a webhook to the status page");
 
 #[test]
 fn readme_table_matches_these_tests() {

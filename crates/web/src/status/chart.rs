@@ -121,20 +121,24 @@ impl Charts {
         self.queries
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let start = now - c.range;
+        let query = serde_urlencoded::to_string([
+            ("query", c.query.clone()),
+            (
+                "start",
+                format!("{:.3}", start.timestamp_millis() as f64 / 1000.0),
+            ),
+            (
+                "end",
+                format!("{:.3}", now.timestamp_millis() as f64 / 1000.0),
+            ),
+            ("step", format!("{}", super::seconds(c.step))),
+        ])
+        .map_err(|e| format!("cannot encode the query: {e}"))?;
         let res = http
-            .get(format!("{}/api/v1/query_range", base.trim_end_matches('/')))
-            .query(&[
-                ("query", c.query.as_str()),
-                (
-                    "start",
-                    &format!("{:.3}", start.timestamp_millis() as f64 / 1000.0),
-                ),
-                (
-                    "end",
-                    &format!("{:.3}", now.timestamp_millis() as f64 / 1000.0),
-                ),
-                ("step", &format!("{}", super::seconds(c.step))),
-            ])
+            .get(format!(
+                "{}/api/v1/query_range?{query}",
+                base.trim_end_matches('/')
+            ))
             .send()
             .await
             .map_err(|e| format!("cannot reach Prometheus: {}", e.without_url()))?;
