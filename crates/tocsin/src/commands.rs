@@ -694,3 +694,123 @@ pub async fn audit(c: &Client, out: Output, f: &AuditFilter) -> Result<u8> {
         },
     ))
 }
+
+/// One incident in a line.
+fn incident_line(i: &Value) -> String {
+    let services: Vec<String> = i["services"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| format!("{} ({})", text(&s["id"]), text(&s["impact"])))
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "incident {} [{} {}] {}{}",
+        text(&i["id"]),
+        text(&i["severity"]),
+        text(&i["status"]),
+        text(&i["title"]),
+        if services.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", services.join(", "))
+        }
+    )
+}
+
+/// `tocsin incidents open`
+pub async fn incident_open(c: &Client, out: Output, body: &Value) -> Result<u8> {
+    let i = c.post("/api/v1/incidents", body).await?;
+    if out == Output::Json {
+        print_json(&i);
+    } else {
+        say!("opened {}", incident_line(&i));
+    }
+    Ok(EXIT_OK)
+}
+
+/// `tocsin incidents list`
+pub async fn incidents_list(c: &Client, out: Output, all: bool) -> Result<u8> {
+    let query: &[(&str, &str)] = if all { &[] } else { &[("status", "open")] };
+    let v = c.get("/api/v1/incidents", query).await?;
+    let none = if all {
+        "no incidents"
+    } else {
+        "no open incidents"
+    };
+    Ok(print_list(out, &v, "incidents", none, |incidents| {
+        let mut t = table(&[
+            "id", "severity", "status", "title", "services", "alerts", "opened",
+        ]);
+        for i in incidents {
+            t.add_row(vec![
+                text(&i["id"]),
+                text(&i["severity"]),
+                text(&i["status"]),
+                text(&i["title"]),
+                i["services"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|s| text(&s["id"]))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default(),
+                i["alert_ids"].as_array().map_or(0, Vec::len).to_string(),
+                when(&i["opened_at"]),
+            ]);
+        }
+        t
+    }))
+}
+
+/// `tocsin incidents show`
+pub async fn incident_show(c: &Client, out: Output, id: &str) -> Result<u8> {
+    let i = c.get(&format!("/api/v1/incidents/{id}"), &[]).await?;
+    if out == Output::Json {
+        print_json(&i);
+        return Ok(EXIT_OK);
+    }
+    say!("{}", incident_line(&i));
+    for e in i["timeline"].as_array().into_iter().flatten() {
+        say!(
+            "  {} {}{}: {} — {}",
+            when(&e["at"]),
+            text(&e["kind"]),
+            if e["public"] == true { " (public)" } else { "" },
+            text(&e["message"]),
+            text(&e["actor"])
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+/// `tocsin incidents update|resolve`
+pub async fn incident_post(
+    c: &Client,
+    out: Output,
+    id: &str,
+    what: &str,
+    body: &Value,
+) -> Result<u8> {
+    let i = c
+        .post(&format!("/api/v1/incidents/{id}/{what}"), body)
+        .await?;
+    if out == Output::Json {
+        print_json(&i);
+    } else {
+        say!("{}", incident_line(&i));
+    }
+    Ok(EXIT_OK)
+}
+
+/// `tocsin incidents report`: the Markdown, on stdout.
+pub async fn incident_report(c: &Client, id: &str) -> Result<u8> {
+    let (text, _) = c
+        .get_text(&format!("/api/v1/incidents/{id}/report"))
+        .await?;
+    print!("{text}");
+    Ok(EXIT_OK)
+}

@@ -139,6 +139,58 @@ enum MaintenanceCommand {
 }
 
 #[derive(Subcommand)]
+enum IncidentsCommand {
+    /// Open an incident (it shows on the status page when it affects a
+    /// public service and its first update is --public).
+    Open {
+        /// What users see: "Checkout is slow".
+        title: String,
+        /// SEV0 … SEV4.
+        #[arg(long, default_value = "SEV2")]
+        severity: String,
+        /// An affected service as ID or ID=IMPACT (degraded,
+        /// partial_outage, major_outage; default degraded). Repeat for several.
+        #[arg(long = "service", value_name = "ID[=IMPACT]")]
+        services: Vec<String>,
+        /// The first update [default: Investigating.].
+        #[arg(long)]
+        message: Option<String>,
+        /// Show the first update on the status page and tell subscribers.
+        #[arg(long)]
+        public: bool,
+        /// Alerts to link (repeat for several).
+        #[arg(long = "alert", value_name = "ID")]
+        alerts: Vec<i64>,
+    },
+    /// Incidents, newest first (exit 2 when there are none).
+    List {
+        /// Resolved ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One incident with its updates and timeline.
+    Show { id: String },
+    /// Post an update; --status moves it on (identified, monitoring, resolved).
+    Update {
+        id: String,
+        message: String,
+        /// Show it on the status page and tell subscribers.
+        #[arg(long)]
+        public: bool,
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Resolve an incident.
+    Resolve {
+        id: String,
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Print the incident as a Markdown report (the start of a postmortem).
+    Report { id: String },
+}
+
+#[derive(Subcommand)]
 enum TokensCommand {
     /// Make a personal API token; prints the secret once, on stdout.
     Create {
@@ -231,6 +283,13 @@ enum Command {
     Maintenance {
         #[command(subcommand)]
         command: MaintenanceCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Incidents: open, list, show, update, resolve, report.
+    Incidents {
+        #[command(subcommand)]
+        command: IncidentsCommand,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -454,6 +513,54 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
                 }
                 MaintenanceCommand::List => commands::maintenance_list(&c, out).await,
                 MaintenanceCommand::End { id } => commands::maintenance_end(&c, out, &id).await,
+            })
+        }
+        Command::Incidents { command, client } => {
+            let (c, out) = client.connect()?;
+            code(match command {
+                IncidentsCommand::Open {
+                    title,
+                    severity,
+                    services,
+                    message,
+                    public,
+                    alerts,
+                } => {
+                    let services = services
+                        .iter()
+                        .map(|s| match s.split_once('=') {
+                            Some((id, impact)) => serde_json::json!({"id": id, "impact": impact}),
+                            None => serde_json::json!({"id": s, "impact": "degraded"}),
+                        })
+                        .collect();
+                    let mut body = serde_json::json!({"title": title, "severity": severity, "services": serde_json::Value::Array(services), "public": public, "alert_ids": alerts});
+                    if let Some(m) = message {
+                        body["message"] = m.into();
+                    }
+                    commands::incident_open(&c, out, &body).await
+                }
+                IncidentsCommand::List { all } => commands::incidents_list(&c, out, all).await,
+                IncidentsCommand::Show { id } => commands::incident_show(&c, out, &id).await,
+                IncidentsCommand::Update {
+                    id,
+                    message,
+                    public,
+                    status,
+                } => {
+                    let mut body = serde_json::json!({"message": message, "public": public});
+                    if let Some(s) = status {
+                        body["status"] = s.into();
+                    }
+                    commands::incident_post(&c, out, &id, "updates", &body).await
+                }
+                IncidentsCommand::Resolve { id, message } => {
+                    let body = match message {
+                        Some(m) => serde_json::json!({"message": m}),
+                        None => serde_json::json!({}),
+                    };
+                    commands::incident_post(&c, out, &id, "resolve", &body).await
+                }
+                IncidentsCommand::Report { id } => commands::incident_report(&c, &id).await,
             })
         }
         Command::Tokens { command, client } => {

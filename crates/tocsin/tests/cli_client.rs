@@ -482,3 +482,85 @@ async fn maintenance_tokens_audit_completions_and_the_client_config() {
         assert!(out.stdout().contains("send-test-alert"), "{shell}");
     }
 }
+
+#[tokio::test]
+async fn incidents_open_update_resolve_and_report() {
+    let s = Server::start("cli-incidents").await;
+    assert_eq!(s.run(ALICE, &["incidents", "list"]).code(), 2, "none yet");
+    let out = s
+        .run(
+            ALICE,
+            &[
+                "incidents",
+                "open",
+                "Checkout is slow",
+                "--severity",
+                "SEV1",
+                "--service",
+                "checkout=partial_outage",
+                "--message",
+                "We are looking into it.",
+                "--public",
+            ],
+        )
+        .ok();
+    assert_eq!(
+        out.stdout().trim(),
+        "opened incident 1 [SEV1 investigating] Checkout is slow — checkout (partial_outage)"
+    );
+    let rows = s.run(ALICE, &["incidents", "list"]).ok().rows();
+    assert_eq!(rows[0][..4], ["ID", "SEVERITY", "STATUS", "TITLE"]);
+    assert_eq!(
+        rows[1][..4],
+        ["1", "SEV1", "investigating", "Checkout is slow"]
+    );
+    // An observer may read but not act (exit 3: the token is refused).
+    let refused = s.run(OLGA, &["incidents", "update", "1", "x", "--public"]);
+    assert_eq!(refused.code(), 3);
+    assert!(
+        refused.stderr().contains("incidents.manage"),
+        "{}",
+        refused.stderr()
+    );
+    s.run(
+        ALICE,
+        &[
+            "incidents",
+            "update",
+            "1",
+            "Fix rolling out",
+            "--public",
+            "--status",
+            "monitoring",
+        ],
+    )
+    .ok();
+    let shown = s
+        .run(ALICE, &["incidents", "show", "1", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(shown["status"], "monitoring");
+    assert_eq!(shown["updates"].as_array().unwrap().len(), 2);
+    let out = s
+        .run(ALICE, &["incidents", "resolve", "1", "--message", "Fixed."])
+        .ok();
+    assert!(out.stdout().contains("[SEV1 resolved]"), "{}", out.stdout());
+    assert_eq!(
+        s.run(ALICE, &["incidents", "list"]).code(),
+        2,
+        "no open ones"
+    );
+    assert_eq!(
+        s.run(ALICE, &["incidents", "list", "--all"])
+            .ok()
+            .rows()
+            .len(),
+        2
+    );
+    let report = s.run(ALICE, &["incidents", "report", "1"]).ok().stdout();
+    assert!(
+        report.starts_with("# Incident 1: Checkout is slow"),
+        "{report}"
+    );
+    assert!(report.contains("**Resolved** (public): Fixed."), "{report}");
+}
