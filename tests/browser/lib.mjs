@@ -143,7 +143,9 @@ escalation_policies:
       - {notify: ["user:bob"], escalate_after: 5m}
       - {notify: ["user:alice"], escalate_after: 5m}
 services:
-  - {id: checkout, name: Checkout, team: sre, escalation_policy: sre-pager}
+  - {id: checkout, name: Checkout, team: sre, escalation_policy: sre-pager, public: true}
+  - {id: search, name: Search, team: sre, public: true}
+  - {id: billing, name: Billing, team: sre}
 sources:
   - {id: prometheus, type: prometheus, team: sre, key: ${PROM_KEY}, escalation_policy: sre-pager, service: checkout}
 heartbeats:

@@ -333,7 +333,7 @@ const tests = [
     const form = page.locator("#start-maintenance");
     await form.getByLabel("For").selectOption("service:checkout");
     await form.getByLabel("Reason").fill("database upgrade");
-    await form.getByRole("button", { name: "Start now" }).click();
+    await form.getByRole("button", { name: "Start or schedule" }).click();
     await page.waitForURL(`${base}/maintenance?done=started`);
     const windows = (await api(base, "GET", "/api/v1/maintenance")).json;
     const list = windows.windows || windows.maintenance || windows;
@@ -345,13 +345,91 @@ const tests = [
     await ctx.close();
   }],
 
+  ["an incident opened and updated in the UI shows on the status page, which needs no script; bars show their day on focus", async () => {
+    const { base } = await mainServer();
+    const ctx = await context();
+    const page = await signIn(ctx, base, "bob");
+    await page.goto(`${base}/incidents`);
+    const form = page.locator("#open-incident");
+    await form.getByLabel("Title").fill("Search results are slow");
+    await form.getByLabel("Severity").selectOption("SEV2");
+    await form.locator("input[name=services][value=search]").check();
+    await form.locator("select[name=impact-search]").selectOption("partial_outage");
+    await form.getByLabel("First update").fill("We are looking into slow searches.");
+    await form.locator("input[name=public]").check();
+    await form.getByRole("button", { name: "Open incident" }).click();
+    await page.waitForURL(/\/incidents\/\d+$/);
+    const id = page.url().split("/").pop();
+    const update = page.locator("#post-update");
+    await update.getByLabel("Update").fill("A slow index was rebuilt; watching.");
+    await update.locator("select[name=status]").selectOption("monitoring");
+    await update.locator("input[name=public]").check();
+    await update.getByRole("button", { name: "Post update" }).click();
+    await page.waitForURL(`${base}/incidents/${id}`);
+    const inc = (await api(base, "GET", `/api/v1/incidents/${id}`)).json;
+    equal(inc.status, "monitoring", "the API has the update");
+    equal(inc.updates.length, 2, "two updates");
+    assert(inc.updates.every((u) => u.public), "both public");
+    const audit = (await api(base, "GET", `/api/v1/audit?kind=incident&object=${id}`)).json;
+    assert(audit.entries.every((e) => e.actor === "user:bob" && e.channel === "web"), JSON.stringify(audit));
+    // An observer sees no forms, and a forged update is refused.
+    const olgaCtx = await context();
+    const olga = await signIn(olgaCtx, base, "olga");
+    await olga.goto(`${base}/incidents/${id}`);
+    equal(await olga.locator("#post-update").count(), 0, "no update form for an observer");
+    await olgaCtx.close();
+
+    // The public page, with JavaScript off.
+    for (const [label, width] of Object.entries(WIDTHS)) {
+      const anon = await context(width, { javaScriptEnabled: false });
+      const status = await anon.newPage();
+      await status.goto(`${base}/status`);
+      equal(await status.locator("#overall").textContent(), "Partial System Outage", "the banner");
+      const text = await status.locator("main").textContent();
+      assert(text.includes("Search results are slow") && text.includes("A slow index was rebuilt"), "the incident and its updates");
+      assert(!text.includes("Billing"), "a service that is not public is not shown");
+      equal(await status.locator("#service-search .state").textContent(), "Partial outage", "the service's state");
+      equal(await status.locator("#service-search .bar").count(), 90, "90 daily bars");
+      // The last bar (today) shows its tooltip on focus, naming the incident.
+      const today = status.locator("#service-search .bar").last();
+      await today.focus();
+      assert(await today.locator(".tip").isVisible(), "the tooltip shows on focus");
+      assert((await today.locator(".tip").textContent()).includes("Search results are slow"), "today's incident");
+      const overflow = await status.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      equal(overflow, 0, `${label}: not wider than the screen`);
+      if (process.env.SCREENSHOTS) {
+        const out = path.resolve(process.env.SCREENSHOTS);
+        fs.mkdirSync(out, { recursive: true });
+        await status.screenshot({ path: `${out}/status-${label}.png`, fullPage: true });
+        await status.goto(`${base}/status/incidents/${id}`);
+        await status.screenshot({ path: `${out}/status-incident-${label}.png` });
+      }
+      await anon.close();
+    }
+    // Badges render as SVG images in the browser.
+    const bctx = await context();
+    const b = await bctx.newPage();
+    await b.setContent(`<img id="b1" src="${base}/status/badge/search.svg"><img id="b2" src="${base}/status/badge/checkout.svg">`);
+    await b.waitForFunction(() => [...document.images].every((i) => i.complete && i.naturalWidth > 0));
+    const widths = await b.evaluate(() => [...document.images].map((i) => i.naturalWidth));
+    assert(widths.every((w) => w > 100), `badges drawn: ${widths}`);
+    if (process.env.SCREENSHOTS) await b.locator("body").screenshot({ path: `${path.resolve(process.env.SCREENSHOTS)}/status-badges.png` });
+    await bctx.close();
+    // Resolve from the page.
+    await page.goto(`${base}/incidents/${id}`);
+    await page.getByRole("button", { name: "Resolve" }).click();
+    await page.waitForURL(`${base}/incidents/${id}`);
+    equal((await api(base, "GET", `/api/v1/incidents/${id}`)).json.status, "resolved", "resolved in the API");
+    await ctx.close();
+  }],
+
   ["axe-core finds no serious or critical violation on any page, at 390 and 1440 px", async () => {
     const { base } = await mainServer();
     const id = await fire(base, "AxeCheck", "warning");
     const pages = ["/login", "/alerts", "/alerts?status=pending", `/alerts/${id}`, "/oncall", "/schedules",
       "/schedules/sre-rota", "/profile", "/policies", "/services", "/sources", "/catalog/sources/prometheus",
       "/catalog/escalation_policies/sre-pager", "/catalog/services/new", "/heartbeats", "/catalog/heartbeats/nightly-backup",
-      "/support-hours", "/catalog/support_hours/office", "/users", "/catalog/users/alice", "/teams", "/catalog/teams/sre", "/maintenance", "/admin", "/admin/audit", "/admin/deliveries", "/admin/catalog", "/nope-404"];
+      "/support-hours", "/catalog/support_hours/office", "/users", "/catalog/users/alice", "/teams", "/catalog/teams/sre", "/maintenance", "/admin", "/admin/audit", "/admin/deliveries", "/admin/catalog", "/incidents", "/status", "/status/internal", "/nope-404"];
     const problems = [];
     for (const [label, width] of Object.entries(WIDTHS)) {
       // axe is put in by the test (bypassing the page's CSP for it alone).

@@ -135,6 +135,13 @@ pub(crate) async fn start_maintenance(
         .await;
     };
     let now = st.now();
+    let starts = now
+        + TimeDelta::minutes(
+            form.get("starts_in")
+                .and_then(|m| m.parse::<i64>().ok())
+                .unwrap_or(0)
+                .clamp(0, 525_600),
+        );
     let reason = form.get("reason").unwrap_or_default().trim();
     match st
         .0
@@ -145,8 +152,8 @@ pub(crate) async fn start_maintenance(
             &tocsin_store::NewMaintenance {
                 target_kind: kind.into(),
                 target_id: id.into(),
-                starts_at: now,
-                ends_at: now + TimeDelta::minutes(minutes),
+                starts_at: starts,
+                ends_at: starts + TimeDelta::minutes(minutes),
                 reason: reason.into(),
                 title: form.get("title").unwrap_or_default().trim().into(),
                 public: form.get("public") == Some("on"),

@@ -14,6 +14,7 @@ mod admin;
 mod alerts;
 mod assets;
 mod catalog;
+mod incidents;
 pub(crate) mod live;
 mod login;
 pub(crate) mod oidc;
@@ -71,6 +72,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/alerts/bulk", post(alerts::bulk))
         .route("/alerts/{id}", get(alerts::page))
         .route("/alerts/{id}/{action}", post(alerts::act))
+        .route("/incidents", get(incidents::list).post(incidents::open))
+        .route("/incidents/{id}", get(incidents::page))
+        .route("/incidents/{id}/{action}", post(incidents::act))
         .route("/schedules", get(schedules::list))
         .route("/schedules/{id}", get(schedules::page))
         .route(
@@ -175,6 +179,7 @@ pub(crate) struct Chrome {
 
 const NAV: &[(&str, &str)] = &[
     ("/alerts", "Alerts"),
+    ("/incidents", "Incidents"),
     ("/oncall", "My on-call"),
     ("/schedules", "Schedules"),
     ("/policies", "Policies"),
