@@ -1,6 +1,7 @@
 //! The incidents API and the status page over HTTP: the settled shapes,
 //! refusals that name what is wrong, the Markdown report, and the public
-//! page's cache (ETag, Last-Modified, 304; a change shows at once).
+//! page's cache (ETag, Last-Modified, 304; a change shows at once), on
+//! SQLite and PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -37,9 +38,7 @@ async fn open_one(s: &common::Server, body: Value) -> Value {
     v
 }
 
-#[tokio::test]
-async fn the_incident_api_keeps_its_settled_shape_and_says_what_is_wrong() {
-    let s = common::Server::start(CONFIG).await;
+async fn the_incident_api_keeps_its_settled_shape_and_says_what_is_wrong(s: common::Server) {
     // `public` is required: announcing is explicit.
     let (st, v) = s
         .call(
@@ -251,9 +250,7 @@ async fn the_incident_api_keeps_its_settled_shape_and_says_what_is_wrong() {
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn the_status_page_is_cached_validated_and_changes_at_once() {
-    let s = common::Server::start(CONFIG).await;
+async fn the_status_page_is_cached_validated_and_changes_at_once(s: common::Server) {
     let get = |path: &str, extra: Option<(header::HeaderName, String)>| {
         let mut r = s.http.get(format!("{}{path}", s.base));
         if let Some((k, v)) = extra {
@@ -383,3 +380,27 @@ async fn the_status_page_is_cached_validated_and_changes_at_once() {
         "the incident wins over maintenance"
     );
 }
+
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let s = super::common::Server::start_on(super::CONFIG, false)
+                    .await
+                    .unwrap();
+                super::$name(s).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                let Some(s) = super::common::Server::start_on(super::CONFIG, true).await else {
+                    return;
+                };
+                super::$name(s).await;
+            }
+        }
+    };
+}
+
+both!(the_incident_api_keeps_its_settled_shape_and_says_what_is_wrong);
+both!(the_status_page_is_cached_validated_and_changes_at_once);

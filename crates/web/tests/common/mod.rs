@@ -29,11 +29,43 @@ pub async fn serve_app(
     channels: Vec<Arc<dyn tocsin_notify::Channel>>,
     ui: tocsin_web::ui::UiSettings,
 ) -> (String, tempfile::TempDir, Arc<tocsin_app::Application>) {
+    serve_on(config_text, channels, ui, None).await
+}
+
+/// A fresh database on the test PostgreSQL (`TOCSIN_TEST_POSTGRES_URL`);
+/// `None` when none is given outside CI.
+pub async fn fresh_postgres() -> Option<String> {
+    let Ok(base) = std::env::var("TOCSIN_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "TOCSIN_TEST_POSTGRES_URL must be set under CI (scripts/test sets it)"
+        );
+        eprintln!("TOCSIN_TEST_POSTGRES_URL not set: the PostgreSQL case is skipped");
+        return None;
+    };
+    use sqlx::Connection;
+    let name = format!("tocsin_w_{}", rand::random::<u64>());
+    let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    Some(format!("{}/{name}", base.rsplit_once('/').unwrap().0))
+}
+
+/// [`serve_app`] on the database `url` names (`None`: SQLite in the
+/// returned directory).
+pub async fn serve_on(
+    config_text: &str,
+    channels: Vec<Arc<dyn tocsin_notify::Channel>>,
+    ui: tocsin_web::ui::UiSettings,
+    url: Option<String>,
+) -> (String, tempfile::TempDir, Arc<tocsin_app::Application>) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let (config, refs) =
         tocsin_config::from_str_with_refs(config_text, Path::new("."), &|_| None).unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let url = url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("t.db").display()));
     let store: Arc<dyn tocsin_store::Store> =
         Arc::from(tocsin_store::connect(&url, 4).await.unwrap());
     // Known feed tokens and link key, stored before the catalog loads them.
@@ -135,6 +167,22 @@ impl Server {
             http: reqwest::Client::new(),
             _dir: dir,
         }
+    }
+
+    /// The same on PostgreSQL (`pg`) or SQLite; `None` when PostgreSQL is
+    /// asked for and there is none outside CI.
+    pub async fn start_on(config_text: &str, pg: bool) -> Option<Self> {
+        let url = if pg {
+            Some(fresh_postgres().await?)
+        } else {
+            None
+        };
+        let (base, dir, _) = serve_on(config_text, vec![], Default::default(), url).await;
+        Some(Server {
+            base,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        })
     }
 
     /// See [`call`].
