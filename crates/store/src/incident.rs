@@ -187,6 +187,18 @@ fn event_row(r: &Row) -> Result<IncidentEvent, DbError> {
 
 /// Fill in the services and linked alerts of `incidents`.
 async fn fill(d: &Dialect, c: &mut impl Conn, incidents: &mut [Incident]) -> Result<(), DbError> {
+    fill_some(d, c, incidents, true).await
+}
+
+/// Fill in the services of `incidents`, and their linked alerts when
+/// `alerts` (the status page needs none: a storm's incident links
+/// thousands).
+async fn fill_some(
+    d: &Dialect,
+    c: &mut impl Conn,
+    incidents: &mut [Incident],
+    alerts: bool,
+) -> Result<(), DbError> {
     if incidents.is_empty() {
         return Ok(());
     }
@@ -207,22 +219,24 @@ async fn fill(d: &Dialect, c: &mut impl Conn, incidents: &mut [Incident]) -> Res
                 impact: r.parse("impact")?,
             });
     }
-    let mut alerts: HashMap<i64, Vec<i64>> = HashMap::new();
-    for r in c
-        .fetch(
+    let mut linked: HashMap<i64, Vec<i64>> = HashMap::new();
+    for r in if !alerts {
+        Vec::new()
+    } else {
+        c.fetch(
             &format!("SELECT incident_id, alert_id FROM incident_alerts WHERE incident_id IN ({}) ORDER BY incident_id, alert_id", in_ids(d, "$1")),
             args![enc(&ids)?],
         )
         .await?
-    {
-        alerts
+    } {
+        linked
             .entry(r.get("incident_id")?)
             .or_default()
             .push(r.get("alert_id")?);
     }
     for i in incidents {
         i.services = services.remove(&i.id).unwrap_or_default();
-        i.alert_ids = alerts.remove(&i.id).unwrap_or_default();
+        i.alert_ids = linked.remove(&i.id).unwrap_or_default();
     }
     Ok(())
 }
@@ -1239,7 +1253,7 @@ pub(crate) async fn public_events<B: Backend>(
             )
             .await?;
         incidents = rows.iter().map(incident_row).collect::<Result<_, _>>()?;
-        fill(d, &mut c, &mut incidents).await?;
+        fill_some(d, &mut c, &mut incidents, false).await?;
     }
     let by_id: HashMap<i64, &Incident> = incidents.iter().map(|i| (i.id, i)).collect();
     Ok(events
@@ -1270,7 +1284,7 @@ pub(crate) async fn recent<B: Backend>(
         )
         .await?;
     let mut incidents: Vec<Incident> = rows.iter().map(incident_row).collect::<Result<_, _>>()?;
-    fill(d, &mut c, &mut incidents).await?;
+    fill_some(d, &mut c, &mut incidents, false).await?;
     let ids: Vec<i64> = incidents.iter().map(|i| i.id).collect();
     let mut events: HashMap<i64, Vec<IncidentEvent>> = HashMap::new();
     if !ids.is_empty() {

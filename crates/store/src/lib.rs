@@ -533,10 +533,12 @@ pub trait Store: Send + Sync + 'static {
     /// State history spans that overlap `[since, now]`.
     async fn service_spans(&self, since: DateTime<Utc>) -> Result<Vec<ServiceSpan>, StoreError>;
 
-    /// Public updates, newest first (the feed).
+    /// Public updates, newest first (the feed), with their incidents'
+    /// titles and services.
     async fn public_incident_events(&self, limit: u32) -> Result<Vec<PublicEvent>, StoreError>;
 
-    /// Open incidents and those resolved since `since`, with timelines.
+    /// Open incidents and those resolved since `since`, with timelines
+    /// (without their `alert_ids`: the status page needs none).
     async fn recent_incidents(
         &self,
         since: DateTime<Utc>,

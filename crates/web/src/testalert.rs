@@ -105,9 +105,11 @@ pub(crate) async fn send_test_alert(
         tocsin_app::access::actor(caller, &format!("test alert ({})", source.kind.as_str()));
     let token = &generated_key()[..12];
     let dedup = format!("tocsin-test-{token}");
+    // An empty summary is no summary: every sender format needs one.
     let summary = req
         .summary
         .clone()
+        .filter(|s| !s.trim().is_empty())
         .unwrap_or_else(|| format!("Test alert from Tocsin, sent by {}", caller.actor_name()));
     let now = st.now();
     // What Opsgenie and ilert events say when no severity is asked for.

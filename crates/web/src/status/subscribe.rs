@@ -34,6 +34,7 @@ pub struct SubscriberView {
     operation_id = "status_subscribe",
     tag = "status",
     summary = "Subscribe to the status page by email (double opt-in, no token needed) or webhook (role admin)",
+    security((), ("bearer" = [])),
     request_body = SubscribeRequest,
     responses((status = 201, description = "A new subscription", body = SubscriberView), (status = 200, description = "The address was subscribed already; its services are replaced", body = SubscriberView), (status = 400, description = "A bad query or body, naming what is wrong", body = crate::schema::ErrorBody), (status = 401, description = "A webhook subscription without a token, or a bad token", body = crate::schema::ErrorBody), (status = 403, description = "The token lacks a permission; the message names it", body = crate::schema::ErrorBody), (status = 422, description = "The body breaks a rule; each problem has its key path", body = crate::schema::ErrorBody), (status = "default", description = "A refusal or failure", body = crate::schema::ErrorBody))
 )]
