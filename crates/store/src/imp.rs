@@ -42,7 +42,7 @@ pub(crate) fn spec_hash(spec: &serde_json::Value) -> String {
 const DELIVERY_COLUMNS: &str = "id, alert_id, step_id, user_id, contact_id, channel, address, due_at, status, attempts, last_error, sent_at";
 pub(crate) const ALERT_COLUMNS: &str = "id, source_id, dedup_key, status, severity, priority, summary, details, labels, links, members, policy_id, service_id, detected_at, created_at, updated_at, last_seen_at, seen_count, accepted_at, accepted_by, resolved_at, resolved_by";
 
-const WINDOW_COLUMNS: &str = "id, target_kind, target_id, starts_at, ends_at, reason, created_by, created_at, ended_at, title, public";
+pub(crate) const WINDOW_COLUMNS: &str = "id, target_kind, target_id, starts_at, ends_at, reason, created_by, created_at, ended_at, title, public";
 
 const CHANGE_COLUMNS: &str =
     "id, source_id, service_id, at, received_at, summary, origin, details, links";
@@ -116,7 +116,7 @@ fn alert_from_row(r: &Row) -> Result<Alert, DbError> {
     })
 }
 
-fn window_from_row(r: &Row) -> Result<MaintenanceWindow, DbError> {
+pub(crate) fn window_from_row(r: &Row) -> Result<MaintenanceWindow, DbError> {
     Ok(MaintenanceWindow {
         id: r.get("id")?,
         target_kind: r.get("target_kind")?,

@@ -150,7 +150,8 @@ pub struct ServiceSpan {
 }
 
 const INCIDENT_COLUMNS: &str = "id, title, severity, status, opened_at, opened_by, auto_opened, held, responders, updated_at, resolved_at, resolved_by";
-const EVENT_COLUMNS: &str = "id, incident_id, at, kind, status, message, public, actor, channel";
+pub(crate) const EVENT_COLUMNS: &str =
+    "id, incident_id, at, kind, status, message, public, actor, channel";
 
 fn incident_row(r: &Row) -> Result<Incident, DbError> {
     Ok(Incident {
@@ -171,7 +172,7 @@ fn incident_row(r: &Row) -> Result<Incident, DbError> {
     })
 }
 
-fn event_row(r: &Row) -> Result<IncidentEvent, DbError> {
+pub(crate) fn event_row(r: &Row) -> Result<IncidentEvent, DbError> {
     Ok(IncidentEvent {
         id: r.get("id")?,
         incident_id: r.get("incident_id")?,
@@ -275,6 +276,18 @@ async fn lock(d: &Dialect, tx: &mut impl Conn, id: i64) -> Result<Option<Inciden
     fill(d, tx, &mut one).await?;
     let [i] = one;
     Ok(Some(i))
+}
+
+/// Lock an incident that must still be open; `Conflict` once resolved.
+async fn lock_open(
+    d: &Dialect,
+    tx: &mut impl Conn,
+    id: i64,
+) -> Result<Option<Incident>, StoreError> {
+    match lock(d, tx, id).await? {
+        Some(i) if !i.status.is_open() => Err(resolved_already(&i)),
+        other => Ok(other),
+    }
 }
 
 /// One timeline entry; an update is marked for the status worker to tell
@@ -537,12 +550,9 @@ pub(crate) async fn post_update<B: Backend>(
 ) -> Result<Option<Incident>, StoreError> {
     let d = B::SQL;
     let mut tx = b.begin().await?;
-    let Some(before) = lock(d, &mut tx, id).await? else {
+    let Some(before) = lock_open(d, &mut tx, id).await? else {
         return Ok(None);
     };
-    if !before.status.is_open() {
-        return Err(resolved_already(&before));
-    }
     let status = note.status.unwrap_or(before.status);
     if status == IncidentStatus::Resolved {
         resolve_locked(&mut tx, &before, &note.message, note.public, actor, now).await?;
@@ -628,12 +638,9 @@ pub(crate) async fn resolve<B: Backend>(
 ) -> Result<Option<Incident>, StoreError> {
     let d = B::SQL;
     let mut tx = b.begin().await?;
-    let Some(before) = lock(d, &mut tx, id).await? else {
+    let Some(before) = lock_open(d, &mut tx, id).await? else {
         return Ok(None);
     };
-    if !before.status.is_open() {
-        return Err(resolved_already(&before));
-    }
     resolve_locked(&mut tx, &before, message, public, actor, now).await?;
     let diff = serde_json::json!({
         "status": {"before": before.status, "after": IncidentStatus::Resolved},
@@ -655,12 +662,9 @@ pub(crate) async fn change<B: Backend>(
 ) -> Result<Option<Incident>, StoreError> {
     let d = B::SQL;
     let mut tx = b.begin().await?;
-    let Some(before) = lock(d, &mut tx, id).await? else {
+    let Some(before) = lock_open(d, &mut tx, id).await? else {
         return Ok(None);
     };
-    if !before.status.is_open() {
-        return Err(resolved_already(&before));
-    }
     let mut diff = serde_json::Map::new();
     let st = before.status;
     if let Some(t) = ch.title.as_ref().filter(|t| **t != before.title) {

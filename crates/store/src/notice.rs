@@ -9,7 +9,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::db::{Backend, Conn, DbError, Row, Tx, args};
-use crate::imp::{enc, in_ids, ms};
+use crate::imp::{WINDOW_COLUMNS, enc, in_ids, ms, window_from_row};
+use crate::incident::{EVENT_COLUMNS, event_row};
 use crate::{IncidentEvent, MaintenanceWindow, StoreError};
 
 /// A status page subscriber.
@@ -258,47 +259,23 @@ pub(crate) async fn fanout_pending<B: Backend>(
     let mut c = b.reader().await?;
     let events = c
         .fetch(
-            "SELECT id, incident_id, at, kind, status, message, public, actor, channel FROM incident_events WHERE fanout = 1 ORDER BY id LIMIT $1",
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM incident_events WHERE fanout = 1 ORDER BY id LIMIT $1"
+            ),
             args![i64::from(limit)],
         )
         .await?
         .iter()
-        .map(|r| {
-            Ok(IncidentEvent {
-                id: r.get("id")?,
-                incident_id: r.get("incident_id")?,
-                at: r.time("at")?,
-                kind: r.get("kind")?,
-                status: r.parse("status")?,
-                message: r.get("message")?,
-                public: r.get::<i64>("public")? != 0,
-                actor: r.get("actor")?,
-                channel: r.get("channel")?,
-            })
-        })
+        .map(event_row)
         .collect::<Result<Vec<_>, DbError>>()?;
     let windows = c
         .fetch(
-            "SELECT id, target_kind, target_id, starts_at, ends_at, reason, created_by, created_at, ended_at, title, public FROM maintenance_windows WHERE fanout = 1 ORDER BY id LIMIT $1",
+            &format!("SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE fanout = 1 ORDER BY id LIMIT $1"),
             args![i64::from(limit)],
         )
         .await?
         .iter()
-        .map(|r| {
-            Ok(MaintenanceWindow {
-                id: r.get("id")?,
-                target_kind: r.get("target_kind")?,
-                target_id: r.get("target_id")?,
-                starts_at: r.time("starts_at")?,
-                ends_at: r.time("ends_at")?,
-                reason: r.get("reason")?,
-                created_by: r.get("created_by")?,
-                created_at: r.time("created_at")?,
-                ended_at: r.time_opt("ended_at")?,
-                title: r.get("title")?,
-                public: r.get::<i64>("public")? != 0,
-            })
-        })
+        .map(window_from_row)
         .collect::<Result<Vec<_>, DbError>>()?;
     Ok((events, windows))
 }
