@@ -1034,6 +1034,10 @@ pub(crate) async fn auto_link(
             .map(|a| args![incident_id, a.alert_id, ms(now), &actor.name])
             .collect();
         crate::imp::bulk(tx, &d.insert_incident_alerts, rows).await?;
+        // The audit log has the links too, one entry a batch.
+        let ids: Vec<i64> = group.iter().take(100).map(|a| a.alert_id).collect();
+        let diff = serde_json::json!({"alerts": {"after": ids}, "linked": {"after": group.len()}});
+        record(tx, &audit(actor, incident_id, "link", diff), now).await?;
         // One entry for the batch: a storm is one line, not thousands.
         let mut listed: Vec<String> = group
             .iter()

@@ -2376,6 +2376,13 @@ async fn alerts_open_one_incident_per_service_and_join_it(s: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(audit.entries.last().unwrap().record.action, "open");
+    assert!(
+        audit
+            .entries
+            .iter()
+            .any(|e| e.record.action == "link" && e.record.actor == "source:prom"),
+        "joins are audited"
+    );
 }
 
 async fn incidents_resolve_by_themselves_unless_a_person_spoke(s: &dyn Store) {
@@ -2686,7 +2693,7 @@ async fn incidents_by_hand_updates_impacts_links_and_the_feed(s: &dyn Store) {
         .into_iter()
         .map(|e| e.record.action)
         .collect();
-    assert_eq!(actions, ["unlink", "change", "update", "update", "open"]);
+    assert_eq!(actions, ["unlink", "change", "update", "update", "link", "open"]);
     // Resolving ends the service's state and hands "current" on.
     s.resolve_incident(inc.id, "Resolved", true, &alice, t(8))
         .await

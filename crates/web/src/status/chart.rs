@@ -18,24 +18,47 @@ pub use tocsin_app::status::ChartSettings;
 
 /// How long a drawing is served before Prometheus is asked again.
 const FRESH: Duration = Duration::from_secs(60);
-const WIDTH: f64 = 720.0;
-const HEIGHT: f64 = 240.0;
-const LEFT: f64 = 64.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 14.0;
 const BOTTOM: f64 = 30.0;
+
+/// A drawing's size: drawn for the width it is shown at, so that its
+/// text is about 12 px on a desktop and on a phone alike.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Size {
+    w: f64,
+    h: f64,
+    left: f64,
+    /// Time labels besides the first.
+    ticks: i32,
+}
+
+/// For a desktop's column (shown up to 720 px wide).
+pub(crate) const WIDE: Size = Size {
+    w: 720.0,
+    h: 240.0,
+    left: 64.0,
+    ticks: 4,
+};
+/// For a phone (`?narrow`, chosen by the page's `<picture>`).
+pub(crate) const NARROW: Size = Size {
+    w: 360.0,
+    h: 220.0,
+    left: 60.0,
+    ticks: 2,
+};
 const COLOURS: [&str; 5] = ["#0969da", "#bc4c00", "#1a7f37", "#8250df", "#cf222e"];
 
-struct Drawn {
+/// What Prometheus answered for a chart, and when.
+struct Fetched {
     at: Instant,
-    svg: String,
-    failed: bool,
+    series: Result<Vec<Series>, String>,
 }
 
 /// The drawings, one slot per chart.
 #[derive(Default)]
 pub(crate) struct Charts {
-    slots: std::sync::Mutex<Vec<Option<std::sync::Arc<Drawn>>>>,
+    slots: std::sync::Mutex<Vec<Option<std::sync::Arc<Fetched>>>>,
     fetching: tokio::sync::Mutex<()>,
     http: std::sync::OnceLock<Option<reqwest::Client>>,
     /// Queries sent to Prometheus (for tests and metrics).
@@ -43,12 +66,12 @@ pub(crate) struct Charts {
 }
 
 impl Charts {
-    fn slot(&self, index: usize) -> Option<std::sync::Arc<Drawn>> {
+    fn slot(&self, index: usize) -> Option<std::sync::Arc<Fetched>> {
         let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.get(index).cloned().flatten()
     }
 
-    fn store(&self, index: usize, d: Drawn) {
+    fn store(&self, index: usize, d: Fetched) {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         if slots.len() <= index {
             slots.resize(index + 1, None);
@@ -58,7 +81,7 @@ impl Charts {
 
     /// Whether the chart's last fetch failed (the page says so).
     pub(crate) fn failed(&self, index: usize) -> bool {
-        self.slot(index).is_some_and(|d| d.failed)
+        self.slot(index).is_some_and(|d| d.series.is_err())
     }
 
     fn client(&self) -> Option<&reqwest::Client> {
@@ -73,37 +96,44 @@ impl Charts {
             .as_ref()
     }
 
-    /// The chart as SVG: the drawing of the last minute, or a new one.
-    pub(crate) async fn svg(&self, st: &AppState, index: usize) -> String {
-        if let Some(d) = self.slot(index).filter(|d| d.at.elapsed() < FRESH) {
-            return d.svg.clone();
-        }
-        let _one = self.fetching.lock().await;
-        if let Some(d) = self.slot(index).filter(|d| d.at.elapsed() < FRESH) {
-            return d.svg.clone();
-        }
+    /// The chart as SVG, drawn at `size` from what Prometheus answered in
+    /// the last minute (asked again once it is older).
+    pub(crate) async fn svg(&self, st: &AppState, index: usize, size: Size) -> String {
         let Some(chart) = st.0.status.charts.get(index) else {
-            return unavailable("no such chart", &no_chart());
+            return unavailable("no such chart", &no_chart(), size);
         };
-        let now = st.now();
-        let drawn = match self.fetch(st, chart, now).await {
-            Ok(series) => Drawn {
-                at: Instant::now(),
-                svg: draw(chart, &series, now, st.0.status.timezone),
-                failed: false,
-            },
-            Err(why) => {
-                tracing::warn!(chart = %chart.title, error = %why, "status page chart: Prometheus did not answer");
-                Drawn {
-                    at: Instant::now(),
-                    svg: unavailable(&why, chart),
-                    failed: true,
+        let fetched = match self.slot(index).filter(|d| d.at.elapsed() < FRESH) {
+            Some(f) => f,
+            None => {
+                let _one = self.fetching.lock().await;
+                match self.slot(index).filter(|d| d.at.elapsed() < FRESH) {
+                    Some(f) => f,
+                    None => {
+                        let series = self.fetch(st, chart, st.now()).await;
+                        if let Err(why) = &series {
+                            tracing::warn!(chart = %chart.title, error = %why, "status page chart: Prometheus did not answer");
+                        }
+                        self.store(
+                            index,
+                            Fetched {
+                                at: Instant::now(),
+                                series,
+                            },
+                        );
+                        self.slot(index).unwrap_or_else(|| {
+                            std::sync::Arc::new(Fetched {
+                                at: Instant::now(),
+                                series: Err("no drawing".into()),
+                            })
+                        })
+                    }
                 }
             }
         };
-        let svg = drawn.svg.clone();
-        self.store(index, drawn);
-        svg
+        match &fetched.series {
+            Ok(series) => draw(chart, series, st.now(), st.0.status.timezone, size),
+            Err(why) => unavailable(why, chart, size),
+        }
     }
 
     async fn fetch(
@@ -256,27 +286,38 @@ fn label(v: f64, unit: &str) -> String {
     }
 }
 
-fn head(c: &ChartSettings) -> String {
+fn head(c: &ChartSettings, z: Size) -> String {
     format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"{WIDTH}\" height=\"{HEIGHT}\" role=\"img\" aria-label=\"{t}\" font-family=\"system-ui, sans-serif\" font-size=\"12\"><title>{t}</title><rect width=\"{WIDTH}\" height=\"{HEIGHT}\" fill=\"#fff\"/>",
-        t = xml(&c.title)
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"{t}\" font-family=\"system-ui, sans-serif\" font-size=\"12\"><title>{t}</title><rect width=\"{w}\" height=\"{h}\" fill=\"#fff\"/>",
+        t = xml(&c.title),
+        w = z.w,
+        h = z.h
     )
 }
 
 /// The drawing of a chart whose data could not be had.
-fn unavailable(why: &str, c: &ChartSettings) -> String {
+fn unavailable(why: &str, c: &ChartSettings, z: Size) -> String {
     format!(
         "{}<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"16\" fill=\"#57606a\">Data unavailable</text><text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#57606a\">{}</text></svg>",
-        head(c),
-        WIDTH / 2.0,
-        HEIGHT / 2.0 - 6.0,
-        WIDTH / 2.0,
-        HEIGHT / 2.0 + 16.0,
-        xml(&why.chars().take(90).collect::<String>())
+        head(c, z),
+        z.w / 2.0,
+        z.h / 2.0 - 6.0,
+        z.w / 2.0,
+        z.h / 2.0 + 16.0,
+        xml(&why
+            .chars()
+            .take(if z.w < 500.0 { 50 } else { 90 })
+            .collect::<String>())
     )
 }
 
-fn draw(c: &ChartSettings, series: &[Series], now: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+fn draw(
+    c: &ChartSettings,
+    series: &[Series],
+    now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+    z: Size,
+) -> String {
     let unit = c.unit.as_deref().unwrap_or("");
     let end = now.timestamp_millis() as f64 / 1000.0;
     let start = end - super::seconds(c.range);
@@ -285,11 +326,11 @@ fn draw(c: &ChartSettings, series: &[Series], now: DateTime<Utc>, tz: chrono_tz:
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .collect();
     if all.is_empty() {
-        let mut out = head(c);
+        let mut out = head(c, z);
         out.push_str(&format!(
             "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"15\" fill=\"#57606a\">No data in this period</text></svg>",
-            WIDTH / 2.0,
-            HEIGHT / 2.0
+            z.w / 2.0,
+            z.h / 2.0
         ));
         return out;
     }
@@ -297,17 +338,18 @@ fn draw(c: &ChartSettings, series: &[Series], now: DateTime<Utc>, tz: chrono_tz:
     let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let step = nice_step((hi - lo).max(f64::EPSILON * 10.0).max(hi.abs() * 1e-6), 4.0);
     let top = ((hi / step).ceil() * step).max(lo + step);
-    let (pw, ph) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
-    let x = |t: f64| LEFT + (t - start) / (end - start) * pw;
+    let (pw, ph) = (z.w - z.left - RIGHT, z.h - TOP - BOTTOM);
+    let x = |t: f64| z.left + (t - start) / (end - start) * pw;
     let y = |v: f64| TOP + (1.0 - (v - lo) / (top - lo)) * ph;
-    let mut out = head(c);
+    let mut out = head(c, z);
     // Horizontal grid with value labels.
     let mut v = lo;
     while v <= top + step / 2.0 {
         out.push_str(&format!(
-            "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#d0d7de\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#57606a\">{}</text>",
-            WIDTH - RIGHT,
-            LEFT - 6.0,
+            "<line x1=\"{}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#d0d7de\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#57606a\">{}</text>",
+            z.left,
+            z.w - RIGHT,
+            z.left - 6.0,
             y(v) + 4.0,
             xml(&label(v, unit)),
             y = y(v)
@@ -316,8 +358,8 @@ fn draw(c: &ChartSettings, series: &[Series], now: DateTime<Utc>, tz: chrono_tz:
     }
     // Time labels: 5 ticks, dates when the range is longer than two days.
     let long = c.range > TimeDelta::days(2);
-    for i in 0..=4 {
-        let t = start + (end - start) * f64::from(i) / 4.0;
+    for i in 0..=z.ticks {
+        let t = start + (end - start) * f64::from(i) / f64::from(z.ticks);
         let when = DateTime::<Utc>::from_timestamp_millis((t * 1000.0) as i64)
             .unwrap_or(now)
             .with_timezone(&tz);
@@ -328,21 +370,23 @@ fn draw(c: &ChartSettings, series: &[Series], now: DateTime<Utc>, tz: chrono_tz:
         };
         let anchor = match i {
             0 => "start",
-            4 => "end",
+            i if i == z.ticks => "end",
             _ => "middle",
         };
         out.push_str(&format!(
             "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{}\" y2=\"{}\" stroke=\"#8c959f\"/><text x=\"{x:.1}\" y=\"{}\" text-anchor=\"{anchor}\" fill=\"#57606a\">{}</text>",
-            HEIGHT - BOTTOM,
-            HEIGHT - BOTTOM + 4.0,
-            HEIGHT - 10.0,
+            z.h - BOTTOM,
+            z.h - BOTTOM + 4.0,
+            z.h - 10.0,
             xml(&text),
             x = x(t)
         ));
     }
     out.push_str(&format!(
-        "<line x1=\"{LEFT}\" x2=\"{LEFT}\" y1=\"{TOP}\" y2=\"{}\" stroke=\"#8c959f\"/>",
-        HEIGHT - BOTTOM
+        "<line x1=\"{}\" x2=\"{}\" y1=\"{TOP}\" y2=\"{}\" stroke=\"#8c959f\"/>",
+        z.left,
+        z.left,
+        z.h - BOTTOM
     ));
     for (s, colour) in series.iter().zip(COLOURS) {
         // A gap in the data (a missing step) breaks the line.
@@ -370,9 +414,9 @@ fn draw(c: &ChartSettings, series: &[Series], now: DateTime<Utc>, tz: chrono_tz:
         for (i, (s, colour)) in series.iter().zip(COLOURS).enumerate() {
             out.push_str(&format!(
                 "<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"3\" fill=\"{colour}\"/><text x=\"{}\" y=\"{}\" fill=\"#1f2328\">{}</text>",
-                LEFT + 8.0,
+                z.left + 8.0,
                 TOP + 6.0 + 14.0 * i as f64,
-                LEFT + 22.0,
+                z.left + 22.0,
                 TOP + 10.0 + 14.0 * i as f64,
                 xml(&s.name.chars().take(60).collect::<String>())
             ));
@@ -414,12 +458,14 @@ mod tests {
                 .map(|i| (end - 3600.0 + 60.0 * f64::from(i), f64::from(i)))
                 .collect(),
         };
-        let svg = draw(&c, &[s], now, chrono_tz::UTC);
+        let svg = draw(&c, &[s], now, chrono_tz::UTC, WIDE);
         assert!(svg.contains("<polyline"), "{svg}");
         assert!(svg.contains("req/s"));
         assert!(svg.contains("&lt;per second&gt;"), "the title is escaped");
         let ticks = svg.matches("text-anchor=\"middle\" fill").count() + 2;
         assert_eq!(ticks, 5, "five time labels");
-        assert!(unavailable("refused", &c).contains("Data unavailable"));
+        assert!(unavailable("refused", &c, WIDE).contains("Data unavailable"));
+        let narrow = draw(&c, &[], now, chrono_tz::UTC, NARROW);
+        assert!(narrow.contains("viewBox=\"0 0 360 220\""), "{narrow}");
     }
 }

@@ -367,17 +367,26 @@ pub(crate) async fn badge(
     Ok(res)
 }
 
-/// `GET /status/charts/{n}.svg`
+/// `GET /status/charts/{n}.svg` (`?narrow`: drawn for a phone).
 pub(crate) async fn chart(
     State(st): State<AppState>,
     Path(file): Path<String>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
 ) -> Result<Response, ApiError> {
     let index = file
         .strip_suffix(".svg")
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|n| *n < st.0.status.charts.len())
         .ok_or_else(|| ApiError::not_found(format!("no chart `{file}`")))?;
-    let svg = st.0.status_cache.charts.svg(&st, index).await;
+    let size = if q
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|p| p == "narrow"))
+    {
+        super::chart::NARROW
+    } else {
+        super::chart::WIDE
+    };
+    let svg = st.0.status_cache.charts.svg(&st, index, size).await;
     let mut res = ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response();
     res.headers_mut().insert(
         header::CACHE_CONTROL,
