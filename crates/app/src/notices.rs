@@ -31,7 +31,7 @@ use crate::{AppError, Application};
 pub struct SubscribeRequest {
     /// Gets a confirmation link first (double opt-in).
     pub email: Option<String>,
-    /// Gets a signed-free JSON POST of each event (admins only).
+    /// Gets an (unsigned) JSON POST of each event (admins only).
     pub webhook_url: Option<String>,
     /// Only these public services (default: all).
     #[serde(default)]

@@ -2693,7 +2693,10 @@ async fn incidents_by_hand_updates_impacts_links_and_the_feed(s: &dyn Store) {
         .into_iter()
         .map(|e| e.record.action)
         .collect();
-    assert_eq!(actions, ["unlink", "change", "update", "update", "link", "open"]);
+    assert_eq!(
+        actions,
+        ["unlink", "change", "update", "update", "link", "open"]
+    );
     // Resolving ends the service's state and hands "current" on.
     s.resolve_incident(inc.id, "Resolved", true, &alice, t(8))
         .await
