@@ -2162,6 +2162,23 @@ impl<B: Backend> Store for B {
         crate::notice::list(self, limit).await
     }
 
+    async fn claim_chart_fetch(
+        &self,
+        chart: &str,
+        now: DateTime<Utc>,
+        every: TimeDelta,
+    ) -> Result<bool, StoreError> {
+        crate::incident::claim_chart_fetch(self, chart, now, every).await
+    }
+
+    async fn store_chart(&self, chart: &str, body: &str) -> Result<(), StoreError> {
+        crate::incident::store_chart(self, chart, body).await
+    }
+
+    async fn chart(&self, chart: &str) -> Result<Option<(DateTime<Utc>, String)>, StoreError> {
+        crate::incident::chart(self, chart).await
+    }
+
     async fn handoff_mark(&self, user: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         crate::notice::handoff_mark(self, user).await
     }

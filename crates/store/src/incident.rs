@@ -1340,3 +1340,57 @@ pub(crate) async fn titles<B: Backend>(
         .collect::<Result<_, DbError>>()
         .map_err(StoreError::from)
 }
+
+/// Take the turn to ask Prometheus for a chart: `true` when no node asked
+/// within `every` (the caller then fetches and stores the answer).
+pub(crate) async fn claim_chart_fetch<B: Backend>(
+    b: &B,
+    chart: &str,
+    now: DateTime<Utc>,
+    every: chrono::TimeDelta,
+) -> Result<bool, StoreError> {
+    let mut tx = b.begin().await?;
+    let n = tx
+        .execute(
+            "INSERT INTO chart_fetches (chart, fetched_at, body) VALUES ($1, $2, '') ON CONFLICT (chart) DO UPDATE SET fetched_at = excluded.fetched_at WHERE chart_fetches.fetched_at <= $3",
+            args![chart, ms(now), ms(now - every)],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(n > 0)
+}
+
+/// Store what Prometheus answered for a chart.
+pub(crate) async fn store_chart<B: Backend>(
+    b: &B,
+    chart: &str,
+    body: &str,
+) -> Result<(), StoreError> {
+    let mut tx = b.begin().await?;
+    tx.execute(
+        "UPDATE chart_fetches SET body = $1 WHERE chart = $2",
+        args![body, chart],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The last stored answer for a chart and when it was asked for (its body
+/// is empty while the first fetch is under way).
+pub(crate) async fn chart<B: Backend>(
+    b: &B,
+    chart: &str,
+) -> Result<Option<(DateTime<Utc>, String)>, StoreError> {
+    let row = b
+        .reader()
+        .await?
+        .fetch_optional(
+            "SELECT fetched_at, body FROM chart_fetches WHERE chart = $1",
+            args![chart],
+        )
+        .await?;
+    Ok(row
+        .map(|r| Ok::<_, DbError>((r.time("fetched_at")?, r.get("body")?)))
+        .transpose()?)
+}

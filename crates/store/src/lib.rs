@@ -626,6 +626,21 @@ pub trait Store: Send + Sync + 'static {
     /// Notices, newest first.
     async fn notices(&self, limit: u32) -> Result<Vec<NoticeRow>, StoreError>;
 
+    /// Take the turn to ask Prometheus for a status page chart: `true` when
+    /// no node has within `every`.
+    async fn claim_chart_fetch(
+        &self,
+        chart: &str,
+        now: DateTime<Utc>,
+        every: chrono::TimeDelta,
+    ) -> Result<bool, StoreError>;
+
+    /// Store what Prometheus answered for a chart (after a claim).
+    async fn store_chart(&self, chart: &str, body: &str) -> Result<(), StoreError>;
+
+    /// The last stored answer for a chart, and when it was asked for.
+    async fn chart(&self, chart: &str) -> Result<Option<(DateTime<Utc>, String)>, StoreError>;
+
     /// Where a user's handoff watch got to.
     async fn handoff_mark(&self, user: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
 

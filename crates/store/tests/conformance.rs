@@ -2714,6 +2714,38 @@ async fn incidents_by_hand_updates_impacts_links_and_the_feed(s: &dyn Store) {
     assert_eq!(listed.len(), 1);
 }
 
+async fn chart_fetches_take_turns_and_share_the_answer(s: &dyn Store) {
+    let minute = TimeDelta::minutes(1);
+    assert_eq!(s.chart("c1").await.unwrap(), None);
+    assert!(
+        s.claim_chart_fetch("c1", t(0), minute).await.unwrap(),
+        "the first asks"
+    );
+    assert!(
+        !s.claim_chart_fetch("c1", t(10), minute).await.unwrap(),
+        "not again within the minute"
+    );
+    assert_eq!(
+        s.chart("c1").await.unwrap(),
+        Some((t(0), String::new())),
+        "fetch under way"
+    );
+    s.store_chart("c1", "{\"Ok\":[]}").await.unwrap();
+    assert_eq!(
+        s.chart("c1").await.unwrap(),
+        Some((t(0), "{\"Ok\":[]}".to_owned()))
+    );
+    assert!(
+        s.claim_chart_fetch("c1", t(60), minute).await.unwrap(),
+        "a minute on, the next turn"
+    );
+    assert_eq!(s.chart("c1").await.unwrap().unwrap().0, t(60));
+    assert!(
+        s.claim_chart_fetch("c2", t(10), minute).await.unwrap(),
+        "charts are apart"
+    );
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {
@@ -2759,6 +2791,7 @@ macro_rules! suite {
             case!(alerts_open_one_incident_per_service_and_join_it);
             case!(incidents_resolve_by_themselves_unless_a_person_spoke);
             case!(incidents_by_hand_updates_impacts_links_and_the_feed);
+            case!(chart_fetches_take_turns_and_share_the_answer);
         }
     };
     (@open sqlite) => { Some(sqlite().await) };

@@ -427,10 +427,16 @@ async fn the_feed_parses_the_json_fits_its_schema_and_a_chart_comes_from_real_pr
     assert!(page.contains("/status/charts/0.svg"), "{page}");
     assert!(page.contains("Events ingested"));
 
-    // Prometheus gone: a fresh node (no drawing cached) still renders the
-    // page, and the chart says the data is unavailable.
+    // Prometheus gone. The chart's answer of the last minute is shared
+    // through storage, so a restarted node would draw it; a changed chart
+    // (another range) is fetched anew: the page still renders, and the
+    // chart says the data is unavailable.
     prometheus.terminate();
     tocsin.terminate();
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("range: 10m", "range: 11m");
+    std::fs::write(&cfg, text).unwrap();
     let _tocsin = serve(dir.path(), &cfg, 1);
     wait_http_ok(&format!("{base}/readyz"), Duration::from_secs(30)).await;
     let chart = http()

@@ -1,10 +1,11 @@
 //! Charts of Prometheus metrics on the status page: each configured query
 //! runs against `status_page.prometheus_url` `/api/v1/query_range` and is
 //! drawn as SVG on the server (axes, units, time labels). Each chart is
-//! fetched at most once a minute whatever the traffic (one request fetches,
-//! the others wait for it or take the last drawing); when Prometheus does
-//! not answer, the chart says the data is unavailable and the page renders
-//! as ever.
+//! fetched at most once a minute whatever the traffic and however many
+//! nodes serve the page: one request of one node fetches (its turn taken in
+//! storage, `Store::claim_chart_fetch`), stores the answer for the others,
+//! and the rest draw from it; when Prometheus does not answer, the chart
+//! says the data is unavailable and the page renders as ever.
 
 use std::time::{Duration, Instant};
 
@@ -109,17 +110,8 @@ impl Charts {
                 match self.slot(index).filter(|d| d.at.elapsed() < FRESH) {
                     Some(f) => f,
                     None => {
-                        let series = self.fetch(st, chart, st.now()).await;
-                        if let Err(why) = &series {
-                            tracing::warn!(chart = %chart.title, error = %why, "status page chart: Prometheus did not answer");
-                        }
-                        self.store(
-                            index,
-                            Fetched {
-                                at: Instant::now(),
-                                series,
-                            },
-                        );
+                        let fetched = self.shared(st, chart).await;
+                        self.store(index, fetched);
                         self.slot(index).unwrap_or_else(|| {
                             std::sync::Arc::new(Fetched {
                                 at: Instant::now(),
@@ -133,6 +125,69 @@ impl Charts {
         match &fetched.series {
             Ok(series) => draw(chart, series, st.now(), st.0.status.timezone, size),
             Err(why) => unavailable(why, chart, size),
+        }
+    }
+
+    /// The chart's answer of the last minute from any node (stored), or a
+    /// new one if this node wins the turn to ask Prometheus; every node
+    /// together asks at most once a minute a chart.
+    async fn shared(&self, st: &AppState, chart: &ChartSettings) -> Fetched {
+        let key = chart_key(chart);
+        let store = &st.0.store;
+        let now = st.now();
+        let fresh = TimeDelta::from_std(FRESH).unwrap_or(TimeDelta::minutes(1));
+        // Local freshness for an answer that is `age` old.
+        let since = |age: TimeDelta| {
+            Instant::now()
+                .checked_sub(age.to_std().unwrap_or_default())
+                .unwrap_or_else(Instant::now)
+        };
+        let stored = |row: Option<(DateTime<Utc>, String)>| {
+            let (at, body) = row.filter(|(_, b)| !b.is_empty())?;
+            let series: Result<Vec<Series>, String> = serde_json::from_str(&body).ok()?;
+            Some((at, series))
+        };
+        if let Some((at, series)) = stored(store.chart(&key).await.ok().flatten())
+            && now - at < fresh
+        {
+            return Fetched {
+                at: since(now - at),
+                series,
+            };
+        }
+        match store.claim_chart_fetch(&key, now, fresh).await {
+            Ok(false) => {
+                // Another node is asking right now: show what there is, and
+                // look again in a few seconds.
+                let retry = since(fresh - TimeDelta::seconds(5));
+                match stored(store.chart(&key).await.ok().flatten()) {
+                    Some((_, series)) => Fetched { at: retry, series },
+                    None => Fetched {
+                        at: retry,
+                        series: Err("the data is being fetched; reload in a moment".into()),
+                    },
+                }
+            }
+            // Our turn (or storage is down: ask anyway, the page must work).
+            claimed => {
+                if let Err(e) = &claimed {
+                    tracing::warn!(error = %e, "status page chart: storage did not answer; asking Prometheus anyway");
+                }
+                let series = self.fetch(st, chart, now).await;
+                if let Err(why) = &series {
+                    tracing::warn!(chart = %chart.title, error = %why, "status page chart: Prometheus did not answer");
+                }
+                if claimed.is_ok()
+                    && let Ok(body) = serde_json::to_string(&series)
+                    && let Err(e) = store.store_chart(&key, &body).await
+                {
+                    tracing::warn!(error = %e, "status page chart: could not share the answer with other nodes");
+                }
+                Fetched {
+                    at: Instant::now(),
+                    series,
+                }
+            }
         }
     }
 
@@ -207,6 +262,19 @@ impl Charts {
     }
 }
 
+/// A chart's name in shared storage: its query, range and step (a changed
+/// chart is fetched anew).
+fn chart_key(c: &ChartSettings) -> String {
+    use sha2::Digest;
+    let text = format!(
+        "{}\n{}\n{}",
+        c.query,
+        c.range.num_seconds(),
+        c.step.num_milliseconds()
+    );
+    hex::encode(&sha2::Sha256::digest(text.as_bytes())[..16])
+}
+
 fn no_chart() -> ChartSettings {
     ChartSettings {
         service: String::new(),
@@ -239,6 +307,7 @@ struct Matrix {
     values: Vec<(f64, String)>,
 }
 
+#[derive(serde::Serialize, Deserialize)]
 struct Series {
     name: String,
     points: Vec<(f64, f64)>,
