@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tocsin_domain::catalog::SharedCatalog;
-use tocsin_domain::incident::{Impact, auto_impact, auto_title};
+use tocsin_domain::incident::{auto_impact, auto_message, auto_title};
 use tocsin_domain::support_hours::SupportHours;
 use tocsin_domain::{AlertEvent, Catalog, OutsideSupportHours, Principal, SourceRouting};
 use tocsin_store::{
@@ -202,11 +202,7 @@ impl Application {
                             service_id: svc.id.clone(),
                             impact,
                             title: auto_title(&svc.name, impact),
-                            message: format!(
-                                "We are investigating {} of {}.",
-                                impact_words(impact),
-                                svc.name
-                            ),
+                            message: auto_message(&svc.name, impact),
                         })
                     });
                 RoutedEvent {
@@ -463,14 +459,5 @@ impl Application {
                 .await?;
         self.changed().await;
         Ok(plan)
-    }
-}
-
-/// How the first update of an incident an alert opened names its impact.
-fn impact_words(impact: Impact) -> &'static str {
-    match impact {
-        Impact::Degraded => "degraded performance",
-        Impact::PartialOutage => "a partial outage",
-        Impact::MajorOutage => "a major outage",
     }
 }

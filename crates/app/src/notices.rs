@@ -357,16 +357,9 @@ impl Application {
         if !w.public || w.ends_at <= now {
             return Vec::new();
         }
-        let service = match w.target_kind.as_str() {
-            "service" => Some(w.target_id.clone()),
-            _ => match w.target_id.strip_prefix("heartbeat:") {
-                Some(h) => c.heartbeats.get(h).and_then(|h| h.service_id.clone()),
-                None => c
-                    .sources
-                    .get(&w.target_id)
-                    .and_then(|s| s.service_id.clone()),
-            },
-        };
+        let service = c
+            .target_service(&w.target_kind, &w.target_id)
+            .map(str::to_owned);
         let name = service
             .as_deref()
             .and_then(|s| c.services.get(s))

@@ -225,6 +225,19 @@ impl Catalog {
         out
     }
 
+    /// The service a maintenance target stands for: the service itself, or
+    /// the service of the source (or `heartbeat:ID`) it names.
+    pub fn target_service(&self, kind: &str, id: &str) -> Option<&str> {
+        match kind {
+            "service" => self.services.get(id).map(|s| s.id.as_str()),
+            "source" => match id.strip_prefix("heartbeat:") {
+                Some(h) => self.heartbeats.get(h)?.service_id.as_deref(),
+                None => self.sources.get(id)?.service_id.as_deref(),
+            },
+            _ => None,
+        }
+    }
+
     /// The teams a maintenance window on a source or service belongs to:
     /// the target's own team and that of the policy it routes to.
     pub fn target_teams(&self, kind: &str, id: &str) -> BTreeSet<String> {

@@ -129,6 +129,15 @@ impl Impact {
         }
     }
 
+    /// As a sentence names it: `partial outage`.
+    pub fn words(self) -> &'static str {
+        match self {
+            Impact::Degraded => "degraded performance",
+            Impact::PartialOutage => "partial outage",
+            Impact::MajorOutage => "major outage",
+        }
+    }
+
     /// The status page's name of a service with this impact.
     pub fn component(self) -> ComponentStatus {
         match self {
@@ -181,12 +190,16 @@ pub fn auto_impact(severity: Severity, auto_incident_from: Option<Severity>) -> 
 /// impact, never the alert's text (which is internal and goes public with
 /// the incident's title).
 pub fn auto_title(service_name: &str, impact: Impact) -> String {
-    let what = match impact {
-        Impact::Degraded => "degraded performance",
-        Impact::PartialOutage => "partial outage",
-        Impact::MajorOutage => "major outage",
-    };
-    format!("{service_name}: {what}")
+    format!("{service_name}: {}", impact.words())
+}
+
+/// The public first update of an incident an alert opened.
+pub fn auto_message(service_name: &str, impact: Impact) -> String {
+    let article = if impact == Impact::Degraded { "" } else { "a " };
+    format!(
+        "We are investigating {article}{} of {service_name}.",
+        impact.words()
+    )
 }
 
 /// A service's state on the status page (Atlassian Statuspage's component

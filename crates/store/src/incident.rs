@@ -243,9 +243,24 @@ async fn fill_some(
 }
 
 async fn load(d: &Dialect, c: &mut impl Conn, id: i64) -> Result<Option<Incident>, DbError> {
+    read_one(c, d, id, "").await
+}
+
+/// Lock an incident for a change (PostgreSQL; SQLite has one writer).
+async fn lock(d: &Dialect, tx: &mut impl Conn, id: i64) -> Result<Option<Incident>, DbError> {
+    read_one(tx, d, id, d.for_update).await
+}
+
+/// One incident with its services and links; `suffix` may lock it.
+async fn read_one(
+    c: &mut impl Conn,
+    d: &Dialect,
+    id: i64,
+    suffix: &str,
+) -> Result<Option<Incident>, DbError> {
     let Some(row) = c
         .fetch_optional(
-            &format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1"),
+            &format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1{suffix}"),
             args![id],
         )
         .await?
@@ -254,26 +269,6 @@ async fn load(d: &Dialect, c: &mut impl Conn, id: i64) -> Result<Option<Incident
     };
     let mut one = [incident_row(&row)?];
     fill(d, c, &mut one).await?;
-    let [i] = one;
-    Ok(Some(i))
-}
-
-/// Lock an incident for a change (PostgreSQL; SQLite has one writer).
-async fn lock(d: &Dialect, tx: &mut impl Conn, id: i64) -> Result<Option<Incident>, DbError> {
-    let Some(row) = tx
-        .fetch_optional(
-            &format!(
-                "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1{}",
-                d.for_update
-            ),
-            args![id],
-        )
-        .await?
-    else {
-        return Ok(None);
-    };
-    let mut one = [incident_row(&row)?];
-    fill(d, tx, &mut one).await?;
     let [i] = one;
     Ok(Some(i))
 }
@@ -924,6 +919,9 @@ pub(crate) async fn auto_link(
     if by_service.is_empty() {
         return Ok(());
     }
+    // The status page shows openings and impacts, not links: only those
+    // move its version.
+    let mut shown = false;
     for (service, group) in by_service {
         // The incident is opened (and joined) in the name of the source
         // of the batch's first alert for the service.
@@ -949,6 +947,7 @@ pub(crate) async fn auto_link(
             .await?;
         let incident_id = match current {
             None => {
+                shown = true;
                 let first = group[0];
                 let id: i64 = tx
                     .fetch_one(
@@ -990,6 +989,7 @@ pub(crate) async fn auto_link(
                 let severity: Severity = r.parse("severity")?;
                 let impact: Impact = r.parse("impact")?;
                 if !held && worst_sev < severity {
+                    shown = true;
                     tx.execute(
                         "UPDATE incidents SET severity = $1 WHERE id = $2",
                         args![worst_sev.as_str(), id],
@@ -1008,6 +1008,7 @@ pub(crate) async fn auto_link(
                     .await?;
                 }
                 if !held && worst_impact > impact {
+                    shown = true;
                     tx.execute(
                         "UPDATE incident_services SET impact = $1 WHERE incident_id = $2 AND service_id = $3",
                         args![worst_impact.as_str(), id, service],
@@ -1060,7 +1061,10 @@ pub(crate) async fn auto_link(
         )
         .await?;
     }
-    bump(tx, now).await
+    if shown {
+        bump(tx, now).await?;
+    }
+    Ok(())
 }
 
 /// Open incidents that no person holds whose linked alerts are all

@@ -62,8 +62,6 @@ pub(crate) struct Charts {
     slots: std::sync::Mutex<Vec<Option<std::sync::Arc<Fetched>>>>,
     fetching: tokio::sync::Mutex<()>,
     http: std::sync::OnceLock<Option<reqwest::Client>>,
-    /// Queries sent to Prometheus (for tests and metrics).
-    pub queries: std::sync::atomic::AtomicU64,
 }
 
 impl Charts {
@@ -72,12 +70,14 @@ impl Charts {
         slots.get(index).cloned().flatten()
     }
 
-    fn store(&self, index: usize, d: Fetched) {
+    fn store(&self, index: usize, d: Fetched) -> std::sync::Arc<Fetched> {
+        let d = std::sync::Arc::new(d);
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         if slots.len() <= index {
             slots.resize(index + 1, None);
         }
-        slots[index] = Some(std::sync::Arc::new(d));
+        slots[index] = Some(d.clone());
+        d
     }
 
     /// Whether the chart's last fetch failed (the page says so).
@@ -111,13 +111,7 @@ impl Charts {
                     Some(f) => f,
                     None => {
                         let fetched = self.shared(st, chart).await;
-                        self.store(index, fetched);
-                        self.slot(index).unwrap_or_else(|| {
-                            std::sync::Arc::new(Fetched {
-                                at: Instant::now(),
-                                series: Err("no drawing".into()),
-                            })
-                        })
+                        self.store(index, fetched)
                     }
                 }
             }
@@ -203,8 +197,6 @@ impl Charts {
                 .as_deref()
                 .ok_or("status_page.prometheus_url is not set")?;
         let http = self.client().ok_or("the HTTP client could not be set up")?;
-        self.queries
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let start = now - c.range;
         let query = serde_urlencoded::to_string([
             ("query", c.query.clone()),

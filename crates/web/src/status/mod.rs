@@ -223,12 +223,12 @@ pub(crate) async fn snapshot(st: &AppState) -> Result<Arc<Snapshot>, ApiError> {
     {
         return Ok(s.clone());
     }
-    let version =
+    let stored =
         st.0.store
             .status_version()
             .await
-            .map_err(|e| ApiError::from_store("status page", e))?
-            .version;
+            .map_err(|e| ApiError::from_store("status page", e))?;
+    let version = stored.version;
     if let Some(s) = &current
         && s.version == version
         && s.epoch == epoch
@@ -241,7 +241,7 @@ pub(crate) async fn snapshot(st: &AppState) -> Result<Arc<Snapshot>, ApiError> {
         return Ok(s.clone());
     }
     let now = st.now();
-    let inputs = Inputs::read(st.0.store.as_ref(), now)
+    let inputs = Inputs::read(st.0.store.as_ref(), stored, now)
         .await
         .map_err(|e| ApiError::from_store("status page", e))?;
     let events =
@@ -280,7 +280,12 @@ pub(crate) async fn snapshot(st: &AppState) -> Result<Arc<Snapshot>, ApiError> {
 /// only, never cached).
 pub(crate) async fn internal_summary(st: &AppState) -> Result<Summary, ApiError> {
     let now = st.now();
-    let inputs = Inputs::read(st.0.store.as_ref(), now)
+    let stored =
+        st.0.store
+            .status_version()
+            .await
+            .map_err(|e| ApiError::from_store("status page", e))?;
+    let inputs = Inputs::read(st.0.store.as_ref(), stored, now)
         .await
         .map_err(|e| ApiError::from_store("status page", e))?;
     Ok(summary::build(

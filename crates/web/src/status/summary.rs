@@ -158,24 +158,6 @@ fn impact_word(worst: Option<Impact>) -> &'static str {
     }
 }
 
-/// The services a maintenance window covers: the service it names, or the
-/// service of the source (or heartbeat) it names.
-pub(crate) fn window_services(c: &Catalog, w: &MaintenanceWindow) -> Vec<String> {
-    match w.target_kind.as_str() {
-        "service" => vec![w.target_id.clone()],
-        _ => {
-            let service = match w.target_id.strip_prefix("heartbeat:") {
-                Some(h) => c.heartbeats.get(h).and_then(|h| h.service_id.clone()),
-                None => c
-                    .sources
-                    .get(&w.target_id)
-                    .and_then(|s| s.service_id.clone()),
-            };
-            service.into_iter().collect()
-        }
-    }
-}
-
 /// Local midnight of `date` in `tz` (the first instant of the day when
 /// midnight does not exist).
 fn midnight(tz: chrono_tz::Tz, date: NaiveDate) -> DateTime<Utc> {
@@ -202,8 +184,14 @@ pub(crate) struct Inputs {
 }
 
 impl Inputs {
-    pub(crate) async fn read(store: &dyn Store, now: DateTime<Utc>) -> Result<Inputs, StoreError> {
-        let v = store.status_version().await?;
+    /// Read as of version `v`, which the caller read first: a change that
+    /// lands meanwhile moves the version past it, so the page is built
+    /// again.
+    pub(crate) async fn read(
+        store: &dyn Store,
+        v: tocsin_store::StatusVersion,
+        now: DateTime<Utc>,
+    ) -> Result<Inputs, StoreError> {
         let from = now - TimeDelta::days(i64::from(DAYS) + 1);
         let spans = store.service_spans(from).await?;
         let recent = store
@@ -265,7 +253,10 @@ pub(crate) fn build(
         .collect();
     let mut in_maintenance: BTreeSet<String> = BTreeSet::new();
     for w in inp.windows.iter().filter(|w| w.is_active(now)) {
-        in_maintenance.extend(window_services(c, w));
+        in_maintenance.extend(
+            c.target_service(&w.target_kind, &w.target_id)
+                .map(str::to_owned),
+        );
     }
     let state_of = |id: &str| {
         ComponentStatus::of(
@@ -448,7 +439,9 @@ pub(crate) fn build(
                 scheduled_for: w.starts_at,
                 scheduled_until: w.ends_at,
                 shortlink: format!("{}#maintenance-{}", s.url, w.id),
-                components: component_refs(&mut window_services(c, w).iter().map(String::as_str)),
+                components: component_refs(
+                    &mut c.target_service(&w.target_kind, &w.target_id).into_iter(),
+                ),
                 incident_updates: vec![UpdateOut {
                     id: format!("m{}", w.id),
                     incident_id: format!("m{}", w.id),
